@@ -1,0 +1,19 @@
+//! The client side of the Session Manager data channel: the binary protocol
+//! spoken over the WebSocket `StreamUrl` that SSM `StartSession` returns.
+//!
+//! Layers, bottom up:
+//! - [`message`]: one binary frame ⇄ [`message::Message`] (byte-exact codec);
+//! - [`payloads`]: the JSON and binary payloads inside messages;
+//! - [`reliable`]: sequence numbers, selective acks, reordering and
+//!   retransmission (shared by our client and the simulator's agent);
+//! - [`smux`]: xtaci/smux v1 multiplexing used by port-forwarding sessions.
+//!
+//! This module knows nothing of SSH; the gateway joins the two.
+
+pub mod message;
+pub mod payloads;
+pub mod reliable;
+pub mod smux;
+
+#[cfg(test)]
+mod vectors;

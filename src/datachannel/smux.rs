@@ -1,0 +1,1 @@
+//! xtaci/smux protocol v1 (placeholder until implemented).

@@ -1,0 +1,11 @@
+//! ssmgate: a policy-enforcing SSH gateway to AWS Systems Manager Session
+//! Manager.
+//!
+//! Read the modules in the order data flows: `datachannel` (the Session
+//! Manager WebSocket protocol, client side) and `sim` (a local stand-in for
+//! the SSM API and the service + agent end of the data channel).
+
+pub mod cli;
+pub mod datachannel;
+pub mod secret;
+pub mod sim;

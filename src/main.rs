@@ -1,0 +1,3 @@
+//! The `ssmgate` binary.
+
+fn main() {}
