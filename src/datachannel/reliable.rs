@@ -188,8 +188,15 @@ impl Reliable {
     }
 
     /// Handles one received stream-data message of our incoming type.
-    pub fn on_stream_data(&mut self, msg: Message) -> Result<Received, EncodeError> {
+    ///
+    /// With `accept` false the caller is not ready for more data: a new
+    /// message is dropped without an ack (the peer retransmits it later),
+    /// while duplicates of delivered ones are still re-acked.
+    pub fn on_stream_data(&mut self, msg: Message, accept: bool) -> Result<Received, EncodeError> {
         let seq = msg.sequence_number;
+        if !accept && seq >= self.expected {
+            return Ok(Received::default());
+        }
         if seq == self.expected {
             let ack = Some(self.ack_frame(&msg)?);
             let mut deliver = vec![msg];
@@ -326,7 +333,7 @@ mod tests {
     #[test]
     fn in_order_delivery_and_acks() {
         let mut r = Reliable::new(Role::Client, Limits::default());
-        let got = r.on_stream_data(data(Role::Agent, 0, b"a")).expect("ok");
+        let got = r.on_stream_data(data(Role::Agent, 0, b"a"), true).expect("ok");
         assert_eq!(got.deliver.len(), 1);
         assert_eq!(ack_of(got.ack.as_ref().expect("acked")).sequence_number, 0);
         assert_eq!(r.expected_sequence(), 1);
@@ -335,20 +342,33 @@ mod tests {
     #[test]
     fn reorders_and_reacks_duplicates() {
         let mut r = Reliable::new(Role::Agent, Limits::default());
-        let later = r.on_stream_data(data(Role::Client, 2, b"c")).expect("ok");
+        let later = r.on_stream_data(data(Role::Client, 2, b"c"), true).expect("ok");
         assert!(later.deliver.is_empty());
         assert!(later.ack.is_some());
-        let mid = r.on_stream_data(data(Role::Client, 1, b"b")).expect("ok");
+        let mid = r.on_stream_data(data(Role::Client, 1, b"b"), true).expect("ok");
         assert!(mid.deliver.is_empty());
-        let first = r.on_stream_data(data(Role::Client, 0, b"a")).expect("ok");
+        let first = r.on_stream_data(data(Role::Client, 0, b"a"), true).expect("ok");
         let bodies: Vec<_> = first.deliver.iter().map(|m| m.payload.clone()).collect();
         assert_eq!(bodies, vec![&b"a"[..], &b"b"[..], &b"c"[..]]);
-        let dup = r.on_stream_data(data(Role::Client, 1, b"b")).expect("ok");
+        let dup = r.on_stream_data(data(Role::Client, 1, b"b"), true).expect("ok");
         assert!(dup.deliver.is_empty());
         assert_eq!(
             ack_of(dup.ack.as_ref().expect("re-acked")).sequence_number,
             1
         );
+    }
+
+    #[test]
+    fn not_ready_drops_new_data_but_reacks_duplicates() {
+        let mut r = Reliable::new(Role::Client, Limits::default());
+        r.on_stream_data(data(Role::Agent, 0, b"a"), true).expect("ok");
+        let refused = r.on_stream_data(data(Role::Agent, 1, b"b"), false).expect("ok");
+        assert!(refused.ack.is_none() && refused.deliver.is_empty());
+        assert_eq!(r.expected_sequence(), 1);
+        let dup = r.on_stream_data(data(Role::Agent, 0, b"a"), false).expect("ok");
+        assert!(dup.ack.is_some());
+        let later = r.on_stream_data(data(Role::Agent, 1, b"b"), true).expect("ok");
+        assert_eq!(later.deliver.len(), 1);
     }
 
     #[test]
@@ -359,12 +379,12 @@ mod tests {
         };
         let mut r = Reliable::new(Role::Client, limits);
         assert!(
-            r.on_stream_data(data(Role::Agent, 5, b"x"))
+            r.on_stream_data(data(Role::Agent, 5, b"x"), true)
                 .expect("ok")
                 .ack
                 .is_some()
         );
-        let dropped = r.on_stream_data(data(Role::Agent, 6, b"y")).expect("ok");
+        let dropped = r.on_stream_data(data(Role::Agent, 6, b"y"), true).expect("ok");
         assert!(dropped.ack.is_none() && dropped.deliver.is_empty());
     }
 

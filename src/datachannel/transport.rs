@@ -1,0 +1,59 @@
+//! The WebSocket under a data channel (spec §1): dial the `StreamUrl`,
+//! authenticate with the `OpenDataChannelInput` TEXT frame, and carry one
+//! binary message per frame.
+//!
+//! Owns connecting and the open frame only; sequencing lives in `reliable`,
+//! the session loop in `channel`.
+
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use uuid::Uuid;
+
+use super::payloads::OpenDataChannelInput;
+use crate::secret::Secret;
+
+/// The WebSocket type a data channel runs over.
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The ClientVersion we report: numeric, four parts and above `1.2.331.0`,
+/// so that agents pick smux with keepalive off (spec §7.4).
+pub const CLIENT_VERSION: &str = "1.2.677.0";
+
+/// How long the WebSocket upgrade may take, as the plugin's dialer.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// Why a WebSocket could not be opened. Never contains the token.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("connecting to the data channel timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("connecting to the data channel failed: {0}")]
+    WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
+}
+
+/// Dials `stream_url` and sends the open frame with `token`.
+pub async fn connect(stream_url: &str, token: &Secret, client_id: Uuid) -> Result<Ws, ConnectError> {
+    use futures_util::SinkExt;
+    let (mut ws, _response) =
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, tokio_tungstenite::connect_async(stream_url))
+            .await
+            .map_err(|_| ConnectError::Timeout(HANDSHAKE_TIMEOUT))??;
+    let open = OpenDataChannelInput {
+        message_schema_version: "1.0".into(),
+        request_id: Uuid::new_v4().hyphenated().to_string(),
+        token_value: token.expose().to_owned(),
+        client_id: client_id.hyphenated().to_string(),
+        client_version: Some(CLIENT_VERSION.into()),
+    };
+    // A struct of strings always serialises.
+    let text = serde_json::to_string(&open).unwrap_or_default();
+    ws.send(WsMessage::text(text)).await?;
+    if let MaybeTlsStream::Plain(tcp) = ws.get_ref() {
+        // Small keystroke messages should not wait for Nagle.
+        let _ = tcp.set_nodelay(true);
+    }
+    Ok(ws)
+}
