@@ -1,1 +1,89 @@
-//! Command-line interface (clap).
+//! Command-line interface: the `ssmgate` subcommands and their flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::sim::config::Mode;
+
+/// A policy-enforcing SSH gateway to AWS Systems Manager Session Manager.
+#[derive(Debug, Parser)]
+#[command(name = "ssmgate", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to run.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a local stand-in for AWS SSM: the SSM API and the Session Manager
+    /// data channel, backed by real shells, processes and TCP connections.
+    Sim(SimArgs),
+    /// Measure the data channel against the simulator and print a table.
+    Bench(BenchArgs),
+}
+
+/// `ssmgate sim`.
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Address to serve the SSM API and the data channel on.
+    #[arg(long, default_value = "127.0.0.1:4080")]
+    pub listen: SocketAddr,
+    /// Inventory and fault configuration (TOML; see the README).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// `faithful` paces output like the real agent; `fast` does not.
+    #[arg(long)]
+    pub mode: Option<Mode>,
+    #[command(flatten)]
+    pub faults: FaultArgs,
+}
+
+/// Fault injection flags; each overrides the config file.
+#[derive(Debug, Args, Default)]
+pub struct FaultArgs {
+    /// Share of data-channel frames to drop (0 to 1).
+    #[arg(long)]
+    pub drop_rate: Option<f64>,
+    /// Share of frames to send twice.
+    #[arg(long)]
+    pub duplicate_rate: Option<f64>,
+    /// Share of frames to hold back behind the next one.
+    #[arg(long)]
+    pub reorder_rate: Option<f64>,
+    /// Share of frames to delay by --delay-ms.
+    #[arg(long)]
+    pub delay_rate: Option<f64>,
+    /// Delay for --delay-rate, in milliseconds.
+    #[arg(long)]
+    pub delay_ms: Option<u64>,
+    /// Cut each session's first WebSocket after this many frames.
+    #[arg(long)]
+    pub close_after: Option<u64>,
+    /// Answer every ResumeSession with an error.
+    #[arg(long)]
+    pub refuse_resume: bool,
+    /// Seed for the fault dice (repeatable runs).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+/// `ssmgate bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[arg(value_enum, default_value = "datachannel")]
+    pub target: BenchTarget,
+    /// MiB moved per throughput measurement.
+    #[arg(long, default_value_t = 64)]
+    pub mib: usize,
+}
+
+/// Benchmarks.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum BenchTarget {
+    /// Codec cost and port-session throughput against the simulator.
+    Datachannel,
+}

@@ -14,6 +14,7 @@
 
 pub mod channel;
 pub mod handshake;
+pub mod io;
 pub mod message;
 pub mod payloads;
 pub mod port;

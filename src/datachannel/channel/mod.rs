@@ -86,6 +86,9 @@ pub struct ChannelConfig {
     pub limits: Limits,
     /// Capacity of the event queue.
     pub event_queue: usize,
+    /// Largest input payload per message: 1024 like the plugin; larger
+    /// values are for measuring our own overhead.
+    pub max_payload: usize,
 }
 
 impl ChannelConfig {
@@ -101,6 +104,7 @@ impl ChannelConfig {
             window: 4096,
             limits: Limits::default(),
             event_queue: 256,
+            max_payload: CHUNK,
         }
     }
 }
@@ -186,6 +190,7 @@ pub struct DataChannel {
     window: Arc<Semaphore>,
     kind: SessionKind,
     session_id: Arc<str>,
+    max_payload: usize,
 }
 
 /// The stream of [`Event`]s of one channel.
@@ -230,6 +235,7 @@ pub async fn open(config: ChannelConfig) -> Result<(DataChannel, Events), DataCh
         window: window.clone(),
         kind: config.kind,
         session_id: Arc::from(config.session_id.as_str()),
+        max_payload: config.max_payload.max(1),
     };
     let ready = config.kind == SessionKind::Shell;
     let task = task::ChannelTask {
@@ -256,7 +262,7 @@ impl DataChannel {
     pub async fn write(&self, data: Bytes) -> Result<(), DataChannelError> {
         let mut rest = data;
         while !rest.is_empty() {
-            let chunk = rest.split_to(rest.len().min(CHUNK));
+            let chunk = rest.split_to(rest.len().min(self.max_payload));
             // The plugin turns a lone "\n" into "\r" for terminals (spec
             // §7.2); port sessions carry bytes untouched.
             let chunk = if self.kind != SessionKind::Port && chunk.as_ref() == b"\n" {

@@ -95,12 +95,19 @@ pub struct BackendIo {
     /// Client input.
     pub inbox: Inbox,
     /// Output towards the client.
-    pub output: mpsc::Sender<FromBackend>,
+    pub out: Outbox,
+}
+
+/// Where a backend sends its output. Cheap to clone.
+#[derive(Clone)]
+pub struct Outbox {
+    /// The agent's output queue.
+    pub tx: mpsc::Sender<FromBackend>,
     /// Faithful or fast.
     pub mode: Mode,
 }
 
-impl BackendIo {
+impl Outbox {
     /// Largest output payload: 1024 bytes like the agent, more in fast mode.
     pub fn chunk_size(&self) -> usize {
         match self.mode {
@@ -114,7 +121,7 @@ impl BackendIo {
         if data.is_empty() {
             return true;
         }
-        self.output
+        self.tx
             .send(FromBackend::Data(payload_type, data))
             .await
             .is_ok()
@@ -122,6 +129,6 @@ impl BackendIo {
 
     /// Reports the end of the backend.
     pub async fn done(&self, output: impl Into<String>) {
-        let _ = self.output.send(FromBackend::Done(output.into())).await;
+        let _ = self.tx.send(FromBackend::Done(output.into())).await;
     }
 }

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
-use self::backend::{BackendIo, FromBackend, InboxSender, ToBackend};
+use self::backend::{BackendIo, FromBackend, InboxSender, Outbox, ToBackend};
 use self::link::{Delayed, Direction, Incoming, Link};
 use crate::datachannel::message::{Message, MessageType, PayloadType, flags};
 use crate::datachannel::payloads::{
@@ -411,8 +411,10 @@ impl Agent {
         self.inbox = Some(tx);
         let io = BackendIo {
             inbox,
-            output: self.out_tx.clone(),
-            mode: self.ctx.mode,
+            out: Outbox {
+                tx: self.out_tx.clone(),
+                mode: self.ctx.mode,
+            },
         };
         let doc = self.ctx.document.clone();
         let instance = self.ctx.instance.clone();

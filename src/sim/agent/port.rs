@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-use super::backend::{BackendIo, Inbox, ToBackend};
+use super::backend::{BackendIo, Inbox, Outbox, ToBackend};
 use crate::datachannel::message::PayloadType;
 use crate::datachannel::payloads::Flag;
 use crate::datachannel::smux;
@@ -30,7 +30,7 @@ const NO_KEEPALIVE_CLIENT: &str = "1.2.331.0";
 /// Runs a port session until it ends.
 pub async fn run(io: BackendIo, doc: ResolvedDocument, instance: Instance, client_version: String) {
     let Some(port) = doc.port_number() else {
-        io.done("The document has no valid portNumber.").await;
+        io.out.done("The document has no valid portNumber.").await;
         return;
     };
     let address = match doc.host() {
@@ -40,22 +40,22 @@ pub async fn run(io: BackendIo, doc: ResolvedDocument, instance: Instance, clien
     let local = doc.is_local_port_forwarding();
     if local && agent_compare(&client_version, MUX_MIN_CLIENT) != Ordering::Less {
         let keepalive = agent_compare(&client_version, NO_KEEPALIVE_CLIENT) != Ordering::Greater;
-        run_mux(io, address, keepalive).await;
+        run_mux(io.inbox, io.out, address, keepalive).await;
     } else {
-        run_single(io, address, local).await;
+        run_single(io.inbox, io.out, address, local).await;
     }
 }
 
 /// Basic and stream modes: one TCP connection at a time.
-async fn run_single(mut io: BackendIo, address: String, redial: bool) {
+async fn run_single(mut inbox: Inbox, out: Outbox, address: String, redial: bool) {
     let mut conn = match TcpStream::connect(&address).await {
         Ok(c) => Some(split(c)),
         Err(e) => {
-            io.done(format!("Unable to connect to {address}: {e}")).await;
+            out.done(format!("Unable to connect to {address}: {e}")).await;
             return;
         }
     };
-    let chunk = io.chunk_size();
+    let chunk = out.chunk_size();
     let mut buf = BytesMut::with_capacity(chunk);
     loop {
         let reading = async {
@@ -70,21 +70,21 @@ async fn run_single(mut io: BackendIo, address: String, redial: bool) {
         tokio::select! {
             n = reading => match n {
                 Ok(n) if n > 0 => {
-                    if !io.send(PayloadType::Output, buf.split().freeze()).await {
+                    if !out.send(PayloadType::Output, buf.split().freeze()).await {
                         return;
                     }
                 }
                 _ => {
                     conn = None;
                     if !redial {
-                        io.done("").await;
+                        out.done("").await;
                         return;
                     }
                 }
             },
-            input = io.inbox.recv() => match input {
+            input = inbox.recv() => match input {
                 None | Some(ToBackend::Flag(Flag::TerminateSession)) => {
-                    io.done("").await;
+                    out.done("").await;
                     return;
                 }
                 Some(ToBackend::Flag(Flag::DisconnectToPort)) => conn = None,
@@ -111,17 +111,7 @@ fn split(c: TcpStream) -> (OwnedReadHalf, OwnedWriteHalf) {
 
 /// Mux mode: an smux server over the data channel; each stream is one TCP
 /// connection to the destination.
-async fn run_mux(io: BackendIo, address: String, keepalive: bool) {
-    let BackendIo {
-        inbox,
-        output,
-        mode,
-    } = io;
-    let io = BackendIo {
-        inbox: super::backend::inbox().1,
-        output,
-        mode,
-    };
+async fn run_mux(inbox: Inbox, out: Outbox, address: String, keepalive: bool) {
     let (smux_side, agent_side) = tokio::io::duplex(256 * 1024);
     let (smux_r, smux_w) = tokio::io::split(smux_side);
     let (agent_r, agent_w) = tokio::io::split(agent_side);
@@ -132,11 +122,11 @@ async fn run_mux(io: BackendIo, address: String, keepalive: bool) {
     let session = smux::Session::server(smux_r, smux_w, config);
     let ended = tokio::select! {
         _ = feed_smux(inbox, agent_w) => String::new(),
-        _ = drain_smux(&io, agent_r) => String::new(),
-        _ = accept_streams(&io, &session, &address) => String::new(),
+        _ = drain_smux(&out, agent_r) => String::new(),
+        _ = accept_streams(&out, &session, &address) => String::new(),
     };
     session.close();
-    io.done(ended).await;
+    out.done(ended).await;
 }
 
 /// Client input → the smux server. Ends on TerminateSession or when the
@@ -156,7 +146,7 @@ async fn feed_smux(mut inbox: Inbox, mut w: impl AsyncWrite + Unpin) {
 }
 
 /// What the smux server writes → Output payloads for the client.
-async fn drain_smux(io: &BackendIo, mut r: impl AsyncRead + Unpin) {
+async fn drain_smux(io: &Outbox, mut r: impl AsyncRead + Unpin) {
     let chunk = io.chunk_size();
     let mut buf = BytesMut::with_capacity(chunk);
     loop {
@@ -174,7 +164,7 @@ async fn drain_smux(io: &BackendIo, mut r: impl AsyncRead + Unpin) {
     }
 }
 
-async fn accept_streams(io: &BackendIo, session: &smux::Session, address: &str) {
+async fn accept_streams(io: &Outbox, session: &smux::Session, address: &str) {
     while let Ok(stream) = session.accept_stream().await {
         match TcpStream::connect(address).await {
             Ok(tcp) => {

@@ -1,0 +1,86 @@
+//! Shell sessions, agent side (spec §11.3): Standard_Stream runs the
+//! instance's shell and InteractiveCommands runs `sh -c <command>`, both in
+//! a real PTY. Output is cut like the agent cuts it (≤1024 bytes, never
+//! inside a UTF-8 character); faithful mode also waits 1 s before the first
+//! read and 1 ms between messages.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::backend::{BackendIo, ToBackend};
+use crate::datachannel::message::PayloadType;
+use crate::sim::chunker::Chunker;
+use crate::sim::config::Mode;
+use crate::sim::documents::{ResolvedDocument, SessionType};
+use crate::sim::inventory::Instance;
+use crate::sim::process::{PtyProcess, PtySpawn, shell_command_argv};
+
+/// Runs a shell-like session until the process exits or the agent lets go.
+pub async fn run(io: BackendIo, doc: ResolvedDocument, instance: Instance) {
+    let argv = match (doc.session_type, doc.command.as_deref()) {
+        (SessionType::InteractiveCommands, Some(cmd)) => shell_command_argv(cmd),
+        _ => instance.shell.clone(),
+    };
+    let spec = PtySpawn {
+        env: vec![("SSM_INSTANCE_ID".into(), instance.id.clone())],
+        ..PtySpawn::new(argv)
+    };
+    let BackendIo { mut inbox, out } = io;
+    let process = match PtyProcess::spawn(&spec) {
+        Ok(p) => p,
+        Err(e) => {
+            out.done(format!("Unable to start shell: {e}")).await;
+            return;
+        }
+    };
+    let (mut output, mut input, control) = process.split();
+    let faithful = out.mode == Mode::Faithful;
+    let mut chunker = Chunker::new(out.chunk_size());
+    let pump = async {
+        if faithful {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let mut buf = vec![0u8; chunker.max()];
+        loop {
+            let n = match output.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            for chunk in chunker.push(buf.get(..n).unwrap_or_default()) {
+                if !out.send(PayloadType::Output, chunk).await {
+                    return;
+                }
+                if faithful {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        }
+        if let Some(rest) = chunker.finish() {
+            out.send(PayloadType::Output, rest).await;
+        }
+    };
+    let feed = async {
+        while let Some(item) = inbox.recv().await {
+            match item {
+                ToBackend::Data(data) => {
+                    if input.write_all(&data).await.is_err() {
+                        break;
+                    }
+                }
+                ToBackend::Size { cols, rows } => {
+                    let _ = control.resize(cols, rows);
+                }
+                ToBackend::Flag(_) => {}
+            }
+        }
+        // The agent let go: the session is over, stop the process.
+        let _ = control.kill();
+    };
+    tokio::select! {
+        _ = pump => {}
+        _ = feed => return,
+    }
+    let _ = control.wait().await;
+    out.done("").await;
+}

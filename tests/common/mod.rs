@@ -1,0 +1,150 @@
+//! Shared helpers for integration tests: a simulator in this process, the
+//! real aws-sdk-ssm client pointed at it, and small TCP servers.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_ssm::config::{BehaviorVersion, Credentials, Region};
+use sha2::{Digest, Sha256};
+use ssmgate::datachannel::{ChannelConfig, Resumer, SessionKind};
+use ssmgate::secret::Secret;
+use ssmgate::sim::config::SimConfig;
+use ssmgate::sim::server::SimServer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Starts a simulator from a TOML config.
+pub async fn sim(toml: &str) -> SimServer {
+    let config = SimConfig::from_toml_str(toml).expect("sim config");
+    SimServer::start("127.0.0.1:0".parse().expect("addr"), config)
+        .await
+        .expect("sim starts")
+}
+
+/// The real SSM client, aimed at the simulator.
+pub async fn ssm(sim: &SimServer) -> aws_sdk_ssm::Client {
+    let conf = aws_sdk_ssm::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+        .endpoint_url(sim.endpoint())
+        .retry_config(aws_sdk_ssm::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_ssm::Client::from_conf(conf)
+}
+
+/// StartSession through the SDK; returns a channel config for it.
+pub async fn start(
+    client: &aws_sdk_ssm::Client,
+    target: &str,
+    document: Option<&str>,
+    params: &[(&str, &str)],
+    kind: SessionKind,
+) -> ChannelConfig {
+    let mut req = client.start_session().target(target).reason("integration test");
+    if let Some(doc) = document {
+        req = req.document_name(doc);
+    }
+    for (k, v) in params {
+        req = req.parameters(*k, vec![(*v).to_owned()]);
+    }
+    let out = req.send().await.expect("StartSession");
+    let mut config = ChannelConfig::new(
+        out.stream_url().expect("StreamUrl").to_owned(),
+        Secret::new(out.token_value().expect("TokenValue")),
+        out.session_id().expect("SessionId").to_owned(),
+        kind,
+    );
+    config.resumer = Some(Arc::new(SdkResumer(client.clone())));
+    config
+}
+
+/// ResumeSession through the SDK.
+pub struct SdkResumer(pub aws_sdk_ssm::Client);
+
+#[async_trait::async_trait]
+impl Resumer for SdkResumer {
+    async fn resume(&self, session_id: &str) -> Result<Option<Secret>, String> {
+        let out = self
+            .0
+            .resume_session()
+            .session_id(session_id)
+            .send()
+            .await
+            .map_err(|e| format!("{}", aws_sdk_ssm::error::DisplayErrorContext(e)))?;
+        Ok(out.token_value().map(Secret::new))
+    }
+}
+
+/// A TCP echo server; returns its address.
+pub async fn echo_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = conn.into_split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                let _ = w.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// Deterministic test data.
+pub fn data(len: usize, seed: u8) -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9 ^ u32::from(seed);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+pub fn sha(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// Writes `payload` to a stream while reading the same number of bytes
+/// back; returns what was read.
+pub async fn echo_through<S>(stream: S, payload: Vec<u8>) -> Vec<u8>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let len = payload.len();
+    let (mut r, mut w) = tokio::io::split(stream);
+    let writer = tokio::spawn(async move {
+        w.write_all(&payload).await.expect("write");
+        w
+    });
+    let mut got = vec![0u8; len];
+    tokio::time::timeout(Duration::from_secs(120), r.read_exact(&mut got))
+        .await
+        .expect("echo in time")
+        .expect("read");
+    let _w = writer.await.expect("writer");
+    got
+}
+
+/// A sim config with one online instance `i-0000000000000001` whose port
+/// `port` maps to `dest`.
+pub fn one_instance(mode: &str, faults: &str, port: u16, dest: SocketAddr) -> String {
+    format!(
+        r#"mode = "{mode}"
+[faults]
+{faults}
+
+[[instances]]
+id = "i-0000000000000001"
+name = "web-1"
+ports = {{ "{port}" = "{dest}" }}
+"#
+    )
+}
