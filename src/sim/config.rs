@@ -319,7 +319,7 @@ fn span_of(root: &Spanned<DeTable<'_>>, path: &[Seg]) -> Option<Range<usize>> {
                 .iter()
                 .find(|(key, _)| key.get_ref().as_ref() == k.as_str())
                 .map(|(_, v)| v),
-            (Seg::Index(i), _, Some(DeValue::Array(a))) => a.iter().nth(*i),
+            (Seg::Index(i), _, Some(DeValue::Array(a))) => a.get(*i),
             _ => None,
         };
         let Some(next) = next else { break };

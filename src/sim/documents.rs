@@ -243,10 +243,10 @@ impl ResolvedDocument {
 
 /// Strips an ARN (`arn:aws:ssm:<region>:<account>:document/<name>`) to the name.
 fn bare_name(name: &str) -> &str {
-    if name.starts_with("arn:") {
-        if let Some((_, rest)) = name.split_once(":document/") {
-            return rest;
-        }
+    if name.starts_with("arn:")
+        && let Some((_, rest)) = name.split_once(":document/")
+    {
+        return rest;
     }
     name
 }

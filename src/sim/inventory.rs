@@ -136,9 +136,7 @@ where
     let mut ports = BTreeMap::new();
     for (key, value) in raw {
         let port = key.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "ports: key \"{key}\" is not a port number (1-65535)"
-            ))
+            serde::de::Error::custom(format!("key \"{key}\" is not a port number (1-65535)"))
         })?;
         ports.insert(port, value);
     }

@@ -16,16 +16,14 @@ use std::time::SystemTime;
 use rand::RngCore;
 use tokio::sync::watch;
 
-use crate::sim::api::error::{self as apierr, ApiError};
+use crate::sim::api::error::ApiError;
+use crate::sim::api::sessions::validate_start_session;
 use crate::sim::config::FaultConfig;
 use crate::sim::documents::{self, ResolvedDocument};
 use crate::sim::inventory::{Instance, Inventory};
 
 /// Terminated sessions kept for `DescribeSessions --state History`.
 const HISTORY_LIMIT: usize = 1000;
-
-/// `DocumentName` pattern of `StartSession`.
-pub const DOCUMENT_NAME_PATTERN: &str = r"^[a-zA-Z0-9_\-.:/]{3,128}$";
 
 /// A session's state, with `DescribeSessions` spellings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,45 +236,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Checks `StartSession`'s members against the API model's constraints.
-fn validate_start(
-    target: &str,
-    document: Option<&str>,
-    params: &BTreeMap<String, Vec<String>>,
-    reason: Option<&str>,
-) -> Result<(), ApiError> {
-    let mut v = Vec::new();
-    apierr::check_length("target", target, 1, 400, &mut v);
-    if let Some(name) = document {
-        let ok = (3..=128).contains(&name.len())
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_-.:/".contains(&b));
-        apierr::check_pattern("documentName", name, DOCUMENT_NAME_PATTERN, ok, &mut v);
-    }
-    if let Some(reason) = reason {
-        let ok = (1..=256).contains(&reason.chars().count()) && !reason.contains(['\n', '\r']);
-        apierr::check_pattern("reason", reason, "^.{1,256}$", ok, &mut v);
-    }
-    for (key, values) in params {
-        let n = key.chars().count();
-        if !(1..=255).contains(&n) {
-            v.push(format!(
-                "Value '{key}' at 'parameters' failed to satisfy constraint: Map keys must satisfy constraint: [Member must have length less than or equal to 255, Member must have length greater than or equal to 1]"
-            ));
-        }
-        if values
-            .iter()
-            .any(|value| !(1..=65535).contains(&value.chars().count()))
-        {
-            v.push(format!(
-                "Value at 'parameters.{key}' failed to satisfy constraint: Map value must satisfy constraint: [Member must satisfy constraint: [Member must have length less than or equal to 65535, Member must have length greater than or equal to 1]]"
-            ));
-        }
-    }
-    apierr::finish(v)
-}
-
 impl Registry {
     /// A registry serving `inventory`, handing out stream URLs under
     /// `stream_base` (e.g. `ws://127.0.0.1:4080`), with `faults` for the
@@ -335,7 +294,7 @@ impl Registry {
         params: &BTreeMap<String, Vec<String>>,
         reason: Option<&str>,
     ) -> Result<Started, ApiError> {
-        validate_start(target, document, params, reason)?;
+        validate_start_session(target, document, params, reason)?;
         let resolved = documents::resolve(document, params)
             .map_err(|e| ApiError::new(e.aws_code(), e.to_string()))?;
         let instance = match self.inner.inventory.get(target) {
@@ -466,10 +425,10 @@ impl Registry {
         let mut state = self.lock();
         if status.is_ended() {
             Self::end(&mut state, session_id, status);
-        } else if let Some(record) = state.sessions.get_mut(session_id) {
-            if !record.entry.status.is_ended() {
-                record.entry.status = status;
-            }
+        } else if let Some(record) = state.sessions.get_mut(session_id)
+            && !record.entry.status.is_ended()
+        {
+            record.entry.status = status;
         }
     }
 

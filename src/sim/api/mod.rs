@@ -103,8 +103,8 @@ fn respond(result: Result<Value, ApiError>, target: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert("x-amzn-requestid", v);
     }
-    if let Some(code) = error_type {
-        h.insert("x-amzn-errortype", HeaderValue::from_static(code));
+    if let Some(Ok(code)) = error_type.map(HeaderValue::from_str) {
+        h.insert("x-amzn-errortype", code);
     }
     response
 }

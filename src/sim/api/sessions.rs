@@ -60,6 +60,49 @@ pub struct GetDocumentRequest {
     document_format: Option<String>,
 }
 
+/// `DocumentName` pattern of `StartSession`.
+pub const DOCUMENT_NAME_PATTERN: &str = r"^[a-zA-Z0-9_\-.:/]{3,128}$";
+
+/// Checks `StartSession`'s members against the API model's constraints
+/// (`ValidationException` listing every violation).
+pub fn validate_start_session(
+    target: &str,
+    document: Option<&str>,
+    params: &BTreeMap<String, Vec<String>>,
+    reason: Option<&str>,
+) -> Result<(), ApiError> {
+    let mut v = Vec::new();
+    apierr::check_length("target", target, 1, 400, &mut v);
+    if let Some(name) = document {
+        let ok = (3..=128).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.:/".contains(&b));
+        apierr::check_pattern("documentName", name, DOCUMENT_NAME_PATTERN, ok, &mut v);
+    }
+    if let Some(reason) = reason {
+        let ok = (1..=256).contains(&reason.chars().count()) && !reason.contains(['\n', '\r']);
+        apierr::check_pattern("reason", reason, "^.{1,256}$", ok, &mut v);
+    }
+    for (key, values) in params {
+        let n = key.chars().count();
+        if !(1..=255).contains(&n) {
+            v.push(format!(
+                "Value '{key}' at 'parameters' failed to satisfy constraint: Map keys must satisfy constraint: [Member must have length less than or equal to 255, Member must have length greater than or equal to 1]"
+            ));
+        }
+        if values
+            .iter()
+            .any(|value| !(1..=65535).contains(&value.chars().count()))
+        {
+            v.push(format!(
+                "Value at 'parameters.{key}' failed to satisfy constraint: Map value must satisfy constraint: [Member must satisfy constraint: [Member must have length less than or equal to 65535, Member must have length greater than or equal to 1]]"
+            ));
+        }
+    }
+    apierr::finish(v)
+}
+
 pub(super) fn start_session(
     registry: &Registry,
     owner: &str,
