@@ -5,6 +5,7 @@
 //! Manager WebSocket protocol, client side) and `sim` (a local stand-in for
 //! the SSM API and the service + agent end of the data channel).
 
+pub mod bench;
 pub mod cli;
 pub mod datachannel;
 pub mod secret;

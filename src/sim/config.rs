@@ -1,0 +1,556 @@
+//! The simulator's TOML configuration: mode, fault injection, the instance
+//! inventory, region and account. Loading reports every problem with the
+//! file, line, column and key path (e.g.
+//! `sim.toml:7:6: instances[1].id: must start with i- or mi- (got "x-1")`).
+//!
+//! Full example (every key is optional):
+//!
+//! ```toml
+//! mode = "faithful"          # "faithful" (real timings) or "fast" (no artificial waits)
+//! region = "us-east-1"
+//! account = "123456789012"
+//!
+//! [faults]                   # data-channel fault injection (all off by default)
+//! drop_rate = 0.0            # probability a message is dropped (0..=1)
+//! duplicate_rate = 0.0       # probability a message is delivered twice
+//! reorder_rate = 0.0         # probability a message is held back behind the next
+//! delay_rate = 0.0           # probability a message is delayed by delay_ms
+//! delay_ms = 0
+//! close_after = 50           # close the client WebSocket after this many messages
+//! refuse_resume = false      # ResumeSession answers AccessDeniedException
+//! seed = 42                  # RNG seed for reproducible faults
+//!
+//! [[instances]]              # none listed ⇒ the built-in fleet (Inventory::default_instances)
+//! id = "i-0123456789abcdef0"
+//! name = "web-1"
+//! tags = { env = "dev" }
+//! ping_status = "Online"     # Online | ConnectionLost | Inactive
+//! ports = { "22" = "127.0.0.1:2222" }
+//! ```
+//!
+//! See [`Instance`] for every instance key.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Deserialize;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::sim::inventory::{Instance, Inventory};
+
+/// How faithfully the sim reproduces real timings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Real agent timings (e.g. the shell's 1 s first-read delay).
+    #[default]
+    Faithful,
+    /// No artificial waits: for tests and benchmarks.
+    Fast,
+}
+
+impl Mode {
+    /// `faithful` or `fast`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Faithful => "faithful",
+            Mode::Fast => "fast",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "faithful" => Ok(Mode::Faithful),
+            "fast" => Ok(Mode::Fast),
+            _ => Err(format!("unknown mode \"{s}\" (expected faithful or fast)")),
+        }
+    }
+}
+
+/// Data-channel fault injection, applied by the sim's service half.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FaultConfig {
+    /// Probability (0..=1) that a relayed message is dropped.
+    pub drop_rate: f64,
+    /// Probability that a relayed message is delivered twice.
+    pub duplicate_rate: f64,
+    /// Probability that a relayed message is swapped with the next one.
+    pub reorder_rate: f64,
+    /// Probability that a relayed message is delayed by `delay_ms`.
+    pub delay_rate: f64,
+    /// Delay applied to delayed messages, in milliseconds.
+    pub delay_ms: u64,
+    /// Close the client's WebSocket after this many relayed messages.
+    pub close_after: Option<u64>,
+    /// `ResumeSession` is refused (`AccessDeniedException`).
+    pub refuse_resume: bool,
+    /// Seed for the fault RNG (random when absent).
+    pub seed: Option<u64>,
+}
+
+impl FaultConfig {
+    /// True when some fault is switched on.
+    pub fn any(&self) -> bool {
+        self.drop_rate > 0.0
+            || self.duplicate_rate > 0.0
+            || self.reorder_rate > 0.0
+            || self.delay_rate > 0.0
+            || self.close_after.is_some()
+            || self.refuse_resume
+    }
+
+    /// The rates as `(key, value)` pairs, for validation and logging.
+    fn rates(&self) -> [(&'static str, f64); 4] {
+        [
+            ("drop_rate", self.drop_rate),
+            ("duplicate_rate", self.duplicate_rate),
+            ("reorder_rate", self.reorder_rate),
+            ("delay_rate", self.delay_rate),
+        ]
+    }
+}
+
+/// The whole sim config file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimConfig {
+    /// `faithful` (default) or `fast`.
+    #[serde(default)]
+    pub mode: Mode,
+    /// Fault injection (default: none).
+    #[serde(default)]
+    pub faults: FaultConfig,
+    /// The instances; empty ⇒ [`Inventory::default_instances`].
+    #[serde(default)]
+    pub instances: Vec<Instance>,
+    /// Region reported in ARNs (default `us-east-1`).
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Account id reported in ARNs (default `123456789012`).
+    #[serde(default = "default_account")]
+    pub account: String,
+}
+
+fn default_region() -> String {
+    "us-east-1".to_owned()
+}
+fn default_account() -> String {
+    "123456789012".to_owned()
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            mode: Mode::Faithful,
+            faults: FaultConfig::default(),
+            instances: Vec::new(),
+            region: default_region(),
+            account: default_account(),
+        }
+    }
+}
+
+/// A config that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: cannot read: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Bad TOML syntax, a wrong type, an unknown key, or a bad value.
+    #[error("{0}")]
+    Invalid(Diagnostic),
+}
+
+impl ConfigError {
+    /// The diagnostic, unless this is an I/O error.
+    pub fn diagnostic(&self) -> Option<&Diagnostic> {
+        match self {
+            ConfigError::Invalid(d) => Some(d),
+            ConfigError::Io { .. } => None,
+        }
+    }
+}
+
+/// What is wrong and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// File name, or `sim config` for in-memory text.
+    pub origin: String,
+    /// 1-based line and column, when known.
+    pub position: Option<(usize, usize)>,
+    /// Key path such as `instances[1].id`, when known.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.origin)?;
+        if let Some((line, column)) = self.position {
+            write!(f, ":{line}:{column}")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": {field}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// One step of a key path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+fn render_path(path: &[Seg]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                let bare = !k.is_empty()
+                    && k.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                if bare {
+                    out.push_str(k);
+                } else {
+                    out.push_str(&format!("\"{k}\""));
+                }
+            }
+            Seg::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// Parses a path rendered by the validators (`instances[1].ports."22"`).
+fn parse_path(path: &str) -> Vec<Seg> {
+    let mut segs = Vec::new();
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('.') {
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let (n, r) = r.split_once(']').unwrap_or((r, ""));
+            segs.push(Seg::Index(n.parse().unwrap_or(usize::MAX)));
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix('"') {
+            let (k, r) = r.split_once('"').unwrap_or((r, ""));
+            segs.push(Seg::Key(k.to_owned()));
+            rest = r;
+        } else {
+            let end = rest.find(['.', '[']).unwrap_or(rest.len());
+            segs.push(Seg::Key(rest[..end].to_owned()));
+            rest = &rest[end..];
+        }
+    }
+    segs
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(before.chars().count(), |nl| {
+        before[nl + 1..].chars().count()
+    }) + 1;
+    (line, column)
+}
+
+/// The deepest key path whose key or value contains `offset`. Array
+/// elements' spans may cover only their `[[header]]`, so every child is
+/// searched, not just those whose span contains the offset.
+fn path_at(value: &DeValue<'_>, offset: usize) -> Option<Vec<Seg>> {
+    let descend = |seg: Seg, child: &Spanned<DeValue<'_>>, here: bool| {
+        if let Some(mut rest) = path_at(child.get_ref(), offset) {
+            rest.insert(0, seg);
+            Some(rest)
+        } else if here || child.span().contains(&offset) {
+            Some(vec![seg])
+        } else {
+            None
+        }
+    };
+    match value {
+        DeValue::Table(table) => table.iter().find_map(|(key, child)| {
+            let seg = Seg::Key(key.get_ref().to_string());
+            descend(seg, child, key.span().contains(&offset))
+        }),
+        DeValue::Array(array) => array
+            .iter()
+            .enumerate()
+            .find_map(|(i, child)| descend(Seg::Index(i), child, false)),
+        _ => None,
+    }
+}
+
+/// The span of the value (or, failing that, the nearest ancestor) at `path`.
+fn span_of(root: &Spanned<DeTable<'_>>, path: &[Seg]) -> Option<Range<usize>> {
+    let mut best = None;
+    let mut current: Option<&DeValue<'_>> = None;
+    let mut table: Option<&DeTable<'_>> = Some(root.get_ref());
+    for seg in path {
+        let next = match (seg, table, current) {
+            (Seg::Key(k), Some(t), _) => t
+                .iter()
+                .find(|(key, _)| key.get_ref().as_ref() == k.as_str())
+                .map(|(_, v)| v),
+            (Seg::Index(i), _, Some(DeValue::Array(a))) => a.get(*i),
+            _ => None,
+        };
+        let Some(next) = next else { break };
+        best = Some(next.span());
+        current = Some(next.get_ref());
+        table = match next.get_ref() {
+            DeValue::Table(t) => Some(t),
+            _ => None,
+        };
+    }
+    best
+}
+
+impl SimConfig {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates config text (errors name the origin `sim config`).
+    pub fn from_toml_str(s: &str) -> Result<Self, ConfigError> {
+        Self::parse(s, "sim config")
+    }
+
+    /// The inventory this config describes.
+    pub fn inventory(&self) -> Inventory {
+        if self.instances.is_empty() {
+            Inventory::default_instances()
+        } else {
+            Inventory::new(self.instances.clone())
+        }
+    }
+
+    fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let doc = DeTable::parse(text);
+        let config: SimConfig = toml::from_str(text).map_err(|err| {
+            let span = err.span();
+            let path = match (&span, &doc) {
+                (Some(span), Ok(doc)) => {
+                    path_at(&DeValue::Table(doc.get_ref().clone()), span.start).unwrap_or_default()
+                }
+                _ => Vec::new(),
+            };
+            ConfigError::Invalid(Diagnostic {
+                origin: origin.to_owned(),
+                position: span.map(|s| line_col(text, s.start)),
+                field: (!path.is_empty()).then(|| render_path(&path)),
+                message: err.message().trim().to_owned(),
+            })
+        })?;
+        config.validate().map_err(|(field, message)| {
+            let span = doc
+                .as_ref()
+                .ok()
+                .and_then(|doc| span_of(doc, &parse_path(&field)));
+            ConfigError::Invalid(Diagnostic {
+                origin: origin.to_owned(),
+                position: span.map(|s| line_col(text, s.start)),
+                field: Some(field),
+                message,
+            })
+        })?;
+        let mut config = config;
+        for instance in &mut config.instances {
+            instance.normalize();
+        }
+        Ok(config)
+    }
+
+    /// Semantic checks; the error is `(key path, message)`.
+    fn validate(&self) -> Result<(), (String, String)> {
+        for (key, rate) in self.faults.rates() {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err((
+                    format!("faults.{key}"),
+                    format!("must be between 0 and 1 (got {rate})"),
+                ));
+            }
+        }
+        if self.region.is_empty()
+            || !self
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err((
+                "region".into(),
+                format!("must look like us-east-1 (got \"{}\")", self.region),
+            ));
+        }
+        if self.account.len() != 12 || !self.account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err((
+                "account".into(),
+                format!("must be 12 digits (got \"{}\")", self.account),
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for (i, instance) in self.instances.iter().enumerate() {
+            instance
+                .validate()
+                .map_err(|e| (format!("instances[{i}].{}", e.field), e.message))?;
+            if !seen.insert(instance.id.as_str()) {
+                return Err((
+                    format!("instances[{i}].id"),
+                    format!("duplicate instance id \"{}\"", instance.id),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn diag(text: &str) -> Diagnostic {
+        SimConfig::from_toml_str(text)
+            .unwrap_err()
+            .diagnostic()
+            .cloned()
+            .unwrap()
+    }
+
+    #[test]
+    fn empty_config_is_all_defaults() {
+        let c = SimConfig::from_toml_str("").unwrap();
+        assert_eq!(c, SimConfig::default());
+        assert_eq!(c.inventory(), Inventory::default_instances());
+        assert!(!c.faults.any());
+    }
+
+    #[test]
+    fn full_config() {
+        let c = SimConfig::from_toml_str(
+            r#"
+mode = "fast"
+region = "eu-west-1"
+[faults]
+drop_rate = 0.1
+close_after = 5
+seed = 7
+[[instances]]
+id = "i-0123456789abcdef0"
+name = "web"
+ports = { "22" = "127.0.0.1:2222" }
+[[instances]]
+id = "mi-0123456789abcdef0"
+ping_status = "Inactive"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.mode, Mode::Fast);
+        assert_eq!(c.faults.close_after, Some(5));
+        assert!(c.faults.any());
+        let inv = c.inventory();
+        let web = inv.get("i-0123456789abcdef0").unwrap();
+        assert_eq!(web.dial_address(22), "127.0.0.1:2222");
+        assert_eq!(web.tags.get("Name").unwrap(), "web");
+        assert_eq!(
+            inv.get("mi-0123456789abcdef0").unwrap().resource_type,
+            "ManagedInstance"
+        );
+    }
+
+    #[test]
+    fn bad_id_names_the_instance_and_line() {
+        let d =
+            diag("[[instances]]\nid = \"i-0123456789abcdef0\"\n\n[[instances]]\nid = \"x-1\"\n");
+        assert_eq!(d.field.as_deref(), Some("instances[1].id"));
+        assert_eq!(d.position, Some((5, 6)));
+        assert!(d.message.contains("must start with i- or mi-"), "{d}");
+        assert!(
+            d.to_string()
+                .starts_with("sim config:5:6: instances[1].id: ")
+        );
+    }
+
+    #[test]
+    fn duplicate_ids() {
+        let d = diag("[[instances]]\nid = \"i-01234567\"\n[[instances]]\nid = \"i-01234567\"\n");
+        assert_eq!(d.field.as_deref(), Some("instances[1].id"));
+        assert!(d.message.contains("duplicate"));
+    }
+
+    #[test]
+    fn bad_rate_and_port_map() {
+        let d = diag("[faults]\nreorder_rate = 1.5\n");
+        assert_eq!(d.field.as_deref(), Some("faults.reorder_rate"));
+        assert_eq!(d.position, Some((2, 16)));
+        let d = diag("[[instances]]\nid = \"i-01234567\"\nports = { \"22\" = \"nohost\" }\n");
+        assert_eq!(d.field.as_deref(), Some("instances[0].ports.\"22\""));
+        assert_eq!(d.position.map(|p| p.0), Some(3));
+    }
+
+    #[test]
+    fn serde_errors_have_paths() {
+        let d = diag("[[instances]]\nid = \"i-01234567\"\nping_status = \"Up\"\n");
+        assert_eq!(d.position.map(|p| p.0), Some(3));
+        assert_eq!(d.field.as_deref(), Some("instances[0].ping_status"));
+        assert!(d.message.contains("Up"), "{d}");
+        let d = diag("mode = \"slow\"\n");
+        assert_eq!(d.field.as_deref(), Some("mode"));
+        let d = diag("[faults]\ndrop = 1\n");
+        assert!(d.message.contains("unknown field"), "{d}");
+        assert_eq!(d.field.as_deref(), Some("faults.drop"));
+        let d = diag("x = [\n");
+        assert!(d.position.is_some());
+    }
+
+    #[test]
+    fn mode_from_str() {
+        assert_eq!("FAST".parse::<Mode>(), Ok(Mode::Fast));
+        assert!("slow".parse::<Mode>().is_err());
+    }
+
+    #[test]
+    fn load_reports_file_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sim.toml");
+        std::fs::write(&path, "[[instances]]\nid = \"x-1\"\n").unwrap();
+        let err = SimConfig::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("sim.toml:2:6: instances[0].id: must start with i- or mi-"),
+            "{err}"
+        );
+        let missing = SimConfig::load(&dir.path().join("nope.toml")).unwrap_err();
+        assert!(matches!(missing, ConfigError::Io { .. }));
+    }
+}

@@ -1,0 +1,587 @@
+//! Live and past sessions: the state the SSM API half (StartSession,
+//! ResumeSession, TerminateSession, DescribeSessions) and the data-channel
+//! half (the WebSocket open-frame token check, status updates, termination)
+//! share.
+//!
+//! [`Registry`] is a cheap `Clone` handle around `Arc<Mutex<…>>`; the lock
+//! is never held across an `.await` (no method is async). Session tokens
+//! live only inside the registry and in [`Started`], whose `Debug` hides
+//! them.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use rand::RngCore;
+use tokio::sync::watch;
+
+use crate::sim::api::error::ApiError;
+use crate::sim::api::sessions::validate_start_session;
+use crate::sim::config::FaultConfig;
+use crate::sim::documents::{self, ResolvedDocument};
+use crate::sim::inventory::{Instance, Inventory};
+
+/// Terminated sessions kept for `DescribeSessions --state History`.
+const HISTORY_LIMIT: usize = 1000;
+
+/// A session's state, with `DescribeSessions` spellings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStatus {
+    /// Started; no client has opened the data channel yet.
+    Connecting,
+    /// A client is attached to the data channel.
+    Connected,
+    /// The client's WebSocket dropped; the session may be resumed.
+    Disconnected,
+    /// Ending (agent draining, `channel_closed` about to be sent).
+    Terminating,
+    /// Ended normally or by `TerminateSession`.
+    Terminated,
+    /// Ended by an error.
+    Failed,
+}
+
+impl SessionStatus {
+    /// The wire spelling (`Connected`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Connecting => "Connecting",
+            SessionStatus::Connected => "Connected",
+            SessionStatus::Disconnected => "Disconnected",
+            SessionStatus::Terminating => "Terminating",
+            SessionStatus::Terminated => "Terminated",
+            SessionStatus::Failed => "Failed",
+        }
+    }
+
+    /// Parses a wire spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            SessionStatus::Connecting,
+            SessionStatus::Connected,
+            SessionStatus::Disconnected,
+            SessionStatus::Terminating,
+            SessionStatus::Terminated,
+            SessionStatus::Failed,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
+    /// Terminated or Failed: the session is over for good.
+    pub fn is_ended(self) -> bool {
+        matches!(self, SessionStatus::Terminated | SessionStatus::Failed)
+    }
+}
+
+impl fmt::Display for SessionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A snapshot of one session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionEntry {
+    /// `<owner>-<17 hex>`.
+    pub session_id: String,
+    /// The instance id given to `StartSession`.
+    pub target: String,
+    /// That instance (as it was when the session started).
+    pub instance: Instance,
+    /// The resolved session document.
+    pub document: ResolvedDocument,
+    /// `StartSession`'s `Reason`.
+    pub reason: Option<String>,
+    /// Caller name, from the SigV4 access key id (or `sim-user`).
+    pub owner: String,
+    /// When `StartSession` ran.
+    pub started: SystemTime,
+    /// Current state.
+    pub status: SessionStatus,
+    /// When the session ended (Terminated/Failed).
+    pub ended: Option<SystemTime>,
+}
+
+/// What `StartSession` / `ResumeSession` hand out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Started {
+    /// The session id.
+    pub session_id: String,
+    /// The data-channel token (secret: never log it).
+    pub token: String,
+    /// `{stream_base}/v1/data-channel/{session_id}?role=publish_subscribe`.
+    pub stream_url: String,
+}
+
+impl fmt::Debug for Started {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Started")
+            .field("session_id", &self.session_id)
+            .field("token", &"***")
+            .field("stream_url", &self.stream_url)
+            .finish()
+    }
+}
+
+/// What an authorised WebSocket open gets: the session and a signal that
+/// turns `true` when the session is terminated (by `TerminateSession` or a
+/// terminal [`Registry::set_status`]).
+#[derive(Debug, Clone)]
+pub struct SessionHandle {
+    /// Snapshot at open time.
+    pub entry: SessionEntry,
+    /// Becomes `true` once the session has ended.
+    pub terminated: watch::Receiver<bool>,
+}
+
+/// One `DescribeSessions` filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionFilter {
+    /// Started at or after this time.
+    InvokedAfter(SystemTime),
+    /// Started at or before this time.
+    InvokedBefore(SystemTime),
+    /// Target instance id.
+    Target(String),
+    /// Owner name.
+    Owner(String),
+    /// Status.
+    Status(SessionStatus),
+    /// Session id.
+    SessionId(String),
+}
+
+impl SessionFilter {
+    /// True when `entry` passes this filter.
+    pub fn matches(&self, entry: &SessionEntry) -> bool {
+        match self {
+            SessionFilter::InvokedAfter(t) => entry.started >= *t,
+            SessionFilter::InvokedBefore(t) => entry.started <= *t,
+            SessionFilter::Target(t) => entry.target == *t,
+            SessionFilter::Owner(o) => entry.owner == *o,
+            SessionFilter::Status(s) => entry.status == *s,
+            SessionFilter::SessionId(id) => entry.session_id == *id,
+        }
+    }
+}
+
+struct Record {
+    entry: SessionEntry,
+    token: String,
+    terminated: watch::Sender<bool>,
+}
+
+#[derive(Default)]
+struct State {
+    sessions: BTreeMap<String, Record>,
+    /// Ended session ids, oldest first (for the history cap).
+    ended: VecDeque<String>,
+}
+
+struct Inner {
+    inventory: Inventory,
+    stream_base: String,
+    faults: FaultConfig,
+    state: Mutex<State>,
+}
+
+/// The shared session registry (cheap to clone).
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("instances", &self.inner.inventory.len())
+            .field("stream_base", &self.inner.stream_base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// 128+ random bits as lowercase hex.
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+/// Longest owner name kept in session ids (ids are at most 96 characters).
+const OWNER_MAX: usize = 64;
+
+/// Reduces a caller name to `[A-Za-z0-9_.-]`, at most 64 characters;
+/// `sim-user` when nothing usable is left.
+pub fn sanitize_owner(raw: &str) -> String {
+    let cleaned: String = raw
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(OWNER_MAX)
+        .collect();
+    let cleaned = cleaned.trim_matches(|c| c == '-' || c == '.').to_owned();
+    if cleaned.is_empty() {
+        "sim-user".to_owned()
+    } else {
+        cleaned
+    }
+}
+
+/// Compares two strings in time independent of where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Registry {
+    /// A registry serving `inventory`, handing out stream URLs under
+    /// `stream_base` (e.g. `ws://127.0.0.1:4080`), with `faults` for the
+    /// data-channel half to read.
+    pub fn new(inventory: Inventory, stream_base: String, faults: FaultConfig) -> Self {
+        Registry {
+            inner: Arc::new(Inner {
+                inventory,
+                stream_base: stream_base.trim_end_matches('/').to_owned(),
+                faults,
+                state: Mutex::new(State::default()),
+            }),
+        }
+    }
+
+    /// The instances.
+    pub fn inventory(&self) -> &Inventory {
+        &self.inner.inventory
+    }
+
+    /// The fault-injection settings.
+    pub fn faults(&self) -> &FaultConfig {
+        &self.inner.faults
+    }
+
+    /// The base of stream URLs.
+    pub fn stream_base(&self) -> &str {
+        &self.inner.stream_base
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data behind; keep going.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn stream_url(&self, session_id: &str) -> String {
+        format!(
+            "{}/v1/data-channel/{session_id}?role=publish_subscribe",
+            self.inner.stream_base
+        )
+    }
+
+    /// `StartSession`: validates the request, resolves the document, checks
+    /// the target is `Online`, and records a `Connecting` session.
+    ///
+    /// Errors: `ValidationException`, `InvalidDocument`, `InvalidParameters`,
+    /// `TargetNotConnected`.
+    pub fn start_session(
+        &self,
+        owner: &str,
+        target: &str,
+        document: Option<&str>,
+        params: &BTreeMap<String, Vec<String>>,
+        reason: Option<&str>,
+    ) -> Result<Started, ApiError> {
+        validate_start_session(target, document, params, reason)?;
+        let resolved = documents::resolve(document, params)
+            .map_err(|e| ApiError::new(e.aws_code(), e.to_string()))?;
+        let instance = match self.inner.inventory.get(target) {
+            Some(instance) if instance.is_connected() => instance.clone(),
+            _ => return Err(ApiError::target_not_connected(target)),
+        };
+        let owner = sanitize_owner(owner);
+        let token = random_hex(32);
+        let mut state = self.lock();
+        let session_id = loop {
+            let id = format!("{owner}-{}", &random_hex(9)[..17]);
+            if !state.sessions.contains_key(&id) {
+                break id;
+            }
+        };
+        let (terminated, _) = watch::channel(false);
+        let entry = SessionEntry {
+            session_id: session_id.clone(),
+            target: target.to_owned(),
+            instance,
+            document: resolved,
+            reason: reason.map(str::to_owned),
+            owner,
+            started: SystemTime::now(),
+            status: SessionStatus::Connecting,
+            ended: None,
+        };
+        state.sessions.insert(
+            session_id.clone(),
+            Record {
+                entry,
+                token: token.clone(),
+                terminated,
+            },
+        );
+        drop(state);
+        tracing::debug!(%session_id, target, "session started");
+        Ok(Started {
+            stream_url: self.stream_url(&session_id),
+            session_id,
+            token,
+        })
+    }
+
+    /// `ResumeSession`: a fresh token for a live session (the previous one
+    /// stops working); `Ok(None)` when the session has ended.
+    ///
+    /// Errors: `DoesNotExistException` for an unknown id;
+    /// `AccessDeniedException` when `faults.refuse_resume` is set.
+    pub fn resume_session(&self, session_id: &str) -> Result<Option<Started>, ApiError> {
+        let mut state = self.lock();
+        let record = state
+            .sessions
+            .get_mut(session_id)
+            .ok_or_else(|| ApiError::session_not_found(session_id))?;
+        if self.inner.faults.refuse_resume {
+            return Err(ApiError::new(
+                "AccessDeniedException",
+                format!(
+                    "User is not authorized to perform: ssm:ResumeSession on resource: {session_id} (sim fault refuse_resume)"
+                ),
+            ));
+        }
+        if record.entry.status.is_ended() {
+            return Ok(None);
+        }
+        record.token = random_hex(32);
+        let token = record.token.clone();
+        drop(state);
+        Ok(Some(Started {
+            stream_url: self.stream_url(session_id),
+            session_id: session_id.to_owned(),
+            token,
+        }))
+    }
+
+    /// `TerminateSession`: marks the session `Terminated` and fires its
+    /// termination signal. Idempotent. Errors: `DoesNotExistException`.
+    pub fn terminate(&self, session_id: &str) -> Result<(), ApiError> {
+        let mut state = self.lock();
+        if !state.sessions.contains_key(session_id) {
+            return Err(ApiError::session_not_found(session_id));
+        }
+        Self::end(&mut state, session_id, SessionStatus::Terminated);
+        Ok(())
+    }
+
+    /// Moves a live session to a terminal status, fires its signal and
+    /// trims the history.
+    fn end(state: &mut State, session_id: &str, status: SessionStatus) {
+        let Some(record) = state.sessions.get_mut(session_id) else {
+            return;
+        };
+        if record.entry.status.is_ended() {
+            return;
+        }
+        record.entry.status = status;
+        record.entry.ended = Some(SystemTime::now());
+        record.terminated.send_replace(true);
+        state.ended.push_back(session_id.to_owned());
+        while state.ended.len() > HISTORY_LIMIT {
+            if let Some(old) = state.ended.pop_front() {
+                state.sessions.remove(&old);
+            }
+        }
+    }
+
+    /// The WebSocket open-frame check: `Some` only for the session's current
+    /// token and only while the session has not ended. Constant-time
+    /// comparison.
+    pub fn authorize_open(&self, session_id: &str, token: &str) -> Option<SessionHandle> {
+        let state = self.lock();
+        let record = state.sessions.get(session_id)?;
+        if !constant_time_eq(record.token.as_bytes(), token.as_bytes())
+            || record.entry.status.is_ended()
+        {
+            return None;
+        }
+        Some(SessionHandle {
+            entry: record.entry.clone(),
+            terminated: record.terminated.subscribe(),
+        })
+    }
+
+    /// Updates a session's status. Ended sessions stay ended; moving to
+    /// `Terminated`/`Failed` records the end time and fires the signal.
+    pub fn set_status(&self, session_id: &str, status: SessionStatus) {
+        let mut state = self.lock();
+        if status.is_ended() {
+            Self::end(&mut state, session_id, status);
+        } else if let Some(record) = state.sessions.get_mut(session_id)
+            && !record.entry.status.is_ended()
+        {
+            record.entry.status = status;
+        }
+    }
+
+    /// A snapshot of one session.
+    pub fn get(&self, session_id: &str) -> Option<SessionEntry> {
+        self.lock()
+            .sessions
+            .get(session_id)
+            .map(|r| r.entry.clone())
+    }
+
+    /// Active (not ended) or history (ended) sessions, oldest first.
+    pub fn describe(&self, active: bool) -> Vec<SessionEntry> {
+        self.describe_filtered(active, &[])
+    }
+
+    /// Like [`Registry::describe`], keeping sessions that pass every filter.
+    pub fn describe_filtered(&self, active: bool, filters: &[SessionFilter]) -> Vec<SessionEntry> {
+        let state = self.lock();
+        let mut out: Vec<SessionEntry> = state
+            .sessions
+            .values()
+            .map(|r| &r.entry)
+            .filter(|e| e.status.is_ended() != active)
+            .filter(|e| filters.iter().all(|f| f.matches(e)))
+            .cloned()
+            .collect();
+        drop(state);
+        out.sort_by(|a, b| {
+            a.started
+                .cmp(&b.started)
+                .then_with(|| a.session_id.cmp(&b.session_id))
+        });
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(faults: FaultConfig) -> Registry {
+        Registry::new(
+            Inventory::default_instances(),
+            "ws://127.0.0.1:9/".into(),
+            faults,
+        )
+    }
+
+    const WEB: &str = "i-0a1b2c3d4e5f60001";
+
+    #[test]
+    fn start_resume_terminate() {
+        let r = registry(FaultConfig::default());
+        let s = r
+            .start_session("alice", WEB, None, &BTreeMap::new(), Some("why"))
+            .unwrap();
+        assert!(s.session_id.starts_with("alice-"));
+        assert_eq!(s.session_id.len(), "alice-".len() + 17);
+        assert_eq!(
+            s.stream_url,
+            format!(
+                "ws://127.0.0.1:9/v1/data-channel/{}?role=publish_subscribe",
+                s.session_id
+            )
+        );
+        assert!(!format!("{s:?}").contains(&s.token));
+        let h = r.authorize_open(&s.session_id, &s.token).unwrap();
+        assert_eq!(h.entry.status, SessionStatus::Connecting);
+        assert!(r.authorize_open(&s.session_id, "nope").is_none());
+
+        r.set_status(&s.session_id, SessionStatus::Connected);
+        let resumed = r.resume_session(&s.session_id).unwrap().unwrap();
+        assert_ne!(resumed.token, s.token);
+        assert!(r.authorize_open(&s.session_id, &s.token).is_none());
+        assert!(r.authorize_open(&s.session_id, &resumed.token).is_some());
+
+        assert!(!*h.terminated.borrow());
+        r.terminate(&s.session_id).unwrap();
+        r.terminate(&s.session_id).unwrap();
+        assert!(*h.terminated.borrow());
+        assert!(r.authorize_open(&s.session_id, &resumed.token).is_none());
+        assert_eq!(r.resume_session(&s.session_id).unwrap(), None);
+        r.set_status(&s.session_id, SessionStatus::Connected);
+        let e = r.get(&s.session_id).unwrap();
+        assert_eq!(e.status, SessionStatus::Terminated);
+        assert!(e.ended.is_some());
+        assert_eq!(r.describe(false).len(), 1);
+        assert!(r.describe(true).is_empty());
+        assert_eq!(
+            r.terminate("nope").unwrap_err().code,
+            "DoesNotExistException"
+        );
+    }
+
+    #[test]
+    fn start_errors() {
+        let r = registry(FaultConfig::default());
+        let none = BTreeMap::new();
+        let code =
+            |t: &str, d: Option<&str>| r.start_session("o", t, d, &none, None).unwrap_err().code;
+        assert_eq!(code("", None), "ValidationException");
+        assert_eq!(code(WEB, Some("ab")), "ValidationException");
+        assert_eq!(code(WEB, Some("AWS-Nope")), "InvalidDocument");
+        assert_eq!(code("i-0a1b2c3d4e5f60004", None), "TargetNotConnected");
+        assert_eq!(code("i-ffffffffffffffff0", None), "TargetNotConnected");
+    }
+
+    #[test]
+    fn refuse_resume_fault() {
+        let r = registry(FaultConfig {
+            refuse_resume: true,
+            ..FaultConfig::default()
+        });
+        let s = r
+            .start_session("o", WEB, None, &BTreeMap::new(), None)
+            .unwrap();
+        assert_eq!(
+            r.resume_session(&s.session_id).unwrap_err().code,
+            "AccessDeniedException"
+        );
+        assert!(r.authorize_open(&s.session_id, &s.token).is_some());
+    }
+
+    #[test]
+    fn filters() {
+        let r = registry(FaultConfig::default());
+        let a = r
+            .start_session("a", WEB, None, &BTreeMap::new(), None)
+            .unwrap();
+        let b = r
+            .start_session("b", "i-0a1b2c3d4e5f60002", None, &BTreeMap::new(), None)
+            .unwrap();
+        let by_owner = r.describe_filtered(true, &[SessionFilter::Owner("b".into())]);
+        assert_eq!(by_owner.len(), 1);
+        assert_eq!(by_owner[0].session_id, b.session_id);
+        let by_target = r.describe_filtered(true, &[SessionFilter::Target(WEB.into())]);
+        assert_eq!(by_target[0].session_id, a.session_id);
+        let later = SystemTime::now() + std::time::Duration::from_secs(60);
+        assert!(
+            r.describe_filtered(true, &[SessionFilter::InvokedAfter(later)])
+                .is_empty()
+        );
+        assert_eq!(
+            r.describe_filtered(true, &[SessionFilter::InvokedBefore(later)])
+                .len(),
+            2
+        );
+        r.set_status(&a.session_id, SessionStatus::Failed);
+        assert_eq!(
+            r.describe_filtered(false, &[SessionFilter::Status(SessionStatus::Failed)])
+                .len(),
+            1
+        );
+    }
+}
