@@ -71,7 +71,11 @@ async fn run_sim(args: SimArgs) -> anyhow::Result<()> {
     if f.seed.is_some() {
         c.seed = f.seed;
     }
-    config.faults.validate().context("invalid fault flags")?;
+    config
+        .faults
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .context("invalid fault flags")?;
     // Handling SIGQUIT here gives the shells we spawn its default action
     // back, even when we were started with it ignored.
     let mut quit = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::quit())?;

@@ -114,6 +114,16 @@ impl FaultConfig {
             || self.refuse_resume
     }
 
+    /// Checks that every rate lies in [0, 1]; the error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        for (key, rate) in self.rates() {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(format!("faults.{key} must be between 0 and 1 (got {rate})"));
+            }
+        }
+        Ok(())
+    }
+
     /// The rates as `(key, value)` pairs, for validation and logging.
     fn rates(&self) -> [(&'static str, f64); 4] {
         [

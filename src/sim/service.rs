@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use super::agent::{self, AgentContext};
 use super::config::{FaultConfig, Mode};
-use super::registry::Registry;
+use super::registry::{Registry, SessionHandle};
 use crate::datachannel::payloads::OpenDataChannelInput;
 
 /// How long a client may take to send its open frame.
@@ -65,6 +65,14 @@ impl DataChannelService {
             refuse(ws, "invalid token").await;
             return;
         };
+        if let Some(ws) = self.hand_over(session_id, handle, ws) {
+            refuse(ws, "session is busy").await;
+        }
+    }
+
+    /// Gives the socket to the session's running agent, or starts one.
+    /// Returns the socket when the agent cannot take it.
+    fn hand_over(&self, session_id: String, handle: SessionHandle, ws: WebSocket) -> Option<WebSocket> {
         let mut agents = match self.agents.lock() {
             Ok(a) => a,
             Err(poisoned) => poisoned.into_inner(),
@@ -72,13 +80,10 @@ impl DataChannelService {
         agents.retain(|_, tx| !tx.is_closed());
         if let Some(tx) = agents.get(&session_id) {
             // A reconnect: the running agent takes the new socket.
-            if let Err(mpsc::error::TrySendError::Full(ws) | mpsc::error::TrySendError::Closed(ws)) =
-                tx.try_send(ws)
-            {
-                drop(agents);
-                refuse(ws, "session is busy").await;
-            }
-            return;
+            return match tx.try_send(ws) {
+                Ok(()) => None,
+                Err(mpsc::error::TrySendError::Full(ws) | mpsc::error::TrySendError::Closed(ws)) => Some(ws),
+            };
         }
         let ctx = AgentContext {
             session_id: session_id.clone(),
@@ -90,6 +95,7 @@ impl DataChannelService {
             terminated: handle.terminated,
         };
         agents.insert(session_id, agent::spawn(ctx, ws));
+        None
     }
 }
 
