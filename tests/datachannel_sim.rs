@@ -287,3 +287,44 @@ async fn terminate_session_closes_the_channel() {
     let o = collect(events).await;
     assert!(matches!(o.closed, Some(CloseReason::ChannelClosed { .. })), "{:?}", o.closed);
 }
+
+#[tokio::test]
+async fn basic_mode_redials_after_disconnect_to_port() {
+    use ssmgate::datachannel::payloads::Flag;
+    let echo = echo_server().await;
+    let port = echo.port();
+    let toml = format!(
+        "mode = \"fast\"\n[[instances]]\nid = \"i-0000000000000002\"\nagent_version = \"3.0.100.0\"\nports = {{ \"{port}\" = \"{echo}\" }}\n"
+    );
+    let sim = sim(&toml).await;
+    let client = ssm(&sim).await;
+    let port_s = port.to_string();
+    let cfg = start(
+        &client,
+        "i-0000000000000002",
+        Some("AWS-StartPortForwardingSession"),
+        &[("portNumber", &port_s)],
+        SessionKind::Port,
+    )
+    .await;
+    let (ch, mut events) = open(cfg).await.expect("open");
+    let info = wait_ready(&mut events).await;
+    assert_eq!(PortMode::for_session(&info), PortMode::Basic);
+    for round in 0..2u8 {
+        let sent = data(256 << 10, round);
+        ch.write(Bytes::from(sent.clone())).await.expect("write");
+        let mut got = Vec::new();
+        while got.len() < sent.len() {
+            match tokio::time::timeout(Duration::from_secs(20), events.recv()).await {
+                Ok(Some(Event::Output(b))) => got.extend_from_slice(&b),
+                other => panic!("round {round}: unexpected {other:?}"),
+            }
+        }
+        assert_eq!(sha(&sent), sha(&got), "round {round}");
+        // Like the plugin when its local connection closes.
+        ch.send_flag(Flag::DisconnectToPort).await.expect("flag");
+    }
+    ch.send_flag(Flag::TerminateSession).await.expect("flag");
+    let o = collect(events).await;
+    assert!(matches!(o.closed, Some(CloseReason::ChannelClosed { .. })), "{:?}", o.closed);
+}

@@ -35,8 +35,6 @@ use crate::sim::inventory::Instance;
 use crate::sim::registry::{Registry, SessionStatus};
 use crate::sim::time::rfc3339_millis;
 
-/// The agent version the simulator reports in handshakes.
-pub const AGENT_VERSION: &str = "3.3.987.0";
 /// How long the agent waits for the HandshakeResponse.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long output may wait for acknowledgement once the backend is done.
@@ -367,7 +365,7 @@ impl Agent {
             properties,
         };
         let request = HandshakeRequest {
-            agent_version: AGENT_VERSION.into(),
+            agent_version: self.ctx.instance.agent_version.clone(),
             requested_client_actions: vec![RequestedClientAction {
                 action_type: "SessionType".into(),
                 action_parameters: serde_json::value::to_raw_value(&params)
@@ -426,7 +424,8 @@ impl Agent {
                 tokio::spawn(exec::run(io, doc));
             }
             SessionType::Port => {
-                tokio::spawn(port::run(io, doc, instance, self.client_version.clone()));
+                let client = self.client_version.clone();
+                tokio::spawn(port::run(io, doc, instance, client));
             }
         }
     }

@@ -1,7 +1,8 @@
 //! Port sessions, agent side (spec §11.4): real TCP connections from the
 //! simulator to `127.0.0.1:<portNumber>` (or the instance's port map, or the
 //! document's `host`), in the mode the real agent would pick:
-//! - mux (smux server) for LocalPortForwarding with clients ≥ 1.1.70;
+//! - mux (smux server) for LocalPortForwarding with clients ≥ 1.1.70, when
+//!   the instance's agent version is above 3.0.196.0;
 //! - basic (one connection, re-dialled after DisconnectToPort) for older
 //!   LocalPortForwarding clients;
 //! - stream for the rest (AWS-StartSSHSession): the destination's EOF ends
@@ -22,8 +23,10 @@ use crate::datachannel::version::agent_compare;
 use crate::sim::documents::ResolvedDocument;
 use crate::sim::inventory::Instance;
 
-/// Clients from this version on get smux.
+/// Clients from this version on get smux…
 const MUX_MIN_CLIENT: &str = "1.1.70";
+/// …from agents above this version (older agents only had basic mode).
+const MUX_MIN_AGENT: &str = "3.0.196.0";
 /// Clients above this version get smux without keepalive.
 const NO_KEEPALIVE_CLIENT: &str = "1.2.331.0";
 
@@ -38,7 +41,8 @@ pub async fn run(io: BackendIo, doc: ResolvedDocument, instance: Instance, clien
         None => instance.dial_address(port),
     };
     let local = doc.is_local_port_forwarding();
-    if local && agent_compare(&client_version, MUX_MIN_CLIENT) != Ordering::Less {
+    let agent_has_mux = agent_compare(&instance.agent_version, MUX_MIN_AGENT) == Ordering::Greater;
+    if local && agent_has_mux && agent_compare(&client_version, MUX_MIN_CLIENT) != Ordering::Less {
         let keepalive = agent_compare(&client_version, NO_KEEPALIVE_CLIENT) != Ordering::Greater;
         run_mux(io.inbox, io.out, address, keepalive).await;
     } else {
@@ -134,11 +138,7 @@ async fn run_mux(inbox: Inbox, out: Outbox, address: String, keepalive: bool) {
 async fn feed_smux(mut inbox: Inbox, mut w: impl AsyncWrite + Unpin) {
     while let Some(input) = inbox.recv().await {
         match input {
-            ToBackend::Data(data) => {
-                if w.write_all(&data).await.is_err() {
-                    return;
-                }
-            }
+            ToBackend::Data(data) if w.write_all(&data).await.is_err() => return,
             ToBackend::Flag(Flag::TerminateSession) => return,
             _ => {}
         }
