@@ -64,8 +64,12 @@ impl SimServer {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting, lets open requests finish, and waits.
+    /// Ends every live session (clients get `channel_closed`), stops
+    /// accepting, lets open requests finish, and waits.
     pub async fn shutdown(mut self) -> Result<(), ServeError> {
+        for session in self.registry.describe(true) {
+            let _ = self.registry.terminate(&session.session_id);
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

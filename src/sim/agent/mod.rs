@@ -132,7 +132,7 @@ impl Agent {
         self.ctx
             .registry
             .set_status(&self.ctx.session_id, SessionStatus::Terminated);
-        tracing::info!(session = %self.ctx.session_id, "sim session ended");
+        tracing::debug!(session = %self.ctx.session_id, "sim session ended");
     }
 
     /// Runs until the session ends; returns `channel_closed`'s Output.
