@@ -1,1 +1,0 @@
-//! xtaci/smux protocol v1 (placeholder until implemented).
