@@ -24,23 +24,43 @@ use crate::sim::server::SimServer;
 pub async fn datachannel(mib: usize) -> Result<()> {
     let bytes = mib.max(1) << 20;
     println!("ssmgate bench datachannel ({mib} MiB per transfer)\n");
-    println!("{:<46} {:>12} {:>10}", "measurement", "result", "vs ceiling");
+    println!(
+        "{:<46} {:>12} {:>10}",
+        "measurement", "result", "vs ceiling"
+    );
     let (enc, dec) = codec_cost(1024, 200_000)?;
-    println!("{:<46} {:>9.0} ns {:>10}", "codec encode, 1 KiB payload (incl. SHA-256)", enc, "");
-    println!("{:<46} {:>9.0} ns {:>10}", "codec decode, 1 KiB payload (incl. SHA-256)", dec, "");
+    println!(
+        "{:<46} {:>9.0} ns {:>10}",
+        "codec encode, 1 KiB payload (incl. SHA-256)", enc, ""
+    );
+    println!(
+        "{:<46} {:>9.0} ns {:>10}",
+        "codec decode, 1 KiB payload (incl. SHA-256)", dec, ""
+    );
     let ceiling = tcp_copy(bytes).await?;
     row("raw TCP loopback copy (ceiling)", ceiling, ceiling);
     for payload in [1024usize, 16 * 1024] {
         let up = port_session(bytes, payload, Direction::Upload).await?;
-        row(&format!("port session upload, {payload} B payloads"), up, ceiling);
+        row(
+            &format!("port session upload, {payload} B payloads"),
+            up,
+            ceiling,
+        );
         let down = port_session(bytes, payload, Direction::Download).await?;
-        row(&format!("port session download, {payload} B payloads"), down, ceiling);
+        row(
+            &format!("port session download, {payload} B payloads"),
+            down,
+            ceiling,
+        );
     }
     Ok(())
 }
 
 fn row(name: &str, mb_s: f64, ceiling: f64) {
-    println!("{name:<46} {mb_s:>7.1} MB/s {:>9.1}%", 100.0 * mb_s / ceiling);
+    println!(
+        "{name:<46} {mb_s:>7.1} MB/s {:>9.1}%",
+        100.0 * mb_s / ceiling
+    );
 }
 
 /// Mean ns per encode and per decode of a message with `size` payload bytes.
@@ -199,7 +219,11 @@ async fn source(bytes: usize) -> Result<SocketAddr> {
         let mut left = bytes;
         while left > 0 {
             let n = left.min(chunk.len());
-            if conn.write_all(chunk.get(..n).unwrap_or_default()).await.is_err() {
+            if conn
+                .write_all(chunk.get(..n).unwrap_or_default())
+                .await
+                .is_err()
+            {
                 return;
             }
             left -= n;

@@ -80,7 +80,10 @@ async fn run_sim(args: SimArgs) -> anyhow::Result<()> {
     // back, even when we were started with it ignored.
     let mut quit = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::quit())?;
     let sim = ssmgate::sim::server::SimServer::start(args.listen, config).await?;
-    println!("ssmgate sim: SSM API and data channel on {}", sim.endpoint());
+    println!(
+        "ssmgate sim: SSM API and data channel on {}",
+        sim.endpoint()
+    );
     println!("  export AWS_ENDPOINT_URL_SSM={}", sim.endpoint());
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

@@ -1,6 +1,8 @@
 //! Our data-channel client against the running simulator, over real
 //! WebSockets, with sessions started by the real aws-sdk-ssm client.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::Duration;
@@ -73,11 +75,17 @@ async fn shell_runs_in_a_pty_and_ends_with_channel_closed() {
     let cfg = start(&client, TARGET, None, &[], SessionKind::Shell).await;
     let (ch, events) = open(cfg).await.expect("open");
     ch.resize(80, 24).await.expect("size");
-    ch.write(Bytes::from_static(b"echo hello; exit 3\n")).await.expect("write");
+    ch.write(Bytes::from_static(b"echo hello; exit 3\n"))
+        .await
+        .expect("write");
     let o = collect(events).await;
     let text = String::from_utf8_lossy(&o.output);
     assert!(text.contains("hello"), "output: {text:?}");
-    assert!(matches!(o.closed, Some(CloseReason::ChannelClosed { .. })), "{:?}", o.closed);
+    assert!(
+        matches!(o.closed, Some(CloseReason::ChannelClosed { .. })),
+        "{:?}",
+        o.closed
+    );
 }
 
 #[tokio::test]
@@ -86,7 +94,9 @@ async fn resize_changes_stty_size() {
     let cfg = start(&client, TARGET, None, &[], SessionKind::Shell).await;
     let (ch, events) = open(cfg).await.expect("open");
     ch.resize(100, 40).await.expect("size");
-    ch.write(Bytes::from_static(b"stty size; exit\n")).await.expect("write");
+    ch.write(Bytes::from_static(b"stty size; exit\n"))
+        .await
+        .expect("write");
     let o = collect(events).await;
     let text = String::from_utf8_lossy(&o.output);
     assert!(text.contains("40 100"), "output: {text:?}");
@@ -118,30 +128,37 @@ async fn exec_keeps_stdout_stderr_apart_and_returns_exit_codes() {
     }
 }
 
-async fn stream_session(sim_faults: &str, mib: usize) -> (Vec<u8>, Vec<u8>, u32) {
+async fn stream_session(sim_faults: &str, mib: usize) -> (Vec<u8>, Vec<u8>) {
     let echo = echo_server().await;
     let sim = sim(&one_instance("fast", sim_faults, 22, echo)).await;
     let client = ssm(&sim).await;
-    let cfg = start(&client, TARGET, Some("AWS-StartSSHSession"), &[("portNumber", "22")], SessionKind::Port).await;
+    let cfg = start(
+        &client,
+        TARGET,
+        Some("AWS-StartSSHSession"),
+        &[("portNumber", "22")],
+        SessionKind::Port,
+    )
+    .await;
     let (ch, mut events) = open(cfg).await.expect("open");
     let info = wait_ready(&mut events).await;
     assert_eq!(PortMode::for_session(&info), PortMode::Stream);
     let bs = byte_stream(ch, events);
     let sent = data(mib << 20, 1);
     let got = echo_through(bs.stream, sent.clone()).await;
-    (sent, got, 0)
+    (sent, got)
 }
 
 #[tokio::test]
 async fn port_stream_mode_moves_64_mib_intact() {
-    let (sent, got, _) = stream_session("", 64).await;
+    let (sent, got) = stream_session("", 64).await;
     assert_eq!(sha(&sent), sha(&got));
 }
 
 #[tokio::test]
 async fn port_stream_mode_survives_drops_duplicates_and_reordering() {
     let faults = "drop_rate = 0.1\nduplicate_rate = 0.1\nreorder_rate = 0.1\nseed = 42";
-    let (sent, got, _) = stream_session(faults, 16).await;
+    let (sent, got) = stream_session(faults, 16).await;
     assert_eq!(sha(&sent), sha(&got));
 }
 
@@ -168,8 +185,10 @@ async fn mux_mode_moves_4_parallel_streams_intact() {
     assert!(!keepalive);
     let bs = byte_stream(ch, events);
     let (r, w) = tokio::io::split(bs.stream);
-    let mut config = smux::Config::default();
-    config.keepalive = None;
+    let config = smux::Config {
+        keepalive: None,
+        ..smux::Config::default()
+    };
     let session = smux::Session::client(r, w, config);
     let mut tasks = Vec::new();
     for i in 0..4u8 {
@@ -191,7 +210,14 @@ async fn websocket_cut_mid_transfer_resumes_without_loss() {
     let echo = echo_server().await;
     let sim = sim(&one_instance("fast", "close_after = 3000", 22, echo)).await;
     let client = ssm(&sim).await;
-    let cfg = start(&client, TARGET, Some("AWS-StartSSHSession"), &[("portNumber", "22")], SessionKind::Port).await;
+    let cfg = start(
+        &client,
+        TARGET,
+        Some("AWS-StartSSHSession"),
+        &[("portNumber", "22")],
+        SessionKind::Port,
+    )
+    .await;
     let (ch, mut events) = open(cfg).await.expect("open");
     wait_ready(&mut events).await;
     // Count reconnects while passing output on to a byte pipe.
@@ -203,11 +229,7 @@ async fn websocket_cut_mid_transfer_resumes_without_loss() {
         let mut n = 0u32;
         while let Some(ev) = events.recv().await {
             match ev {
-                Event::Output(b) => {
-                    if w.write_all(&b).await.is_err() {
-                        break;
-                    }
-                }
+                Event::Output(b) if w.write_all(&b).await.is_err() => break,
                 Event::Reconnected { .. } => n += 1,
                 Event::Closed(_) => break,
                 _ => {}
@@ -241,9 +263,22 @@ async fn websocket_cut_mid_transfer_resumes_without_loss() {
 #[tokio::test]
 async fn refused_resume_ends_with_a_clear_error_not_a_hang() {
     let echo = echo_server().await;
-    let sim = sim(&one_instance("fast", "close_after = 200\nrefuse_resume = true", 22, echo)).await;
+    let sim = sim(&one_instance(
+        "fast",
+        "close_after = 200\nrefuse_resume = true",
+        22,
+        echo,
+    ))
+    .await;
     let client = ssm(&sim).await;
-    let cfg = start(&client, TARGET, Some("AWS-StartSSHSession"), &[("portNumber", "22")], SessionKind::Port).await;
+    let cfg = start(
+        &client,
+        TARGET,
+        Some("AWS-StartSSHSession"),
+        &[("portNumber", "22")],
+        SessionKind::Port,
+    )
+    .await;
     let (ch, mut events) = open(cfg).await.expect("open");
     wait_ready(&mut events).await;
     let writer = tokio::spawn(async move { ch.write(Bytes::from(data(4 << 20, 3))).await });
@@ -266,7 +301,9 @@ async fn a_wrong_token_is_refused_and_never_echoed() {
     cfg.resumer = None;
     let debug = format!("{:?}", cfg.token);
     assert!(!debug.contains("XYZZY"));
-    let (_ch, events) = open(cfg).await.expect("the socket opens; the open frame is refused");
+    let (_ch, events) = open(cfg)
+        .await
+        .expect("the socket opens; the open frame is refused");
     let o = collect(events).await;
     match o.closed {
         Some(CloseReason::Error(e @ DataChannelError::ConnectionLost(_))) => {
@@ -283,9 +320,18 @@ async fn terminate_session_closes_the_channel() {
     let id = cfg.session_id.clone();
     let (_ch, events) = open(cfg).await.expect("open");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    client.terminate_session().session_id(&id).send().await.expect("terminate");
+    client
+        .terminate_session()
+        .session_id(&id)
+        .send()
+        .await
+        .expect("terminate");
     let o = collect(events).await;
-    assert!(matches!(o.closed, Some(CloseReason::ChannelClosed { .. })), "{:?}", o.closed);
+    assert!(
+        matches!(o.closed, Some(CloseReason::ChannelClosed { .. })),
+        "{:?}",
+        o.closed
+    );
 }
 
 #[tokio::test]
@@ -326,5 +372,9 @@ async fn basic_mode_redials_after_disconnect_to_port() {
     }
     ch.send_flag(Flag::TerminateSession).await.expect("flag");
     let o = collect(events).await;
-    assert!(matches!(o.closed, Some(CloseReason::ChannelClosed { .. })), "{:?}", o.closed);
+    assert!(
+        matches!(o.closed, Some(CloseReason::ChannelClosed { .. })),
+        "{:?}",
+        o.closed
+    );
 }

@@ -44,7 +44,8 @@ pub fn answer(req: &HandshakeRequest) -> Answer {
         let kind = action.action_type.as_str();
         let processed = match kind {
             "SessionType" => {
-                match serde_json::from_str::<SessionTypeParameters>(action.action_parameters.get()) {
+                match serde_json::from_str::<SessionTypeParameters>(action.action_parameters.get())
+                {
                     Ok(p) => {
                         out.properties = string_properties(p.properties.as_ref());
                         out.session_type = Some(p.session_type);
@@ -148,7 +149,10 @@ mod tests {
         assert!(a.kms_requested);
         let kms = &a.response.processed_client_actions[1];
         assert_eq!(kms.action_status, action_status::FAILED);
-        assert!(kms.error.contains("KMS-encrypted sessions are not supported yet"));
+        assert!(
+            kms.error
+                .contains("KMS-encrypted sessions are not supported yet")
+        );
         assert_eq!(a.response.errors.as_ref().map(Vec::len), Some(1));
     }
 
@@ -158,7 +162,10 @@ mod tests {
             r#"{"AgentVersion":"3.3.987.0","RequestedClientActions":[{"ActionType":"Teleport","ActionParameters":{}}]}"#,
         ));
         let p = &a.response.processed_client_actions[0];
-        assert_eq!((p.action_status, p.action_result.clone()), (0, Some(serde_json::json!(3))));
+        assert_eq!(
+            (p.action_status, p.action_result.clone()),
+            (0, Some(serde_json::json!(3)))
+        );
         assert_eq!(p.error, "Unsupported action Teleport");
     }
 }

@@ -62,7 +62,10 @@ mod tests {
 
     #[test]
     fn modes_follow_the_plugin_rules() {
-        assert_eq!(PortMode::for_session(&info(None, "3.3.987.0")), PortMode::Stream);
+        assert_eq!(
+            PortMode::for_session(&info(None, "3.3.987.0")),
+            PortMode::Stream
+        );
         assert_eq!(
             PortMode::for_session(&info(Some("LocalPortForwarding"), "3.3.987.0")),
             PortMode::Mux { keepalive: false }

@@ -333,7 +333,9 @@ mod tests {
     #[test]
     fn in_order_delivery_and_acks() {
         let mut r = Reliable::new(Role::Client, Limits::default());
-        let got = r.on_stream_data(data(Role::Agent, 0, b"a"), true).expect("ok");
+        let got = r
+            .on_stream_data(data(Role::Agent, 0, b"a"), true)
+            .expect("ok");
         assert_eq!(got.deliver.len(), 1);
         assert_eq!(ack_of(got.ack.as_ref().expect("acked")).sequence_number, 0);
         assert_eq!(r.expected_sequence(), 1);
@@ -342,15 +344,23 @@ mod tests {
     #[test]
     fn reorders_and_reacks_duplicates() {
         let mut r = Reliable::new(Role::Agent, Limits::default());
-        let later = r.on_stream_data(data(Role::Client, 2, b"c"), true).expect("ok");
+        let later = r
+            .on_stream_data(data(Role::Client, 2, b"c"), true)
+            .expect("ok");
         assert!(later.deliver.is_empty());
         assert!(later.ack.is_some());
-        let mid = r.on_stream_data(data(Role::Client, 1, b"b"), true).expect("ok");
+        let mid = r
+            .on_stream_data(data(Role::Client, 1, b"b"), true)
+            .expect("ok");
         assert!(mid.deliver.is_empty());
-        let first = r.on_stream_data(data(Role::Client, 0, b"a"), true).expect("ok");
+        let first = r
+            .on_stream_data(data(Role::Client, 0, b"a"), true)
+            .expect("ok");
         let bodies: Vec<_> = first.deliver.iter().map(|m| m.payload.clone()).collect();
         assert_eq!(bodies, vec![&b"a"[..], &b"b"[..], &b"c"[..]]);
-        let dup = r.on_stream_data(data(Role::Client, 1, b"b"), true).expect("ok");
+        let dup = r
+            .on_stream_data(data(Role::Client, 1, b"b"), true)
+            .expect("ok");
         assert!(dup.deliver.is_empty());
         assert_eq!(
             ack_of(dup.ack.as_ref().expect("re-acked")).sequence_number,
@@ -361,13 +371,20 @@ mod tests {
     #[test]
     fn not_ready_drops_new_data_but_reacks_duplicates() {
         let mut r = Reliable::new(Role::Client, Limits::default());
-        r.on_stream_data(data(Role::Agent, 0, b"a"), true).expect("ok");
-        let refused = r.on_stream_data(data(Role::Agent, 1, b"b"), false).expect("ok");
+        r.on_stream_data(data(Role::Agent, 0, b"a"), true)
+            .expect("ok");
+        let refused = r
+            .on_stream_data(data(Role::Agent, 1, b"b"), false)
+            .expect("ok");
         assert!(refused.ack.is_none() && refused.deliver.is_empty());
         assert_eq!(r.expected_sequence(), 1);
-        let dup = r.on_stream_data(data(Role::Agent, 0, b"a"), false).expect("ok");
+        let dup = r
+            .on_stream_data(data(Role::Agent, 0, b"a"), false)
+            .expect("ok");
         assert!(dup.ack.is_some());
-        let later = r.on_stream_data(data(Role::Agent, 1, b"b"), true).expect("ok");
+        let later = r
+            .on_stream_data(data(Role::Agent, 1, b"b"), true)
+            .expect("ok");
         assert_eq!(later.deliver.len(), 1);
     }
 
@@ -384,7 +401,9 @@ mod tests {
                 .ack
                 .is_some()
         );
-        let dropped = r.on_stream_data(data(Role::Agent, 6, b"y"), true).expect("ok");
+        let dropped = r
+            .on_stream_data(data(Role::Agent, 6, b"y"), true)
+            .expect("ok");
         assert!(dropped.ack.is_none() && dropped.deliver.is_empty());
     }
 

@@ -35,12 +35,18 @@ pub enum ConnectError {
 }
 
 /// Dials `stream_url` and sends the open frame with `token`.
-pub async fn connect(stream_url: &str, token: &Secret, client_id: Uuid) -> Result<Ws, ConnectError> {
+pub async fn connect(
+    stream_url: &str,
+    token: &Secret,
+    client_id: Uuid,
+) -> Result<Ws, ConnectError> {
     use futures_util::SinkExt;
-    let (mut ws, _response) =
-        tokio::time::timeout(HANDSHAKE_TIMEOUT, tokio_tungstenite::connect_async(stream_url))
-            .await
-            .map_err(|_| ConnectError::Timeout(HANDSHAKE_TIMEOUT))??;
+    let (mut ws, _response) = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        tokio_tungstenite::connect_async(stream_url),
+    )
+    .await
+    .map_err(|_| ConnectError::Timeout(HANDSHAKE_TIMEOUT))??;
     let open = OpenDataChannelInput {
         message_schema_version: "1.0".into(),
         request_id: Uuid::new_v4().hyphenated().to_string(),

@@ -8,7 +8,13 @@ pub fn sdk_client(endpoint: &str) -> aws_sdk_ssm::Client {
     let conf = aws_sdk_ssm::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("AKIDSIM", "sim-secret", None, None, "ssmgate-sim"))
+        .credentials_provider(Credentials::new(
+            "AKIDSIM",
+            "sim-secret",
+            None,
+            None,
+            "ssmgate-sim",
+        ))
         .endpoint_url(endpoint)
         .retry_config(aws_sdk_ssm::config::retry::RetryConfig::disabled())
         .build();

@@ -118,7 +118,10 @@ mod tests {
         let mut f = Faults::new(FaultConfig::default(), 0);
         assert!(f.is_clean());
         let out: Vec<_> = frames(50).into_iter().flat_map(|b| f.apply(b)).collect();
-        assert_eq!(out, frames(50).into_iter().map(Action::Send).collect::<Vec<_>>());
+        assert_eq!(
+            out,
+            frames(50).into_iter().map(Action::Send).collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -72,7 +72,12 @@ impl DataChannelService {
 
     /// Gives the socket to the session's running agent, or starts one.
     /// Returns the socket when the agent cannot take it.
-    fn hand_over(&self, session_id: String, handle: SessionHandle, ws: WebSocket) -> Option<WebSocket> {
+    fn hand_over(
+        &self,
+        session_id: String,
+        handle: SessionHandle,
+        ws: WebSocket,
+    ) -> Option<WebSocket> {
         let mut agents = match self.agents.lock() {
             Ok(a) => a,
             Err(poisoned) => poisoned.into_inner(),
@@ -82,7 +87,9 @@ impl DataChannelService {
             // A reconnect: the running agent takes the new socket.
             return match tx.try_send(ws) {
                 Ok(()) => None,
-                Err(mpsc::error::TrySendError::Full(ws) | mpsc::error::TrySendError::Closed(ws)) => Some(ws),
+                Err(
+                    mpsc::error::TrySendError::Full(ws) | mpsc::error::TrySendError::Closed(ws),
+                ) => Some(ws),
             };
         }
         let ctx = AgentContext {

@@ -1,7 +1,7 @@
 //! Shared helpers for integration tests: a simulator in this process, the
 //! real aws-sdk-ssm client pointed at it, and small TCP servers.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,7 +44,10 @@ pub async fn start(
     params: &[(&str, &str)],
     kind: SessionKind,
 ) -> ChannelConfig {
-    let mut req = client.start_session().target(target).reason("integration test");
+    let mut req = client
+        .start_session()
+        .target(target)
+        .reason("integration test");
     if let Some(doc) = document {
         req = req.document_name(doc);
     }

@@ -160,7 +160,9 @@ pub enum DataChannelError {
     Connect(String),
     #[error("the data channel connection was lost: {0}")]
     ConnectionLost(String),
-    #[error("the data channel connection was lost and resuming failed after {attempts} attempts: {last}")]
+    #[error(
+        "the data channel connection was lost and resuming failed after {attempts} attempts: {last}"
+    )]
     ReconnectFailed { attempts: u32, last: String },
     #[error("session {0} has ended; it can no longer be resumed")]
     SessionExpired(String),
@@ -284,8 +286,11 @@ impl DataChannel {
 
     /// Sends a flag (DisconnectToPort, TerminateSession).
     pub async fn send_flag(&self, flag: Flag) -> Result<(), DataChannelError> {
-        self.send(PayloadType::Flag, Bytes::copy_from_slice(&flag.to_payload()))
-            .await
+        self.send(
+            PayloadType::Flag,
+            Bytes::copy_from_slice(&flag.to_payload()),
+        )
+        .await
     }
 
     /// Ends the channel once what was written is acknowledged (at most 2 s).
@@ -298,7 +303,11 @@ impl DataChannel {
         &self.session_id
     }
 
-    async fn send(&self, payload_type: PayloadType, payload: Bytes) -> Result<(), DataChannelError> {
+    async fn send(
+        &self,
+        payload_type: PayloadType,
+        payload: Bytes,
+    ) -> Result<(), DataChannelError> {
         let permit = self
             .window
             .acquire()

@@ -215,7 +215,9 @@ impl ChannelTask {
                         self.window.add_permits(1);
                     }
                 }
-                Err(e) => tracing::warn!(session = %self.config.session_id, error = %e, "ignoring a malformed acknowledge"),
+                Err(e) => {
+                    tracing::warn!(session = %self.config.session_id, error = %e, "ignoring a malformed acknowledge")
+                }
             },
             MessageType::ChannelClosed => {
                 let output = serde_json::from_slice::<ChannelClosed>(&msg.payload)
@@ -237,8 +239,9 @@ impl ChannelTask {
         match m.payload_type {
             PayloadType::HandshakeRequest => self.on_handshake_request(&m.payload).await,
             PayloadType::HandshakeComplete => {
-                let done: HandshakeComplete = serde_json::from_slice(&m.payload)
-                    .map_err(|e| DataChannelError::Protocol(format!("bad HandshakeComplete: {e}")))?;
+                let done: HandshakeComplete = serde_json::from_slice(&m.payload).map_err(|e| {
+                    DataChannelError::Protocol(format!("bad HandshakeComplete: {e}"))
+                })?;
                 self.info.customer_message = done.customer_message;
                 if !self.ready {
                     self.ready = true;
@@ -315,7 +318,9 @@ impl ChannelTask {
             let token = match resumer.resume(&self.config.session_id).await {
                 Ok(Some(token)) => token,
                 Ok(None) => {
-                    return Err(DataChannelError::SessionExpired(self.config.session_id.clone()).into());
+                    return Err(
+                        DataChannelError::SessionExpired(self.config.session_id.clone()).into(),
+                    );
                 }
                 Err(e) => {
                     last = format!("ResumeSession failed: {e}");

@@ -19,8 +19,10 @@ pub async fn run(io: BackendIo, doc: ResolvedDocument) {
         Ok(p) => p,
         Err(e) => {
             // The agent reports start failures as StdErr.
-            out.send(PayloadType::StdErr, Bytes::from(e.to_string())).await;
-            out.send(PayloadType::ExitCode, Bytes::from(format_exit_code(127))).await;
+            out.send(PayloadType::StdErr, Bytes::from(e.to_string()))
+                .await;
+            out.send(PayloadType::ExitCode, Bytes::from(format_exit_code(127)))
+                .await;
             out.done("").await;
             return;
         }

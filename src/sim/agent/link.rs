@@ -140,7 +140,8 @@ impl Link {
 
     /// True when fault injection wants this (first) socket cut now.
     pub fn should_cut(&self) -> bool {
-        self.generation == 0 && (self.out_faults.should_cut(true) || self.in_faults.should_cut(true))
+        self.generation == 0
+            && (self.out_faults.should_cut(true) || self.in_faults.should_cut(true))
     }
 
     /// Closes politely.

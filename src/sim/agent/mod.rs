@@ -64,7 +64,9 @@ pub fn spawn(ctx: AgentContext, first: WebSocket) -> mpsc::Sender<WebSocket> {
     let link = Link::new(first, 0, &ctx.faults, delayed_tx.clone());
     let handshake = match ctx.document.session_type {
         SessionType::StandardStream | SessionType::InteractiveCommands => Handshake::Skipped,
-        SessionType::NonInteractiveCommands | SessionType::Port => Handshake::Pending(Instant::now()),
+        SessionType::NonInteractiveCommands | SessionType::Port => {
+            Handshake::Pending(Instant::now())
+        }
     };
     let agent = Agent {
         reliable: Reliable::new(
@@ -211,7 +213,12 @@ impl Agent {
     }
 
     async fn reattach(&mut self, ws: WebSocket) {
-        let link = Link::new(ws, self.generations, &self.ctx.faults, self.delayed_tx.clone());
+        let link = Link::new(
+            ws,
+            self.generations,
+            &self.ctx.faults,
+            self.delayed_tx.clone(),
+        );
         self.generations += 1;
         self.link = Some(link);
         self.detached_since = None;
@@ -285,7 +292,9 @@ impl Agent {
     async fn send_data(&mut self, payload_type: PayloadType, data: Bytes) {
         match self.reliable.prepare(payload_type, data, Instant::now()) {
             Ok(frame) => self.send_frame(frame).await,
-            Err(e) => tracing::warn!(session = %self.ctx.session_id, error = %e, "cannot encode output"),
+            Err(e) => {
+                tracing::warn!(session = %self.ctx.session_id, error = %e, "cannot encode output")
+            }
         }
     }
 
@@ -378,7 +387,11 @@ impl Agent {
         Ok(())
     }
 
-    async fn on_handshake_response(&mut self, payload: &[u8], started: Instant) -> Result<(), String> {
+    async fn on_handshake_response(
+        &mut self,
+        payload: &[u8],
+        started: Instant,
+    ) -> Result<(), String> {
         let response: HandshakeResponse = serde_json::from_slice(payload)
             .map_err(|e| format!("Invalid handshake response: {e}"))?;
         if let Some(failed) = response
@@ -393,7 +406,8 @@ impl Agent {
         }
         self.client_version = response.client_version;
         let complete = HandshakeComplete {
-            handshake_time_to_complete: i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX),
+            handshake_time_to_complete: i64::try_from(started.elapsed().as_nanos())
+                .unwrap_or(i64::MAX),
             customer_message: String::new(),
         };
         let json = serde_json::to_vec(&complete).map_err(|e| e.to_string())?;

@@ -55,7 +55,8 @@ async fn run_single(mut inbox: Inbox, out: Outbox, address: String, redial: bool
     let mut conn = match TcpStream::connect(&address).await {
         Ok(c) => Some(split(c)),
         Err(e) => {
-            out.done(format!("Unable to connect to {address}: {e}")).await;
+            out.done(format!("Unable to connect to {address}: {e}"))
+                .await;
             return;
         }
     };
