@@ -1,0 +1,87 @@
+//! The `ssmgate` binary itself: help text and clear errors for bad input.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn ssmgate() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ssmgate"))
+}
+
+#[test]
+fn help_lists_the_subcommands() {
+    let out = ssmgate().arg("--help").output().expect("runs");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for word in ["sim", "bench"] {
+        assert!(text.contains(word), "--help lacks {word}: {text}");
+    }
+    let out = ssmgate().args(["sim", "--help"]).output().expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--listen",
+        "--config",
+        "--mode",
+        "--drop-rate",
+        "--close-after",
+        "--refuse-resume",
+    ] {
+        assert!(text.contains(flag), "sim --help lacks {flag}");
+    }
+}
+
+#[test]
+fn a_bad_config_file_is_reported_with_its_location() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("sim.toml");
+    std::fs::write(&path, "[[instances]]\nid = \"web-1\"\n").expect("write");
+    let out = ssmgate()
+        .args(["sim", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sim.toml:2:"), "{err}");
+    assert!(err.contains("instances[0].id"), "{err}");
+}
+
+#[test]
+fn a_rate_out_of_range_is_refused() {
+    let out = ssmgate()
+        .args(["sim", "--listen", "127.0.0.1:0", "--drop-rate", "1.5"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("drop_rate"));
+}
+
+#[test]
+fn sim_starts_prints_its_endpoint_and_stops_on_sigint() {
+    let mut child = ssmgate()
+        .args(["sim", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawns");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("line");
+    assert!(line.contains("http://127.0.0.1:"), "{line}");
+    let pid = child.id().to_string();
+    Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    for _ in 0..50 {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "{status}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    panic!("sim did not stop on SIGINT");
+}
