@@ -18,11 +18,34 @@ pub struct Cli {
 /// What to run.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the SSH gateway.
+    Serve(ServeArgs),
+    /// Start a simulator, a gateway and a demo user; print commands to try.
+    Demo(DemoArgs),
     /// Run a local stand-in for AWS SSM: the SSM API and the Session Manager
     /// data channel, backed by real shells, processes and TCP connections.
     Sim(SimArgs),
     /// Measure the data channel against the simulator and print a table.
     Bench(BenchArgs),
+}
+
+/// `ssmgate serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The gateway's configuration file (see the README).
+    #[arg(long, short, default_value = "ssmgate.toml")]
+    pub config: PathBuf,
+}
+
+/// `ssmgate demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Directory for the demo's config and keys (default: a fresh one).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// The gateway's SSH port.
+    #[arg(long, default_value_t = 2222)]
+    pub port: u16,
 }
 
 /// `ssmgate sim`.

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use ssmgate::cli::{BenchTarget, Cli, Command, SimArgs};
+use ssmgate::cli::{BenchTarget, Cli, Command, ServeArgs, SimArgs};
 use ssmgate::sim::config::SimConfig;
 use tracing_subscriber::EnvFilter;
 
@@ -24,6 +24,14 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Serve(args) => run_serve(args).await,
+            Command::Demo(args) => {
+                ssmgate::demo::run(ssmgate::demo::DemoOptions {
+                    dir: args.dir,
+                    port: args.port,
+                })
+                .await
+            }
             Command::Sim(args) => run_sim(args).await,
             Command::Bench(args) => match args.target {
                 BenchTarget::Datachannel => ssmgate::bench::datachannel(args.mib).await,
@@ -37,6 +45,23 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = ssmgate::config::Config::load(&args.config)?;
+    let gateway = ssmgate::serve::start(&config).await?;
+    println!(
+        "ssmgate: listening on {} (host key {})",
+        gateway.addr, gateway.host_key_fingerprint
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("ssmgate: stopping");
+    gateway.shutdown().await;
+    Ok(())
 }
 
 async fn run_sim(args: SimArgs) -> anyhow::Result<()> {

@@ -1,0 +1,134 @@
+//! Piping an opened session to the client: terminal sessions (shell, exec)
+//! through small message types, port sessions as byte streams. The SSH layer
+//! implements [`ClientOutput`] and feeds [`ClientInput`]; nothing here knows
+//! SSH.
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+
+use crate::datachannel::io::byte_stream;
+use crate::datachannel::{CloseReason, Event};
+use crate::gateway::session::Opened;
+
+/// What the client sends to a terminal session.
+#[derive(Debug)]
+pub enum ClientInput {
+    /// Keystrokes or stdin.
+    Data(Bytes),
+    /// A new terminal size.
+    Resize { cols: u32, rows: u32 },
+    /// An interrupt (SIGINT) or quit (SIGQUIT) signal.
+    Signal(Interrupt),
+    /// The client will send no more data.
+    Eof,
+}
+
+/// Signals a client can send, as the agent understands them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupt {
+    /// SIGINT: byte 0x03.
+    Int,
+    /// SIGQUIT: byte 0x1c.
+    Quit,
+}
+
+/// Where a terminal session's output goes.
+#[async_trait::async_trait]
+pub trait ClientOutput: Send {
+    /// Standard output; false once the client is gone.
+    async fn stdout(&mut self, data: Bytes) -> bool;
+    /// Standard error; false once the client is gone.
+    async fn stderr(&mut self, data: Bytes) -> bool;
+    /// The end: exit status, EOF, close.
+    async fn finish(&mut self, exit_status: u32);
+}
+
+/// How a session ended, for logs and the record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// The client closed its side.
+    ClientClosed,
+    /// The remote process or shell finished.
+    TargetExited { exit_status: Option<i32> },
+    /// Something failed; the text was shown to the client.
+    Error(String),
+}
+
+/// Runs a shell or exec session until either side ends it.
+pub async fn run_terminal(
+    opened: &mut Opened,
+    mut input: mpsc::Receiver<ClientInput>,
+    out: &mut dyn ClientOutput,
+) -> Ended {
+    let channel = opened.channel.clone();
+    let to_target = async {
+        while let Some(msg) = input.recv().await {
+            let sent = match msg {
+                ClientInput::Data(data) => channel.write(data).await,
+                ClientInput::Resize { cols, rows } => channel.resize(cols, rows).await,
+                ClientInput::Signal(Interrupt::Int) => channel.write(Bytes::from_static(b"\x03")).await,
+                ClientInput::Signal(Interrupt::Quit) => channel.write(Bytes::from_static(b"\x1c")).await,
+                // The agent has no notion of stdin EOF; the session goes on
+                // until the command or shell exits.
+                ClientInput::Eof => Ok(()),
+            };
+            if sent.is_err() {
+                break;
+            }
+        }
+    };
+    let events = &mut opened.events;
+    let to_client = async {
+        let mut exit = None;
+        loop {
+            match events.recv().await {
+                Some(Event::Output(b)) => {
+                    if !out.stdout(b).await {
+                        return Ended::ClientClosed;
+                    }
+                }
+                Some(Event::StdErr(b)) => {
+                    if !out.stderr(b).await {
+                        return Ended::ClientClosed;
+                    }
+                }
+                Some(Event::ExitCode(code)) => exit = Some(code),
+                Some(Event::Closed(CloseReason::Error(e))) => {
+                    let text = format!("\r\nssmgate: the session failed: {e}\r\n");
+                    out.stderr(Bytes::from(text)).await;
+                    out.finish(255).await;
+                    return Ended::Error(e.to_string());
+                }
+                Some(Event::Closed(_)) | None => {
+                    out.finish(exit.map(|c| c as u32).unwrap_or(0)).await;
+                    return Ended::TargetExited { exit_status: exit };
+                }
+                Some(_) => {}
+            }
+        }
+    };
+    tokio::select! {
+        ended = to_client => ended,
+        _ = to_target => Ended::ClientClosed,
+    }
+}
+
+/// Runs a stream-mode port session (one connection) until both directions
+/// are done. Returns bytes moved (client → target, target → client).
+pub async fn run_port_stream<S>(opened: Opened, mut client: S) -> (u64, u64, Ended)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut bs = byte_stream(opened.channel, opened.events);
+    match tokio::io::copy_bidirectional(&mut client, &mut bs.stream).await {
+        Ok((up, down)) => (up, down, Ended::ClientClosed),
+        Err(e) => {
+            let reason = match bs.closed.try_recv() {
+                Ok(r) => format!("{r:?}"),
+                Err(_) => e.to_string(),
+            };
+            (0, 0, Ended::Error(reason))
+        }
+    }
+}

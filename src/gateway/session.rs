@@ -1,0 +1,187 @@
+//! The one pipeline every session goes through: resolve the target, choose
+//! the document, compose the Reason, StartSession, open the data channel
+//! and wait until it is ready. Ending a session calls TerminateSession.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::aws::{SsmApi, SsmResumer, StartRequest};
+use crate::config::SessionsConfig;
+use crate::datachannel::{
+    self, ChannelConfig, DataChannel, Event, Events, SessionInfo, SessionKind,
+};
+use crate::gateway::reason::compose_reason;
+use crate::gateway::request::{GatewayError, Kind, SessionRequest};
+use crate::inventory::{Inventory, Target};
+
+/// How long a handshake may take after StartSession.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Documents the gateway picks by itself.
+pub mod documents {
+    pub const SHELL: &str = "SSM-SessionManagerRunShell";
+    pub const INTERACTIVE_COMMAND: &str = "AWS-StartInteractiveCommand";
+    pub const NON_INTERACTIVE_COMMAND: &str = "AWS-StartNonInteractiveCommand";
+    pub const SSH: &str = "AWS-StartSSHSession";
+    pub const PORT_FORWARDING: &str = "AWS-StartPortForwardingSession";
+}
+
+/// Opens SSM sessions for authenticated users.
+pub struct Gateway {
+    ssm: Arc<dyn SsmApi>,
+    inventory: Inventory,
+    sessions: SessionsConfig,
+}
+
+/// A started session with its data channel ready for input.
+pub struct Opened {
+    /// The resolved target.
+    pub target: Target,
+    /// SSM's session id.
+    pub ssm_session_id: String,
+    /// The document that was started.
+    pub document: String,
+    /// The Reason sent to StartSession.
+    pub reason: String,
+    /// Write side of the data channel.
+    pub channel: DataChannel,
+    /// Events of the data channel (after Ready).
+    pub events: Events,
+    /// What the handshake said (port mode, agent version).
+    pub info: SessionInfo,
+}
+
+impl Gateway {
+    /// A gateway over an SSM API and its inventory.
+    pub fn new(ssm: Arc<dyn SsmApi>, inventory: Inventory, sessions: SessionsConfig) -> Self {
+        Self {
+            ssm,
+            inventory,
+            sessions,
+        }
+    }
+
+    /// The inventory, for the target picker.
+    pub fn inventory(&self) -> &Inventory {
+        &self.inventory
+    }
+
+    /// Resolves the request's target; refuses targets that are offline.
+    pub async fn resolve(&self, spec: &str) -> Result<Target, GatewayError> {
+        let target = self.inventory.resolve(spec).await?;
+        if !target.is_online() {
+            return Err(GatewayError::NotConnected {
+                id: target.id.clone(),
+                name: target.name.clone(),
+                status: target.ping_status.clone(),
+            });
+        }
+        Ok(target)
+    }
+
+    /// Runs the pipeline up to a ready data channel.
+    pub async fn open(&self, req: &SessionRequest) -> Result<Opened, GatewayError> {
+        let target = self.resolve(&req.target).await?;
+        let (document, parameters, kind) = self.document_for(req)?;
+        let reason = compose_reason(&req.user, req.reason.as_deref(), &req.id.to_string());
+        let start = StartRequest {
+            target: target.id.clone(),
+            document: Some(document.clone()),
+            parameters,
+            reason: reason.clone(),
+        };
+        let started = self.ssm.start_session(&start).await?;
+        tracing::info!(
+            gateway_session = %req.id, user = %req.user, target = %target.id, document = %document,
+            ssm_session = %started.session_id, kind = req.kind.as_str(), "session started"
+        );
+        let mut config = ChannelConfig::new(
+            started.stream_url.clone(),
+            started.token.clone(),
+            started.session_id.clone(),
+            kind,
+        );
+        config.resumer = Some(Arc::new(SsmResumer::new(self.ssm.clone())));
+        let ssm_session_id = started.session_id.clone();
+        let opened = async {
+            let (channel, mut events) = datachannel::open(config).await?;
+            let info = wait_ready(&mut events).await?;
+            Ok::<_, GatewayError>((channel, events, info))
+        }
+        .await;
+        match opened {
+            Ok((channel, events, info)) => Ok(Opened {
+                target,
+                ssm_session_id,
+                document,
+                reason,
+                channel,
+                events,
+                info,
+            }),
+            Err(e) => {
+                self.terminate(&ssm_session_id).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends an SSM session (TerminateSession); failures are logged.
+    pub async fn terminate(&self, ssm_session_id: &str) {
+        if let Err(e) = self.ssm.terminate_session(ssm_session_id).await {
+            tracing::warn!(ssm_session = %ssm_session_id, error = %e, "TerminateSession failed");
+        }
+    }
+
+    /// The document, its parameters and the data-channel kind for a request.
+    fn document_for(
+        &self,
+        req: &SessionRequest,
+    ) -> Result<(String, BTreeMap<String, Vec<String>>, SessionKind), GatewayError> {
+        let mut params = BTreeMap::new();
+        let (default, kind) = match &req.kind {
+            Kind::Shell => (self.sessions.default_document.as_str(), SessionKind::Shell),
+            Kind::Exec { command } => {
+                params.insert("command".to_owned(), vec![command.clone()]);
+                if req.pty {
+                    (documents::INTERACTIVE_COMMAND, SessionKind::Shell)
+                } else {
+                    (documents::NON_INTERACTIVE_COMMAND, SessionKind::Exec)
+                }
+            }
+            Kind::Port { port } => {
+                params.insert("portNumber".to_owned(), vec![port.to_string()]);
+                if *port == 22 {
+                    (documents::SSH, SessionKind::Port)
+                } else {
+                    (documents::PORT_FORWARDING, SessionKind::Port)
+                }
+            }
+        };
+        let document = req.document.clone().unwrap_or_else(|| default.to_owned());
+        if !self.sessions.allowed_documents.iter().any(|d| d == &document) {
+            return Err(GatewayError::DocumentNotAllowed {
+                document,
+                allowed: self.sessions.allowed_documents.join(", "),
+            });
+        }
+        Ok((document, params, kind))
+    }
+}
+
+async fn wait_ready(events: &mut Events) -> Result<SessionInfo, GatewayError> {
+    let wait = async {
+        loop {
+            match events.recv().await {
+                Some(Event::Ready(info)) => return Ok(info),
+                Some(Event::Closed(reason)) => return Err(GatewayError::NotReady(format!("{reason:?}"))),
+                Some(_) => {}
+                None => return Err(GatewayError::NotReady("no events".into())),
+            }
+        }
+    };
+    tokio::time::timeout(READY_TIMEOUT, wait)
+        .await
+        .map_err(|_| GatewayError::NotReady("the agent did not answer in time".into()))?
+}

@@ -1,0 +1,87 @@
+//! `ssmgate serve`: builds the gateway from its configuration — host key,
+//! SSM client, inventory, identities — and runs the SSH server. The demo and
+//! the end-to-end tests start it in-process with [`start`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::aws::{Ssm, SsmApi};
+use crate::config::Config;
+use crate::gateway::Gateway;
+use crate::inventory::Inventory;
+use crate::ssh::auth::{Identities, Justification};
+use crate::ssh::context::ServerContext;
+use crate::ssh::hostkey;
+use crate::ssh::server::SshServer;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("host key: {0}")]
+    HostKey(#[from] hostkey::HostKeyError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A gateway running in this process.
+pub struct RunningGateway {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// `SHA256:…` of its host key.
+    pub host_key_fingerprint: String,
+    /// The host key's public half, OpenSSH format (for known_hosts).
+    pub host_key_openssh: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl RunningGateway {
+    /// Disconnects everyone and stops.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Builds everything from `config` and starts serving in the background.
+pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
+    let (host_key, generated) = hostkey::load_or_generate(&config.server.host_key)?;
+    let public = host_key.public_key().clone();
+    let host_key_fingerprint = hostkey::fingerprint(&public);
+    if generated {
+        tracing::info!(path = %config.server.host_key.display(), fingerprint = %host_key_fingerprint, "generated a new host key");
+    }
+    let ssm: Arc<dyn SsmApi> = Arc::new(Ssm::from_env(config.aws.region.clone(), config.aws.endpoint.clone()).await);
+    let inventory = Inventory::new(ssm.clone(), config.inventory.cache);
+    let gateway = Arc::new(Gateway::new(ssm, inventory, config.sessions.clone()));
+    let ctx = Arc::new(ServerContext {
+        identities: Identities::from_config(config),
+        justification: Justification::from_config(&config.justification),
+        gateway,
+        server: config.server.clone(),
+    });
+    let listen = config.server.listen;
+    let server = SshServer::bind(ctx, host_key)
+        .await
+        .map_err(|source| ServeError::Bind { addr: listen, source })?;
+    let addr = server.local_addr().map_err(|source| ServeError::Bind { addr: listen, source })?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    Ok(RunningGateway {
+        addr,
+        host_key_fingerprint,
+        host_key_openssh: public.to_openssh().unwrap_or_default(),
+        stop: Some(stop),
+        task,
+    })
+}

@@ -1,0 +1,326 @@
+//! The russh handler of one SSH connection: authentication callbacks (which
+//! delegate every decision to [`super::auth`]) and channel callbacks, which
+//! only accept or refuse and then hand each channel to its own task
+//! ([`super::session_channel`], [`super::forward`]). No session work happens
+//! here, so one slow SSM call never stalls the connection.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use russh::keys::{Certificate, PublicKey};
+use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Response, Session, VerifiedPublicKey};
+use russh::{Channel, ChannelId, MethodKind, MethodSet};
+
+use super::auth::{AuthMethod, Rejection};
+use super::context::ServerContext;
+use super::forward;
+use super::limits::StartupGuard;
+use super::login::{Login, parse_login};
+use super::session_channel::{self, Authenticated};
+use crate::gateway::ports::PortSessions;
+
+/// How often a malformed reason is asked for again before giving up.
+const REASON_TRIES: u32 = 3;
+/// The keyboard-interactive prompt.
+const REASON_PROMPT: &str = "Reason for access: ";
+
+/// Per-connection state, owned by russh's connection task.
+pub struct ConnectionHandler {
+    ctx: Arc<ServerContext>,
+    peer: SocketAddr,
+    login: Option<Login>,
+    /// The key or certificate that passed, waiting for the reason.
+    first_factor: Option<AuthMethod>,
+    reason: Option<String>,
+    reason_tries: u32,
+    user: Option<Arc<Authenticated>>,
+    startup: Option<StartupGuard>,
+    /// Set once authenticated; the login-grace timer reads it.
+    pub authenticated: Arc<AtomicBool>,
+    ports: Arc<PortSessions>,
+    refused_remote_forward: bool,
+}
+
+impl ConnectionHandler {
+    /// A handler for a new connection holding an unauthenticated slot.
+    pub fn new(ctx: Arc<ServerContext>, peer: SocketAddr, startup: StartupGuard) -> Self {
+        Self {
+            ctx,
+            peer,
+            login: None,
+            first_factor: None,
+            reason: None,
+            reason_tries: 0,
+            user: None,
+            startup: Some(startup),
+            authenticated: Arc::new(AtomicBool::new(false)),
+            ports: Arc::new(PortSessions::default()),
+            refused_remote_forward: false,
+        }
+    }
+
+    fn login(&mut self, raw: &str) -> Option<Login> {
+        match parse_login(raw) {
+            Ok(login) => {
+                self.login = Some(login.clone());
+                Some(login)
+            }
+            Err(e) => {
+                tracing::info!(peer = %self.peer, error = %e, "refused login name");
+                None
+            }
+        }
+    }
+
+    /// A first factor passed: accept, or ask for the reason.
+    fn first_factor_passed(&mut self, user: &str, method: AuthMethod) -> Auth {
+        tracing::info!(peer = %self.peer, user, method = %method, "key accepted");
+        self.first_factor = Some(method);
+        if self.ctx.justification.required {
+            Auth::Reject {
+                proceed_with_methods: Some(MethodSet::from(&[MethodKind::KeyboardInteractive][..])),
+                partial_success: true,
+            }
+        } else {
+            self.finish_auth()
+        }
+    }
+
+    fn refused(&self, user: &str, why: Rejection) -> Auth {
+        tracing::info!(peer = %self.peer, user, reason = %why, "authentication refused");
+        Auth::reject()
+    }
+
+    fn finish_auth(&mut self) -> Auth {
+        let (Some(login), Some(method)) = (self.login.clone(), self.first_factor.clone()) else {
+            return Auth::reject();
+        };
+        let user = self.ctx.identities.user(&login.user).cloned();
+        let Some(user) = user else {
+            return Auth::reject();
+        };
+        self.user = Some(Arc::new(Authenticated {
+            user,
+            auth: method,
+            target: login.target,
+            reason: self.reason.clone(),
+            source: self.peer,
+            remote_forward_refused: false,
+        }));
+        Auth::Accept
+    }
+
+    fn prompt(instructions: String) -> Auth {
+        Auth::Partial {
+            name: Cow::Borrowed("ssmgate"),
+            instructions: Cow::Owned(instructions),
+            prompts: Cow::Owned(vec![(Cow::Borrowed(REASON_PROMPT), true)]),
+        }
+    }
+
+    fn session_user(&self) -> Option<Arc<Authenticated>> {
+        let user = self.user.clone()?;
+        if self.refused_remote_forward && !user.remote_forward_refused {
+            let mut u = (*user).clone();
+            u.remote_forward_refused = true;
+            return Some(Arc::new(u));
+        }
+        Some(user)
+    }
+}
+
+impl russh::server::Handler for ConnectionHandler {
+    type Error = russh::Error;
+
+    async fn auth_publickey_offered(&mut self, user: &str, offer: PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
+        let Some(login) = self.login(user) else {
+            return Ok(Auth::reject());
+        };
+        // Spare the signature when this key cannot pass anyway. russh offers
+        // a certificate's inner key here, so with trusted CAs any key may
+        // still pass as a certificate, checked in full once signed.
+        let maybe = self.ctx.identities.check_key(&login.user, offer.public_key).is_ok()
+            || self.ctx.identities.trusts_any_ca();
+        Ok(if maybe { Auth::Accept } else { Auth::reject() })
+    }
+
+    async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
+        let Some(login) = self.login(user) else {
+            return Ok(Auth::reject());
+        };
+        Ok(match self.ctx.identities.check_key(&login.user, key.public_key) {
+            Ok(method) => self.first_factor_passed(&login.user, method),
+            Err(why) => self.refused(&login.user, why),
+        })
+    }
+
+    async fn auth_openssh_certificate(&mut self, user: &str, cert: &Certificate) -> Result<Auth, Self::Error> {
+        let Some(login) = self.login(user) else {
+            return Ok(Auth::reject());
+        };
+        let checked = self
+            .ctx
+            .identities
+            .check_certificate(&login.user, cert, self.peer.ip(), SystemTime::now());
+        Ok(match checked {
+            Ok(method) => self.first_factor_passed(&login.user, method),
+            Err(why) => self.refused(&login.user, why),
+        })
+    }
+
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        _user: &str,
+        _submethods: &str,
+        response: Option<Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        if self.first_factor.is_none() {
+            return Ok(Auth::reject());
+        }
+        let Some(mut response) = response else {
+            return Ok(Self::prompt(format!("Access needs a reason: {}.", self.ctx.justification.hint)));
+        };
+        let answer = response
+            .next()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
+        if answer.trim().is_empty() {
+            // No terminal to ask on (scripts): the reason may still come
+            // with `SetEnv SSMGATE_REASON`, checked when a channel opens.
+            return Ok(self.finish_auth());
+        }
+        match self.ctx.justification.check(&answer) {
+            Ok(clean) => {
+                self.reason = Some(clean);
+                Ok(self.finish_auth())
+            }
+            Err(rule) => {
+                self.reason_tries += 1;
+                if self.reason_tries >= REASON_TRIES {
+                    tracing::info!(peer = %self.peer, "reason refused too often");
+                    return Ok(Auth::reject());
+                }
+                Ok(Self::prompt(format!("That reason is not accepted: {rule}")))
+            }
+        }
+    }
+
+    async fn auth_succeeded(&mut self, _session: &mut Session) -> Result<(), Self::Error> {
+        self.startup = None;
+        self.authenticated.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(user) = self.session_user() else {
+            reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
+            return Ok(());
+        };
+        reply.accept().await;
+        tokio::spawn(session_channel::run(self.ctx.clone(), user, channel));
+        Ok(())
+    }
+
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        host: &str,
+        port: u32,
+        _originator: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(user) = self.session_user() else {
+            reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
+            return Ok(());
+        };
+        let request = forward::Request {
+            host: host.to_owned(),
+            port,
+        };
+        tokio::spawn(forward::run(self.ctx.clone(), user, self.ports.clone(), request, channel, reply));
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _cols: u32,
+        _rows: u32,
+        _pw: u32,
+        _ph: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        _value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if session_channel::accepted_env(name) {
+            session.channel_success(channel)
+        } else {
+            session.channel_failure(channel)
+        }
+    }
+
+    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn exec_request(&mut self, channel: ChannelId, _data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        _name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // The channel task explains the refusal on stderr.
+        session.channel_failure(channel)
+    }
+
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _single: bool,
+        _protocol: &str,
+        _cookie: &str,
+        _screen: u32,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)
+    }
+
+    async fn agent_request(&mut self, _channel: ChannelId, _session: &mut Session) -> Result<bool, Self::Error> {
+        Ok(false)
+    }
+
+    async fn tcpip_forward(&mut self, address: &str, port: &mut u32, _session: &mut Session) -> Result<bool, Self::Error> {
+        tracing::info!(peer = %self.peer, address, port = *port, "refused remote forwarding");
+        self.refused_remote_forward = true;
+        Ok(false)
+    }
+
+    async fn streamlocal_forward(&mut self, _path: &str, _session: &mut Session) -> Result<bool, Self::Error> {
+        self.refused_remote_forward = true;
+        Ok(false)
+    }
+}

@@ -1,0 +1,134 @@
+//! The SSH listener: accepts connections (dropping them past the
+//! unauthenticated-connection limits), runs russh on each, and enforces the
+//! login grace time, the maximum session duration and graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use russh::keys::PrivateKey;
+use russh::{MethodKind, MethodSet};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::context::ServerContext;
+use super::handler::ConnectionHandler;
+use super::limits::StartupLimits;
+
+/// A bound SSH server, ready to run.
+pub struct SshServer {
+    listener: TcpListener,
+    ctx: Arc<ServerContext>,
+    russh: Arc<russh::server::Config>,
+    limits: Arc<StartupLimits>,
+}
+
+impl SshServer {
+    /// Binds the configured address with `host_key`.
+    pub async fn bind(ctx: Arc<ServerContext>, host_key: PrivateKey) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(ctx.server.listen).await?;
+        let s = &ctx.server;
+        let russh = russh::server::Config {
+            server_id: russh::SshId::Standard(format!("SSH-2.0-ssmgate_{}", env!("CARGO_PKG_VERSION")).into()),
+            methods: MethodSet::from(&[MethodKind::PublicKey, MethodKind::KeyboardInteractive][..]),
+            auth_rejection_time: Duration::from_millis(300),
+            auth_rejection_time_initial: Some(Duration::ZERO),
+            keys: vec![host_key],
+            max_auth_attempts: s.max_auth_tries as usize,
+            inactivity_timeout: s.idle_timeout,
+            keepalive_interval: Some(Duration::from_secs(60)),
+            nodelay: true,
+            ..Default::default()
+        };
+        let limits = StartupLimits::new(s.max_startups as usize, s.max_startups_per_source as usize);
+        Ok(Self {
+            listener,
+            ctx,
+            russh: Arc::new(russh),
+            limits,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then disconnects every client.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                _ = &mut shutdown => break,
+                a = self.listener.accept() => a,
+            };
+            let (socket, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Some(guard) = self.limits.try_acquire(peer.ip()) else {
+                tracing::warn!(%peer, "too many unauthenticated connections; dropping");
+                continue;
+            };
+            let handler = ConnectionHandler::new(self.ctx.clone(), peer, guard);
+            tokio::spawn(connection(self.russh.clone(), self.ctx.clone(), socket, peer, handler, stop_rx.clone()));
+        }
+        let _ = stop_tx.send(true);
+        // Give connections a moment to say goodbye.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn connection(
+    config: Arc<russh::server::Config>,
+    ctx: Arc<ServerContext>,
+    socket: tokio::net::TcpStream,
+    peer: SocketAddr,
+    handler: ConnectionHandler,
+    mut stop: watch::Receiver<bool>,
+) {
+    let authenticated = handler.authenticated.clone();
+    let mut session = match russh::server::run_stream(config, socket, handler).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "SSH handshake failed");
+            return;
+        }
+    };
+    let handle = session.handle();
+    let grace = tokio::time::sleep(ctx.server.login_grace.max(Duration::from_secs(1)));
+    let lifetime = tokio::time::sleep(ctx.server.max_session.unwrap_or(Duration::from_secs(100 * 365 * 86_400)));
+    tokio::pin!(grace, lifetime);
+    let mut grace_done = false;
+    loop {
+        tokio::select! {
+            result = &mut session => {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = &mut grace, if !grace_done => {
+                grace_done = true;
+                if !authenticated.load(Ordering::Relaxed) {
+                    tracing::info!(%peer, "login grace time over; disconnecting");
+                    let _ = handle.disconnect(russh::Disconnect::ByApplication, "login grace time exceeded".into(), "en".into()).await;
+                }
+            }
+            _ = &mut lifetime => {
+                tracing::info!(%peer, "maximum session duration reached; disconnecting");
+                let _ = handle.disconnect(russh::Disconnect::ByApplication, "maximum session duration reached".into(), "en".into()).await;
+            }
+            _ = stop.changed() => {
+                let _ = handle.disconnect(russh::Disconnect::ByApplication, "the gateway is shutting down".into(), "en".into()).await;
+            }
+        }
+    }
+}

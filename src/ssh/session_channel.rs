@@ -1,0 +1,235 @@
+//! One SSH "session" channel (shell or exec), owned by one task from open to
+//! close: it gathers the requests (pty, env, window size), then runs the
+//! gateway pipeline and pipes the channel to the SSM session. Every write to
+//! the channel happens here.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use russh::server::Msg;
+use russh::{Channel, ChannelMsg, ChannelWriteHalf, Sig};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::auth::AuthMethod;
+use super::context::ServerContext;
+use super::picker;
+use crate::config::UserConfig;
+use crate::gateway::pipe::{ClientInput, ClientOutput, Ended, Interrupt, run_terminal};
+use crate::gateway::{Kind, SessionRequest};
+
+/// An authenticated user, as the channel tasks see them.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    /// Their configuration (name, groups, attributes).
+    pub user: UserConfig,
+    /// How they authenticated.
+    pub auth: AuthMethod,
+    /// The target from the login name (`alice+web-1`), if any.
+    pub target: Option<String>,
+    /// The reason given at the keyboard-interactive prompt, if any.
+    pub reason: Option<String>,
+    /// Their address.
+    pub source: SocketAddr,
+    /// A remote forwarding (-R) was refused on this connection.
+    pub remote_forward_refused: bool,
+}
+
+/// Environment variables a client may set (like sshd's AcceptEnv).
+pub fn accepted_env(name: &str) -> bool {
+    matches!(name, "SSMGATE_REASON" | "SSMGATE_DOCUMENT" | "TERM" | "LANG") || name.starts_with("LC_")
+}
+
+/// What the client asked for before starting.
+#[derive(Default)]
+struct Requests {
+    pty: Option<(u32, u32)>,
+    reason: Option<String>,
+    document: Option<String>,
+}
+
+enum Start {
+    Shell,
+    Exec(String),
+}
+
+/// Runs the channel until it closes.
+pub async fn run(ctx: Arc<ServerContext>, user: Arc<Authenticated>, channel: Channel<Msg>) {
+    let (mut rd, wr) = channel.split();
+    let mut out = SshOutput { wr };
+    let mut req = Requests::default();
+    let start = loop {
+        match rd.wait().await {
+            Some(ChannelMsg::RequestPty { col_width, row_height, .. }) => req.pty = Some((col_width, row_height)),
+            Some(ChannelMsg::WindowChange { col_width, row_height, .. }) => {
+                if req.pty.is_some() {
+                    req.pty = Some((col_width, row_height));
+                }
+            }
+            Some(ChannelMsg::SetEnv { variable_name, variable_value, .. }) => match variable_name.as_str() {
+                "SSMGATE_REASON" => req.reason = Some(variable_value),
+                "SSMGATE_DOCUMENT" => req.document = Some(variable_value),
+                _ => {}
+            },
+            Some(ChannelMsg::RequestShell { .. }) => break Start::Shell,
+            Some(ChannelMsg::Exec { command, .. }) => break Start::Exec(String::from_utf8_lossy(&command).into_owned()),
+            Some(ChannelMsg::RequestSubsystem { name, .. }) => {
+                let text = format!(
+                    "ssmgate: the {name} subsystem is not offered here. For sftp and scp, jump through the gateway: sftp -J {}@GATEWAY user@TARGET\r\n",
+                    user.user.name
+                );
+                out.fail(&text).await;
+                return;
+            }
+            Some(ChannelMsg::Eof) | Some(ChannelMsg::Close) | None => return,
+            Some(_) => {}
+        }
+    };
+    if user.remote_forward_refused {
+        out.stderr(Bytes::from_static(
+            b"ssmgate: remote forwarding (-R) is not allowed through this gateway; it was refused.\r\n",
+        ))
+        .await;
+    }
+    let reason = match reason(&ctx, &user, req.reason.as_deref()) {
+        Ok(r) => r,
+        Err(text) => return out.fail(&text).await,
+    };
+    let target = match &user.target {
+        Some(t) => t.clone(),
+        None => match (&start, req.pty) {
+            (Start::Shell, Some(_)) => match picker::pick(&ctx, &mut rd, &mut out).await {
+                Some(t) => t,
+                None => return,
+            },
+            _ => {
+                let text = picker::usage(&ctx, &user.user.name).await;
+                return out.fail(&text).await;
+            }
+        },
+    };
+    let kind = match start {
+        Start::Shell => Kind::Shell,
+        Start::Exec(command) => Kind::Exec { command },
+    };
+    let request = SessionRequest {
+        id: Uuid::new_v4(),
+        user: user.user.name.clone(),
+        auth: user.auth.clone(),
+        source: user.source,
+        target,
+        kind,
+        pty: req.pty.is_some(),
+        document: req.document,
+        reason,
+    };
+    let gateway = ctx.gateway.clone();
+    let mut opened = match gateway.open(&request).await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::info!(gateway_session = %request.id, user = %request.user, error = %e, "session refused");
+            return out.fail(&format!("ssmgate: {e}\r\n")).await;
+        }
+    };
+    if let Some((cols, rows)) = req.pty {
+        let _ = opened.channel.resize(cols, rows).await;
+        if request.kind == Kind::Shell {
+            let name = opened.target.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+            let banner = format!(
+                "ssmgate: connected to {}{name}, SSM session {}\r\n",
+                opened.target.id, opened.ssm_session_id
+            );
+            out.stderr(Bytes::from(banner)).await;
+        }
+    }
+    let (tx, rx) = mpsc::channel(64);
+    let input = tokio::spawn(async move {
+        while let Some(msg) = rd.wait().await {
+            let item = match msg {
+                ChannelMsg::Data { data } => ClientInput::Data(data),
+                ChannelMsg::WindowChange { col_width, row_height, .. } => ClientInput::Resize {
+                    cols: col_width,
+                    rows: row_height,
+                },
+                ChannelMsg::Signal { signal: Sig::INT } => ClientInput::Signal(Interrupt::Int),
+                ChannelMsg::Signal { signal: Sig::QUIT } => ClientInput::Signal(Interrupt::Quit),
+                ChannelMsg::Eof => ClientInput::Eof,
+                ChannelMsg::Close => break,
+                _ => continue,
+            };
+            if tx.send(item).await.is_err() {
+                break;
+            }
+        }
+    });
+    let ended = run_terminal(&mut opened, rx, &mut out).await;
+    input.abort();
+    if !matches!(ended, Ended::TargetExited { .. }) {
+        gateway.terminate(&opened.ssm_session_id).await;
+    }
+    if matches!(ended, Ended::ClientClosed) {
+        out.close().await;
+    }
+    tracing::info!(gateway_session = %request.id, ssm_session = %opened.ssm_session_id, ended = ?ended, "session ended");
+}
+
+/// The checked reason for this channel: from the prompt, or from
+/// `SetEnv SSMGATE_REASON`; an error text when one is required and missing
+/// or malformed.
+pub fn reason(ctx: &ServerContext, user: &Authenticated, from_env: Option<&str>) -> Result<Option<String>, String> {
+    if let Some(r) = &user.reason {
+        return Ok(Some(r.clone()));
+    }
+    match from_env {
+        Some(text) => ctx
+            .justification
+            .check(text)
+            .map(Some)
+            .map_err(|rule| format!("ssmgate: SSMGATE_REASON is not accepted: {rule}\r\n")),
+        None if ctx.justification.required => Err(format!(
+            "ssmgate: access needs a reason ({}). Answer the \"Reason for access\" prompt, or pass it: ssh -o SetEnv=SSMGATE_REASON='…' …\r\n",
+            ctx.justification.hint
+        )),
+        None => Ok(None),
+    }
+}
+
+/// The channel's write half as the gateway's [`ClientOutput`].
+pub struct SshOutput {
+    wr: ChannelWriteHalf<Msg>,
+}
+
+impl SshOutput {
+    /// Writes an error on stderr and ends the channel with status 255.
+    async fn fail(&mut self, text: &str) {
+        self.stderr(Bytes::from(text.to_owned())).await;
+        self.finish(255).await;
+    }
+
+    async fn close(&mut self) {
+        let _ = self.wr.close().await;
+    }
+
+    /// Plain output, used by the picker.
+    pub async fn write(&mut self, text: &str) -> bool {
+        self.stdout(Bytes::from(text.to_owned())).await
+    }
+}
+
+#[async_trait::async_trait]
+impl ClientOutput for SshOutput {
+    async fn stdout(&mut self, data: Bytes) -> bool {
+        self.wr.data_bytes(data).await.is_ok()
+    }
+
+    async fn stderr(&mut self, data: Bytes) -> bool {
+        self.wr.extended_data_bytes(1, data).await.is_ok()
+    }
+
+    async fn finish(&mut self, exit_status: u32) {
+        let _ = self.wr.exit_status(exit_status).await;
+        let _ = self.wr.eof().await;
+        let _ = self.wr.close().await;
+    }
+}

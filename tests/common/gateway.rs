@@ -1,0 +1,277 @@
+//! An end-to-end fixture: the simulator and a gateway in this process, keys
+//! and certificates made by the real `ssh-keygen`, an optional real `sshd`
+//! behind `web-1:22`, and helpers that run the real `ssh`, `scp` and `sftp`.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use ssmgate::config::Config;
+use ssmgate::serve::{self, RunningGateway};
+use ssmgate::sim::server::SimServer;
+use tempfile::TempDir;
+use tokio::process::{Child, Command};
+
+pub const WEB_1: &str = "i-0e0000000000000a1";
+pub const DB_1: &str = "i-0e0000000000000a2";
+pub const OFFLINE_1: &str = "i-0e0000000000000a3";
+pub const DUP_A: &str = "i-0e0000000000000a4";
+pub const DUP_B: &str = "i-0e0000000000000a5";
+pub const REASON: &str = "INC-42 integration test";
+
+/// A running gateway + simulator with users and keys.
+pub struct Fixture {
+    pub dir: TempDir,
+    pub sim: SimServer,
+    pub gw: RunningGateway,
+    pub http: SocketAddr,
+    pub sshd: Option<(Child, SocketAddr)>,
+    /// The askpass script that answers the reason prompt.
+    pub askpass: PathBuf,
+}
+
+/// Runs a command and returns its output.
+pub fn run(cmd: &str, args: &[&str]) -> Output {
+    std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"))
+}
+
+/// Generates an Ed25519 key pair with ssh-keygen.
+pub fn keygen(path: &Path) {
+    let out = run(
+        "ssh-keygen",
+        &["-q", "-t", "ed25519", "-N", "", "-C", "test", "-f", path.to_str().expect("path")],
+    );
+    assert!(out.status.success(), "ssh-keygen: {out:?}");
+}
+
+/// Signs `public` with the CA key `ca`, extra `args` before the key.
+pub fn sign(ca: &Path, public: &Path, args: &[&str]) {
+    let mut all = vec!["-q", "-s", ca.to_str().expect("ca"), "-I", "alice@corp", "-z", "4242"];
+    all.extend_from_slice(args);
+    all.push(public.to_str().expect("pub"));
+    let out = run("ssh-keygen", &all);
+    assert!(out.status.success(), "ssh-keygen -s: {out:?}");
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).expect("read").trim().to_owned()
+}
+
+/// A TCP server answering every connection with a fixed HTTP response.
+pub async fn http_server() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = "hello from db-1\n";
+                let resp = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let _ = conn.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+fn sshd_path() -> Option<PathBuf> {
+    ["/usr/sbin/sshd", "/usr/local/sbin/sshd"].iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+async fn start_sshd(dir: &Path, authorized: &str) -> Option<(Child, SocketAddr)> {
+    let sshd = sshd_path()?;
+    let hk = dir.join("sshd_host_key");
+    keygen(&hk);
+    std::fs::write(dir.join("authorized_keys"), format!("{authorized}\n")).expect("write");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let config = format!(
+        "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPidFile {}\nPasswordAuthentication no\n\
+         KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n",
+        hk.display(),
+        dir.join("authorized_keys").display(),
+        dir.join("sshd.pid").display()
+    );
+    let cfg = dir.join("sshd_config");
+    std::fs::write(&cfg, config).expect("write");
+    let _ = std::fs::create_dir_all("/run/sshd");
+    let child = Command::new(sshd)
+        .args(["-D", "-e", "-f"])
+        .arg(&cfg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .ok()?;
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Some((child, addr));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+impl Fixture {
+    /// Starts everything; `with_sshd` also starts a real sshd for web-1:22.
+    pub async fn start(with_sshd: bool) -> Fixture {
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = dir.path();
+        keygen(&d.join("alice"));
+        keygen(&d.join("bob"));
+        keygen(&d.join("stranger"));
+        keygen(&d.join("ca"));
+        keygen(&d.join("rogue_ca"));
+        let http = http_server().await;
+        let sshd = if with_sshd {
+            start_sshd(d, &read(&d.join("alice.pub"))).await
+        } else {
+            None
+        };
+        let web_ports = sshd
+            .as_ref()
+            .map(|(_, a)| format!("ports = {{ \"22\" = \"{a}\" }}"))
+            .unwrap_or_default();
+        let sim_toml = format!(
+            r#"mode = "fast"
+[[instances]]
+id = "{WEB_1}"
+name = "web-1"
+{web_ports}
+[[instances]]
+id = "{DB_1}"
+name = "db-1"
+ports = {{ "80" = "{http}" }}
+[[instances]]
+id = "{OFFLINE_1}"
+name = "offline-1"
+ping_status = "ConnectionLost"
+[[instances]]
+id = "{DUP_A}"
+name = "twin"
+[[instances]]
+id = "{DUP_B}"
+name = "twin"
+"#
+        );
+        let sim = SimServer::start(
+            "127.0.0.1:0".parse().expect("addr"),
+            ssmgate::sim::config::SimConfig::from_toml_str(&sim_toml).expect("sim config"),
+        )
+        .await
+        .expect("sim");
+        let gw_toml = format!(
+            r#"[server]
+listen = "127.0.0.1:0"
+host_key = "host_key"
+login_grace_secs = 20
+
+[aws]
+region = "us-east-1"
+endpoint = "{endpoint}"
+credentials = "none"
+
+[justification]
+required = true
+pattern = '^INC-[0-9]+'
+hint = "a ticket id like INC-123"
+
+[[users]]
+name = "alice"
+groups = ["sre"]
+authorized_keys = ["{alice}"]
+
+[[users]]
+name = "bob"
+groups = ["dev"]
+
+[[user_ca]]
+public_key = "{ca}"
+"#,
+            endpoint = sim.endpoint(),
+            alice = read(&d.join("alice.pub")),
+            ca = read(&d.join("ca.pub")),
+        );
+        let path = d.join("ssmgate.toml");
+        std::fs::write(&path, gw_toml).expect("write");
+        let config = Config::load(&path).expect("gateway config");
+        let gw = serve::start(&config).await.expect("gateway");
+        let askpass = d.join("askpass");
+        std::fs::write(&askpass, format!("#!/bin/sh\necho '{REASON}'\n")).expect("write");
+        std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        Fixture {
+            dir,
+            sim,
+            gw,
+            http,
+            sshd,
+            askpass,
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Options every client command gets: no config, no host key checks,
+    /// only the given identity, and the reason prompt answered by askpass.
+    pub fn common_opts(&self, key: &str) -> Vec<String> {
+        vec![
+            "-F".into(),
+            "/dev/null".into(),
+            "-i".into(),
+            self.path(key).display().to_string(),
+            "-o".into(),
+            "IdentitiesOnly=yes".into(),
+            "-o".into(),
+            "StrictHostKeyChecking=no".into(),
+            "-o".into(),
+            "UserKnownHostsFile=/dev/null".into(),
+            "-o".into(),
+            "LogLevel=ERROR".into(),
+            "-o".into(),
+            "ConnectTimeout=10".into(),
+        ]
+    }
+
+    /// `ssh` to the gateway as `login` (e.g. `alice+web-1`).
+    pub fn ssh(&self, key: &str, login: &str) -> Command {
+        let mut cmd = Command::new("ssh");
+        cmd.args(self.common_opts(key))
+            .args(["-p", &self.gw.addr.port().to_string()])
+            .arg(format!("{login}@127.0.0.1"))
+            .env("SSH_ASKPASS", &self.askpass)
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// The `-J` value for jumping through the gateway as alice.
+    pub fn jump(&self) -> String {
+        format!("alice@127.0.0.1:{}", self.gw.addr.port())
+    }
+}
+
+/// Runs a command with a deadline and returns its output.
+pub async fn output(mut cmd: Command, secs: u64) -> Output {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    tokio::time::timeout(Duration::from_secs(secs), cmd.output())
+        .await
+        .expect("command finishes in time")
+        .expect("command runs")
+}
