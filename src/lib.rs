@@ -5,8 +5,11 @@
 //! Manager WebSocket protocol, client side) and `sim` (a local stand-in for
 //! the SSM API and the service + agent end of the data channel).
 
+pub mod aws;
 pub mod bench;
 pub mod cli;
 pub mod datachannel;
+pub mod gateway;
+pub mod inventory;
 pub mod secret;
 pub mod sim;

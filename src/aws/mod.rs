@@ -1,0 +1,333 @@
+//! The SSM API as the gateway needs it: the [`SsmApi`] trait at the seam,
+//! its real implementation [`Ssm`] over aws-sdk-ssm, and [`SsmResumer`],
+//! which lets a data channel resume through it.
+//!
+//! Session tokens come back wrapped in [`Secret`] and never appear in
+//! `Debug` output or errors. Every call has a timeout (see
+//! [`DEFAULT_OPERATION_TIMEOUT`]), so a dead endpoint turns into
+//! [`SsmError::Unreachable`] instead of a hung ssh prompt.
+
+mod errors;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_config::BehaviorVersion;
+use aws_sdk_ssm::config::Region;
+use aws_sdk_ssm::config::timeout::TimeoutConfig;
+use aws_sdk_ssm::types::{
+    InstanceInformation, InstanceInformationStringFilter, ResourceTypeForTagging,
+};
+
+pub use errors::SsmError;
+use errors::{CallContext, from_sdk};
+
+use crate::datachannel::Resumer;
+use crate::secret::Secret;
+
+/// Upper bound on one API call, retries included.
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(20);
+/// Upper bound on one attempt of an API call.
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Upper bound on establishing a connection to the endpoint.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// `MaxResults` of each `DescribeInstanceInformation` page (the API's
+/// maximum).
+const PAGE_SIZE: i32 = 50;
+/// Stop paginating after this many pages (a service that keeps handing out
+/// tokens must not keep us looping): 50 000 instances.
+const MAX_PAGES: usize = 1000;
+
+/// The SSM operations the gateway uses.
+#[async_trait::async_trait]
+pub trait SsmApi: Send + Sync {
+    /// `StartSession`.
+    async fn start_session(&self, req: &StartRequest) -> Result<StartedSession, SsmError>;
+    /// `ResumeSession`: a fresh token, or `None` when the response has no
+    /// `TokenValue` (the session is over).
+    async fn resume_session(&self, session_id: &str) -> Result<Option<Secret>, SsmError>;
+    /// `TerminateSession`.
+    async fn terminate_session(&self, session_id: &str) -> Result<(), SsmError>;
+    /// `DescribeInstanceInformation`, every page.
+    async fn describe_instances(&self) -> Result<Vec<InstanceInfo>, SsmError>;
+    /// `DescribeInstanceInformation` with the filter `tag:<key>` =
+    /// any of `values` (at most 100), every page.
+    async fn describe_instances_by_tag(
+        &self,
+        key: &str,
+        values: &[String],
+    ) -> Result<Vec<InstanceInfo>, SsmError>;
+    /// `ListTagsForResource` with `ResourceType=ManagedInstance`.
+    async fn list_tags(&self, instance_id: &str) -> Result<BTreeMap<String, String>, SsmError>;
+}
+
+/// What `StartSession` is asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StartRequest {
+    /// The instance id.
+    pub target: String,
+    /// The session document; `None` is SSM's default shell document.
+    pub document: Option<String>,
+    /// Document parameters.
+    pub parameters: BTreeMap<String, Vec<String>>,
+    /// The `Reason` (see `gateway::reason::compose_reason`); empty ⇒ none
+    /// sent.
+    pub reason: String,
+}
+
+/// A started session. `Debug` shows the token as `***`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartedSession {
+    /// `SessionId`.
+    pub session_id: String,
+    /// `TokenValue`, for the data channel's open frame.
+    pub token: Secret,
+    /// `StreamUrl`, the data channel's WebSocket URL.
+    pub stream_url: String,
+}
+
+/// One `InstanceInformation` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceInfo {
+    /// `InstanceId` (`i-…` or `mi-…`).
+    pub id: String,
+    /// `Name`: the activation's name, set for hybrid (`mi-`) instances.
+    pub name: Option<String>,
+    /// `ComputerName`: the host name the agent reports.
+    pub computer_name: Option<String>,
+    /// `Online`, `ConnectionLost` or `Inactive` (empty if absent).
+    pub ping_status: String,
+    /// `Linux`, `Windows` or `MacOS`.
+    pub platform_type: String,
+    /// e.g. `Amazon Linux`.
+    pub platform_name: String,
+    /// e.g. `2023`.
+    pub platform_version: String,
+    /// `EC2Instance` or `ManagedInstance`.
+    pub resource_type: String,
+    /// The SSM agent's version.
+    pub agent_version: String,
+    /// `IPAddress`.
+    pub ip_address: Option<String>,
+    /// `LastPingDateTime`.
+    pub last_ping: Option<SystemTime>,
+}
+
+impl InstanceInfo {
+    fn from_sdk(i: &InstanceInformation) -> Option<Self> {
+        let s = |v: Option<&str>| v.unwrap_or("").to_owned();
+        let opt = |v: Option<&str>| v.filter(|v| !v.is_empty()).map(str::to_owned);
+        Some(InstanceInfo {
+            id: i.instance_id().filter(|id| !id.is_empty())?.to_owned(),
+            name: opt(i.name()),
+            computer_name: opt(i.computer_name()),
+            ping_status: s(i.ping_status().map(|p| p.as_str())),
+            platform_type: s(i.platform_type().map(|p| p.as_str())),
+            platform_name: s(i.platform_name()),
+            platform_version: s(i.platform_version()),
+            resource_type: s(i.resource_type().map(|r| r.as_str())),
+            agent_version: s(i.agent_version()),
+            ip_address: opt(i.ip_address()),
+            last_ping: i
+                .last_ping_date_time()
+                .and_then(|t| SystemTime::try_from(*t).ok()),
+        })
+    }
+}
+
+/// [`SsmApi`] over the real aws-sdk-ssm client.
+#[derive(Debug, Clone)]
+pub struct Ssm {
+    client: aws_sdk_ssm::Client,
+}
+
+impl Ssm {
+    /// A client from the standard AWS configuration chain (environment,
+    /// profile, SSO, IMDS, …), with an optional region and endpoint
+    /// override. `AWS_ENDPOINT_URL_SSM` is honoured by the chain too.
+    pub async fn from_env(region: Option<String>, endpoint: Option<String>) -> Self {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(region) = region {
+            loader = loader.region(Region::new(region));
+        }
+        if let Some(endpoint) = endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        let shared = loader.load().await;
+        Self::from_client(aws_sdk_ssm::Client::new(&shared))
+    }
+
+    /// Wraps an existing client. Timeouts it leaves unset get the defaults
+    /// of this module.
+    pub fn from_client(client: aws_sdk_ssm::Client) -> Self {
+        let ours = TimeoutConfig::builder()
+            .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
+            .operation_attempt_timeout(DEFAULT_ATTEMPT_TIMEOUT)
+            .operation_timeout(DEFAULT_OPERATION_TIMEOUT);
+        let merged = match client.config().timeout_config() {
+            Some(existing) => existing.to_builder().take_unset_from(ours).build(),
+            None => ours.build(),
+        };
+        let conf = client.config().to_builder().timeout_config(merged).build();
+        Ssm {
+            client: aws_sdk_ssm::Client::from_conf(conf),
+        }
+    }
+
+    /// The underlying SDK client.
+    pub fn client(&self) -> &aws_sdk_ssm::Client {
+        &self.client
+    }
+
+    async fn describe(
+        &self,
+        filter: Option<InstanceInformationStringFilter>,
+    ) -> Result<Vec<InstanceInfo>, SsmError> {
+        let mut out = Vec::new();
+        let mut next: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let page = self
+                .client
+                .describe_instance_information()
+                .max_results(PAGE_SIZE)
+                .set_filters(filter.clone().map(|f| vec![f]))
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(|e| from_sdk(e, CallContext::default()))?;
+            out.extend(
+                page.instance_information_list()
+                    .iter()
+                    .filter_map(InstanceInfo::from_sdk),
+            );
+            match page.next_token() {
+                Some(token) if !token.is_empty() => next = Some(token.to_owned()),
+                _ => return Ok(out),
+            }
+        }
+        tracing::warn!(
+            pages = MAX_PAGES,
+            "DescribeInstanceInformation kept paginating; listing cut short"
+        );
+        Ok(out)
+    }
+}
+
+#[async_trait::async_trait]
+impl SsmApi for Ssm {
+    async fn start_session(&self, req: &StartRequest) -> Result<StartedSession, SsmError> {
+        let ctx = CallContext {
+            target: Some(&req.target),
+            document: req.document.as_deref(),
+        };
+        let mut call = self
+            .client
+            .start_session()
+            .target(&req.target)
+            .set_document_name(req.document.clone());
+        if !req.reason.is_empty() {
+            call = call.reason(&req.reason);
+        }
+        for (key, values) in &req.parameters {
+            call = call.parameters(key, values.clone());
+        }
+        let out = call.send().await.map_err(|e| from_sdk(e, ctx))?;
+        let missing = |member: &str| SsmError::Other {
+            code: "ResponseError".to_owned(),
+            message: format!("StartSession's response has no {member}"),
+        };
+        Ok(StartedSession {
+            session_id: out
+                .session_id()
+                .ok_or_else(|| missing("SessionId"))?
+                .to_owned(),
+            token: Secret::new(out.token_value().ok_or_else(|| missing("TokenValue"))?),
+            stream_url: out
+                .stream_url()
+                .ok_or_else(|| missing("StreamUrl"))?
+                .to_owned(),
+        })
+    }
+
+    async fn resume_session(&self, session_id: &str) -> Result<Option<Secret>, SsmError> {
+        let out = self
+            .client
+            .resume_session()
+            .session_id(session_id)
+            .send()
+            .await
+            .map_err(|e| from_sdk(e, CallContext::default()))?;
+        Ok(out.token_value().filter(|t| !t.is_empty()).map(Secret::new))
+    }
+
+    async fn terminate_session(&self, session_id: &str) -> Result<(), SsmError> {
+        self.client
+            .terminate_session()
+            .session_id(session_id)
+            .send()
+            .await
+            .map_err(|e| from_sdk(e, CallContext::default()))?;
+        Ok(())
+    }
+
+    async fn describe_instances(&self) -> Result<Vec<InstanceInfo>, SsmError> {
+        self.describe(None).await
+    }
+
+    async fn describe_instances_by_tag(
+        &self,
+        key: &str,
+        values: &[String],
+    ) -> Result<Vec<InstanceInfo>, SsmError> {
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filter = InstanceInformationStringFilter::builder()
+            .key(format!("tag:{key}"))
+            .set_values(Some(values.iter().take(100).cloned().collect()))
+            .build()
+            .map_err(|e| SsmError::Validation(e.to_string()))?;
+        self.describe(Some(filter)).await
+    }
+
+    async fn list_tags(&self, instance_id: &str) -> Result<BTreeMap<String, String>, SsmError> {
+        let out = self
+            .client
+            .list_tags_for_resource()
+            .resource_type(ResourceTypeForTagging::ManagedInstance)
+            .resource_id(instance_id)
+            .send()
+            .await
+            .map_err(|e| from_sdk(e, CallContext::default()))?;
+        Ok(out
+            .tag_list()
+            .iter()
+            .map(|t| (t.key().to_owned(), t.value().to_owned()))
+            .collect())
+    }
+}
+
+/// A data-channel [`Resumer`] that calls `ResumeSession` through an
+/// [`SsmApi`].
+#[derive(Clone)]
+pub struct SsmResumer {
+    api: Arc<dyn SsmApi>,
+}
+
+impl SsmResumer {
+    /// Resumes through `api`.
+    pub fn new(api: Arc<dyn SsmApi>) -> Self {
+        SsmResumer { api }
+    }
+}
+
+#[async_trait::async_trait]
+impl Resumer for SsmResumer {
+    async fn resume(&self, session_id: &str) -> Result<Option<Secret>, String> {
+        self.api
+            .resume_session(session_id)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,3 @@
+//! The SSH front door: joins authenticated SSH channels to SSM sessions.
+
+pub mod reason;
