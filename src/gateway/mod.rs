@@ -1,3 +1,16 @@
-//! The SSH front door: joins authenticated SSH channels to SSM sessions.
+//! The one pipeline between an authenticated SSH request and an SSM
+//! session: resolve the target → choose the document → compose the Reason →
+//! StartSession → open the data channel → pipe → TerminateSession.
+//!
+//! The SSH layer builds a [`SessionRequest`] and gets an [`Opened`] session
+//! back, then pipes bytes through [`pipe`] or [`ports`]; it never calls AWS
+//! itself, and nothing here knows SSH.
 
+pub mod pipe;
+pub mod ports;
 pub mod reason;
+pub mod request;
+pub mod session;
+
+pub use request::{GatewayError, Kind, SessionRequest};
+pub use session::{Gateway, Opened};
