@@ -7,6 +7,9 @@
 
 pub mod bench;
 pub mod cli;
+pub mod config;
+pub mod config_error;
 pub mod datachannel;
 pub mod secret;
 pub mod sim;
+pub mod ssh;
