@@ -8,8 +8,11 @@
 pub mod aws;
 pub mod bench;
 pub mod cli;
+pub mod config;
+pub mod config_error;
 pub mod datachannel;
 pub mod gateway;
 pub mod inventory;
 pub mod secret;
 pub mod sim;
+pub mod ssh;

@@ -32,14 +32,13 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 
 use serde::Deserialize;
-use toml::Spanned;
-use toml::de::{DeTable, DeValue};
 
+use crate::config_error::TomlSource;
+pub use crate::config_error::{ConfigError, Diagnostic};
 use crate::sim::inventory::{Instance, Inventory};
 
 /// How faithfully the sim reproduces real timings.
@@ -175,174 +174,6 @@ impl Default for SimConfig {
     }
 }
 
-/// A config that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("{}: cannot read: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// Bad TOML syntax, a wrong type, an unknown key, or a bad value.
-    #[error("{0}")]
-    Invalid(Diagnostic),
-}
-
-impl ConfigError {
-    /// The diagnostic, unless this is an I/O error.
-    pub fn diagnostic(&self) -> Option<&Diagnostic> {
-        match self {
-            ConfigError::Invalid(d) => Some(d),
-            ConfigError::Io { .. } => None,
-        }
-    }
-}
-
-/// What is wrong and where.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    /// File name, or `sim config` for in-memory text.
-    pub origin: String,
-    /// 1-based line and column, when known.
-    pub position: Option<(usize, usize)>,
-    /// Key path such as `instances[1].id`, when known.
-    pub field: Option<String>,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.origin)?;
-        if let Some((line, column)) = self.position {
-            write!(f, ":{line}:{column}")?;
-        }
-        if let Some(field) = &self.field {
-            write!(f, ": {field}")?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-/// One step of a key path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-fn render_path(path: &[Seg]) -> String {
-    let mut out = String::new();
-    for seg in path {
-        match seg {
-            Seg::Key(k) => {
-                let bare = !k.is_empty()
-                    && k.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                if bare {
-                    out.push_str(k);
-                } else {
-                    out.push_str(&format!("\"{k}\""));
-                }
-            }
-            Seg::Index(i) => out.push_str(&format!("[{i}]")),
-        }
-    }
-    out
-}
-
-/// Parses a path rendered by the validators (`instances[1].ports."22"`).
-fn parse_path(path: &str) -> Vec<Seg> {
-    let mut segs = Vec::new();
-    let mut rest = path;
-    while !rest.is_empty() {
-        if let Some(r) = rest.strip_prefix('.') {
-            rest = r;
-        } else if let Some(r) = rest.strip_prefix('[') {
-            let (n, r) = r.split_once(']').unwrap_or((r, ""));
-            segs.push(Seg::Index(n.parse().unwrap_or(usize::MAX)));
-            rest = r;
-        } else if let Some(r) = rest.strip_prefix('"') {
-            let (k, r) = r.split_once('"').unwrap_or((r, ""));
-            segs.push(Seg::Key(k.to_owned()));
-            rest = r;
-        } else {
-            let end = rest.find(['.', '[']).unwrap_or(rest.len());
-            segs.push(Seg::Key(rest[..end].to_owned()));
-            rest = &rest[end..];
-        }
-    }
-    segs
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(before.chars().count(), |nl| {
-        before[nl + 1..].chars().count()
-    }) + 1;
-    (line, column)
-}
-
-/// The deepest key path whose key or value contains `offset`. Array
-/// elements' spans may cover only their `[[header]]`, so every child is
-/// searched, not just those whose span contains the offset.
-fn path_at(value: &DeValue<'_>, offset: usize) -> Option<Vec<Seg>> {
-    let descend = |seg: Seg, child: &Spanned<DeValue<'_>>, here: bool| {
-        if let Some(mut rest) = path_at(child.get_ref(), offset) {
-            rest.insert(0, seg);
-            Some(rest)
-        } else if here || child.span().contains(&offset) {
-            Some(vec![seg])
-        } else {
-            None
-        }
-    };
-    match value {
-        DeValue::Table(table) => table.iter().find_map(|(key, child)| {
-            let seg = Seg::Key(key.get_ref().to_string());
-            descend(seg, child, key.span().contains(&offset))
-        }),
-        DeValue::Array(array) => array
-            .iter()
-            .enumerate()
-            .find_map(|(i, child)| descend(Seg::Index(i), child, false)),
-        _ => None,
-    }
-}
-
-/// The span of the value (or, failing that, the nearest ancestor) at `path`.
-fn span_of(root: &Spanned<DeTable<'_>>, path: &[Seg]) -> Option<Range<usize>> {
-    let mut best = None;
-    let mut current: Option<&DeValue<'_>> = None;
-    let mut table: Option<&DeTable<'_>> = Some(root.get_ref());
-    for seg in path {
-        let next = match (seg, table, current) {
-            (Seg::Key(k), Some(t), _) => t
-                .iter()
-                .find(|(key, _)| key.get_ref().as_ref() == k.as_str())
-                .map(|(_, v)| v),
-            (Seg::Index(i), _, Some(DeValue::Array(a))) => a.get(*i),
-            _ => None,
-        };
-        let Some(next) = next else { break };
-        best = Some(next.span());
-        current = Some(next.get_ref());
-        table = match next.get_ref() {
-            DeValue::Table(t) => Some(t),
-            _ => None,
-        };
-    }
-    best
-}
-
 impl SimConfig {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -368,34 +199,11 @@ impl SimConfig {
     }
 
     fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let doc = DeTable::parse(text);
-        let config: SimConfig = toml::from_str(text).map_err(|err| {
-            let span = err.span();
-            let path = match (&span, &doc) {
-                (Some(span), Ok(doc)) => {
-                    path_at(&DeValue::Table(doc.get_ref().clone()), span.start).unwrap_or_default()
-                }
-                _ => Vec::new(),
-            };
-            ConfigError::Invalid(Diagnostic {
-                origin: origin.to_owned(),
-                position: span.map(|s| line_col(text, s.start)),
-                field: (!path.is_empty()).then(|| render_path(&path)),
-                message: err.message().trim().to_owned(),
-            })
-        })?;
-        config.validate().map_err(|(field, message)| {
-            let span = doc
-                .as_ref()
-                .ok()
-                .and_then(|doc| span_of(doc, &parse_path(&field)));
-            ConfigError::Invalid(Diagnostic {
-                origin: origin.to_owned(),
-                position: span.map(|s| line_col(text, s.start)),
-                field: Some(field),
-                message,
-            })
-        })?;
+        let source = TomlSource::new(text, origin);
+        let config: SimConfig = source.deserialize()?;
+        config
+            .validate()
+            .map_err(|(field, message)| source.error_at(field, message))?;
         let mut config = config;
         for instance in &mut config.instances {
             instance.normalize();

@@ -1,0 +1,303 @@
+//! The gateway configuration file, `ssmgate.toml`: parsed with serde,
+//! validated at load, and turned into typed sections (socket addresses,
+//! durations, compiled regexes, parsed public keys). Every problem is
+//! reported with the file, line, column and key, e.g.
+//! `ssmgate.toml:14:8: users[1].name: must match ^[a-z_][a-z0-9_.-]{0,31}$ (got "Bob")`.
+//! Unknown keys are errors. Relative paths are relative to the directory of
+//! the config file.
+//!
+//! Every key, with its default (only `[[users]]` is required):
+//!
+//! ```toml
+//! [server]
+//! listen = "127.0.0.1:2222"                  # address:port the SSH server binds
+//! host_key = "ssmgate_host_ed25519_key"      # OpenSSH private key; generated (Ed25519, 0600) on first start if missing
+//! login_grace_secs = 120                     # time allowed to authenticate (>= 1)
+//! max_auth_tries = 6                         # authentication attempts per connection (>= 1)
+//! max_startups = 64                          # unauthenticated connections at once, overall (>= 1)
+//! max_startups_per_source = 10               # … from one source IP (>= 1)
+//! idle_timeout_secs = 900                    # close a session idle this long; 0 = off
+//! max_session_secs = 28800                   # close a session after this long; 0 = off
+//!
+//! [aws]
+//! region = "us-east-1"                       # default: the standard AWS chain's region
+//! endpoint = "http://127.0.0.1:4080"         # optional SSM endpoint (e.g. `ssmgate sim`);
+//!                                            # env AWS_ENDPOINT_URL_SSM also works
+//!
+//! [justification]
+//! required = false                           # ask for a reason for access after authentication
+//! pattern = ".{3,}"                          # regex the (trimmed) reason must match; unanchored
+//!                                            # unless you write ^ and $
+//! hint = "at least 3 characters saying why you need access"   # shown when a reason is refused
+//!
+//! [sessions]
+//! default_document = "SSM-SessionManagerRunShell"  # document for an interactive shell
+//! allowed_documents = [                      # documents sessions may use (SetEnv SSMGATE_DOCUMENT=…);
+//!   "SSM-SessionManagerRunShell",            # default_document must be one of them
+//!   "AWS-StartInteractiveCommand",
+//!   "AWS-StartNonInteractiveCommand",
+//!   "AWS-StartSSHSession",
+//!   "AWS-StartPortForwardingSession",
+//! ]
+//!
+//! [inventory]
+//! cache_secs = 30                            # how long target name lookups are cached; 0 = no cache
+//!
+//! [[users]]                                  # at least one
+//! name = "alice"                             # ^[a-z_][a-z0-9_.-]{0,31}$, unique; the SSH login name
+//! groups = ["sre"]                           # optional; each [A-Za-z0-9_.-]{1,64}
+//! attributes = { team = "platform" }         # optional; keys [A-Za-z_][A-Za-z0-9_]{0,63}, values <= 256 chars
+//! authorized_keys = ["ssh-ed25519 AAAA… alice@laptop"]  # optional OpenSSH public key lines
+//! authorized_keys_file = "keys/alice.pub"    # optional file with more keys, one per line
+//!                                            # (blank lines and # comments skipped)
+//!
+//! [[user_ca]]                                # optional, any number: CAs trusted to sign user certificates
+//! public_key = "ssh-ed25519 AAAA… ca@corp"   # exactly one of public_key
+//! # public_key_file = "ca.pub"               # … or public_key_file (may hold several keys)
+//! ```
+//!
+//! Key lines are `ALGORITHM BASE64 [COMMENT]`; `authorized_keys` options
+//! (`from=…`, `command=…`, `cert-authority`) are refused because the gateway
+//! cannot honour them.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use regex::Regex;
+use russh::keys::PublicKey;
+
+use crate::config_error::TomlSource;
+pub use crate::config_error::{ConfigError, Diagnostic};
+
+/// The default justification regex: any reason of three characters or more.
+pub const DEFAULT_REASON_PATTERN: &str = ".{3,}";
+/// The default hint shown when a reason is refused.
+pub const DEFAULT_REASON_HINT: &str = "at least 3 characters saying why you need access";
+/// The document used for interactive shells unless configured otherwise.
+pub const DEFAULT_DOCUMENT: &str = "SSM-SessionManagerRunShell";
+/// The documents sessions may use unless configured otherwise.
+pub const DEFAULT_ALLOWED_DOCUMENTS: [&str; 5] = [
+    "SSM-SessionManagerRunShell",
+    "AWS-StartInteractiveCommand",
+    "AWS-StartNonInteractiveCommand",
+    "AWS-StartSSHSession",
+    "AWS-StartPortForwardingSession",
+];
+
+/// The whole gateway configuration, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Directory relative paths were resolved against.
+    pub base_dir: PathBuf,
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[aws]`.
+    pub aws: AwsConfig,
+    /// `[justification]`.
+    pub justification: JustificationConfig,
+    /// `[sessions]`.
+    pub sessions: SessionsConfig,
+    /// `[inventory]`.
+    pub inventory: InventoryConfig,
+    /// `[[users]]`, in file order (names are unique).
+    pub users: Vec<UserConfig>,
+    /// Every `[[user_ca]]` key: CAs trusted to sign user certificates.
+    pub user_cas: Vec<PublicKey>,
+}
+
+/// `[server]`: the SSH listener and its limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Address the SSH server binds.
+    pub listen: SocketAddr,
+    /// Host private key path (resolved against the config directory).
+    pub host_key: PathBuf,
+    /// Time allowed to authenticate.
+    pub login_grace: Duration,
+    /// Authentication attempts allowed per connection.
+    pub max_auth_tries: u32,
+    /// Unauthenticated connections at once, overall.
+    pub max_startups: u32,
+    /// Unauthenticated connections at once from one source IP.
+    pub max_startups_per_source: u32,
+    /// Close idle sessions after this long (`None` = never).
+    pub idle_timeout: Option<Duration>,
+    /// Close sessions after this long (`None` = never).
+    pub max_session: Option<Duration>,
+}
+
+/// `[aws]`: how to reach SSM.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AwsConfig {
+    /// Region; `None` = the standard AWS chain's region.
+    pub region: Option<String>,
+    /// SSM endpoint override (`http://…` or `https://…`).
+    pub endpoint: Option<String>,
+}
+
+/// `[justification]`: the reason-for-access prompt.
+#[derive(Debug, Clone)]
+pub struct JustificationConfig {
+    /// Ask for a reason after authentication.
+    pub required: bool,
+    /// Regex the trimmed reason must match.
+    pub pattern: Regex,
+    /// Shown to the user when a reason is refused.
+    pub hint: String,
+}
+
+/// `[sessions]`: which SSM documents sessions may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionsConfig {
+    /// Document for interactive shells (one of `allowed_documents`).
+    pub default_document: String,
+    /// Documents a session may use.
+    pub allowed_documents: Vec<String>,
+}
+
+impl SessionsConfig {
+    /// True when `document` is in `allowed_documents`.
+    pub fn allows(&self, document: &str) -> bool {
+        self.allowed_documents.iter().any(|d| d == document)
+    }
+}
+
+/// `[inventory]`: target name resolution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryConfig {
+    /// How long lookups are cached (zero = no cache).
+    pub cache: Duration,
+}
+
+/// One `[[users]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserConfig {
+    /// Login name.
+    pub name: String,
+    /// Group names (for policies).
+    pub groups: Vec<String>,
+    /// Free-form attributes (for policies).
+    pub attributes: BTreeMap<String, String>,
+    /// Keys from `authorized_keys`, then from `authorized_keys_file`.
+    pub authorized_keys: Vec<PublicKey>,
+    /// The resolved `authorized_keys_file`, if any.
+    pub authorized_keys_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads and validates a config file; relative paths inside it are
+    /// resolved against its directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base_dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        Self::parse(&text, &path.display().to_string(), &base_dir)
+    }
+
+    /// Parses and validates config text (diagnostics name the origin
+    /// `ssmgate config`); relative paths are resolved against `base_dir`.
+    pub fn from_toml_str(text: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+        Self::parse(text, "ssmgate config", base_dir)
+    }
+
+    /// The user called `name`.
+    pub fn user(&self, name: &str) -> Option<&UserConfig> {
+        self.users.iter().find(|u| u.name == name)
+    }
+
+    fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+        let source = TomlSource::new(text, origin);
+        let raw: raw::RawConfig = source.deserialize()?;
+        raw.build(base_dir)
+            .map_err(|(field, message)| source.error_at(field, message))
+    }
+}
+
+/// True for names matching `^[a-z_][a-z0-9_.-]{0,31}$` (user names in the
+/// config and in SSH logins).
+pub fn is_valid_user_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    match bytes.split_first() {
+        Some((first, rest)) => {
+            (first.is_ascii_lowercase() || *first == b'_')
+                && rest.len() <= 31
+                && rest.iter().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
+                })
+        }
+        None => false,
+    }
+}
+
+/// Checks an SSM document name: 3–128 of `A-Z a-z 0-9 _ - . : /`.
+pub fn check_document(name: &str) -> Result<(), String> {
+    let ok = (3..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':' | b'/'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "document names are 3-128 of A-Z a-z 0-9 _ - . : / (got \"{name}\")"
+        ))
+    }
+}
+
+/// Parses one OpenSSH public key line, `ALGORITHM BASE64 [COMMENT]`.
+/// `authorized_keys` options before the key are refused: the gateway cannot
+/// honour them.
+pub fn parse_public_key_line(line: &str) -> Result<PublicKey, String> {
+    let line = line.trim();
+    if line.is_empty() {
+        return Err("empty key line".into());
+    }
+    if line.contains(['\n', '\r']) {
+        return Err("one key per line".into());
+    }
+    match PublicKey::from_openssh(line) {
+        Ok(key) => Ok(key),
+        Err(err) => {
+            let first = line.split_whitespace().next().unwrap_or("");
+            let looks_like_algorithm = ["ssh-", "ecdsa-", "sk-", "rsa-"]
+                .iter()
+                .any(|p| first.starts_with(p));
+            if !looks_like_algorithm && line.split_whitespace().count() >= 3 {
+                Err(format!(
+                    "authorized_keys options are not supported (\"{first}\"); give only ALGORITHM BASE64 [COMMENT]"
+                ))
+            } else {
+                Err(format!("not a valid OpenSSH public key ({err})"))
+            }
+        }
+    }
+}
+
+/// Reads a file of public key lines (blank lines and `#` comments skipped).
+fn read_key_file(path: &Path) -> Result<Vec<PublicKey>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut keys = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let key = parse_public_key_line(line)
+            .map_err(|m| format!("{}:{}: {m}", path.display(), n + 1))?;
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+mod raw;
+
+#[cfg(test)]
+mod tests;

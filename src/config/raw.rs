@@ -1,0 +1,408 @@
+//! The `ssmgate.toml` file as serde sees it (every key, with defaults) and
+//! its validation into the typed [`Config`](super::Config) sections.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use russh::keys::PublicKey;
+use serde::Deserialize;
+
+use super::{
+    AwsConfig, Config, DEFAULT_ALLOWED_DOCUMENTS, DEFAULT_DOCUMENT, DEFAULT_REASON_HINT,
+    DEFAULT_REASON_PATTERN, InventoryConfig, JustificationConfig, ServerConfig, SessionsConfig,
+    UserConfig, check_document, is_valid_user_name, parse_public_key_line, read_key_file,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    aws: RawAws,
+    #[serde(default)]
+    justification: RawJustification,
+    #[serde(default)]
+    sessions: RawSessions,
+    #[serde(default)]
+    inventory: RawInventory,
+    users: Vec<RawUser>,
+    #[serde(default)]
+    user_ca: Vec<RawCa>,
+}
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawServer {
+    listen: String,
+    host_key: PathBuf,
+    login_grace_secs: u64,
+    max_auth_tries: u32,
+    max_startups: u32,
+    max_startups_per_source: u32,
+    idle_timeout_secs: u64,
+    max_session_secs: u64,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: "127.0.0.1:2222".into(),
+            host_key: "ssmgate_host_ed25519_key".into(),
+            login_grace_secs: 120,
+            max_auth_tries: 6,
+            max_startups: 64,
+            max_startups_per_source: 10,
+            idle_timeout_secs: 900,
+            max_session_secs: 28800,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawAws {
+    region: Option<String>,
+    endpoint: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawJustification {
+    required: bool,
+    pattern: Option<String>,
+    hint: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawSessions {
+    default_document: String,
+    allowed_documents: Vec<String>,
+}
+
+impl Default for RawSessions {
+    fn default() -> Self {
+        RawSessions {
+            default_document: DEFAULT_DOCUMENT.into(),
+            allowed_documents: DEFAULT_ALLOWED_DOCUMENTS.map(String::from).to_vec(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawInventory {
+    cache_secs: u64,
+}
+
+impl Default for RawInventory {
+    fn default() -> Self {
+        RawInventory { cache_secs: 30 }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    name: String,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    attributes: BTreeMap<String, String>,
+    #[serde(default)]
+    authorized_keys: Vec<String>,
+    #[serde(default)]
+    authorized_keys_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCa {
+    public_key: Option<String>,
+    public_key_file: Option<PathBuf>,
+}
+
+/// A semantic error: `(key path, message)`.
+pub(super) type Invalid = (String, String);
+
+impl RawConfig {
+    pub(super) fn build(self, base_dir: &Path) -> Result<Config, Invalid> {
+        let server = self.server.build(base_dir)?;
+        let aws = self.aws.build()?;
+        let justification = self.justification.build()?;
+        let sessions = self.sessions.build()?;
+        if self.users.is_empty() {
+            return Err((
+                "users".into(),
+                "at least one [[users]] entry is required".into(),
+            ));
+        }
+        let mut names = BTreeSet::new();
+        let mut users = Vec::with_capacity(self.users.len());
+        for (i, user) in self.users.into_iter().enumerate() {
+            let user = user.build(i, base_dir)?;
+            if !names.insert(user.name.clone()) {
+                return Err((
+                    format!("users[{i}].name"),
+                    format!("duplicate user name \"{}\"", user.name),
+                ));
+            }
+            users.push(user);
+        }
+        let mut user_cas = Vec::new();
+        for (i, ca) in self.user_ca.into_iter().enumerate() {
+            user_cas.extend(ca.build(i, base_dir)?);
+        }
+        Ok(Config {
+            base_dir: base_dir.to_owned(),
+            server,
+            aws,
+            justification,
+            sessions,
+            inventory: InventoryConfig {
+                cache: Duration::from_secs(self.inventory.cache_secs),
+            },
+            users,
+            user_cas,
+        })
+    }
+}
+
+impl RawServer {
+    fn build(self, base_dir: &Path) -> Result<ServerConfig, Invalid> {
+        let listen = self.listen.parse().map_err(|_| {
+            (
+                "server.listen".to_owned(),
+                format!(
+                    "must be an IP address and port such as 127.0.0.1:2222 or [::1]:2222 (got \"{}\")",
+                    self.listen
+                ),
+            )
+        })?;
+        if self.host_key.as_os_str().is_empty() {
+            return Err(("server.host_key".into(), "must not be empty".into()));
+        }
+        let at_least_one = |key: &str, value: u64| {
+            if value == 0 {
+                Err((format!("server.{key}"), "must be at least 1".to_owned()))
+            } else {
+                Ok(())
+            }
+        };
+        at_least_one("login_grace_secs", self.login_grace_secs)?;
+        at_least_one("max_auth_tries", self.max_auth_tries.into())?;
+        at_least_one("max_startups", self.max_startups.into())?;
+        at_least_one(
+            "max_startups_per_source",
+            self.max_startups_per_source.into(),
+        )?;
+        let optional = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
+        Ok(ServerConfig {
+            listen,
+            host_key: base_dir.join(self.host_key),
+            login_grace: Duration::from_secs(self.login_grace_secs),
+            max_auth_tries: self.max_auth_tries,
+            max_startups: self.max_startups,
+            max_startups_per_source: self.max_startups_per_source,
+            idle_timeout: optional(self.idle_timeout_secs),
+            max_session: optional(self.max_session_secs),
+        })
+    }
+}
+
+impl RawAws {
+    fn build(self) -> Result<AwsConfig, Invalid> {
+        if let Some(region) = &self.region {
+            let ok = !region.is_empty()
+                && region.len() <= 64
+                && region
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !ok {
+                return Err((
+                    "aws.region".into(),
+                    format!("must look like us-east-1 (got \"{region}\")"),
+                ));
+            }
+        }
+        if let Some(endpoint) = &self.endpoint {
+            let rest = endpoint
+                .strip_prefix("http://")
+                .or_else(|| endpoint.strip_prefix("https://"));
+            let ok = rest.is_some_and(|r| {
+                !r.is_empty() && !r.chars().any(|c| c.is_whitespace() || c.is_control())
+            });
+            if !ok {
+                return Err((
+                    "aws.endpoint".into(),
+                    format!("must be an http:// or https:// URL (got \"{endpoint}\")"),
+                ));
+            }
+        }
+        Ok(AwsConfig {
+            region: self.region,
+            endpoint: self.endpoint,
+        })
+    }
+}
+
+impl RawJustification {
+    fn build(self) -> Result<JustificationConfig, Invalid> {
+        let pattern = self
+            .pattern
+            .unwrap_or_else(|| DEFAULT_REASON_PATTERN.to_owned());
+        let regex = regex::RegexBuilder::new(&pattern)
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| {
+                (
+                    "justification.pattern".to_owned(),
+                    format!("not a valid regex: {e}"),
+                )
+            })?;
+        let hint = self.hint.unwrap_or_else(|| DEFAULT_REASON_HINT.to_owned());
+        if hint.chars().count() > 200 || hint.chars().any(char::is_control) {
+            return Err((
+                "justification.hint".into(),
+                "must be at most 200 characters without control characters".into(),
+            ));
+        }
+        Ok(JustificationConfig {
+            required: self.required,
+            pattern: regex,
+            hint,
+        })
+    }
+}
+
+impl RawSessions {
+    fn build(self) -> Result<SessionsConfig, Invalid> {
+        check_document(&self.default_document)
+            .map_err(|m| ("sessions.default_document".to_owned(), m))?;
+        if self.allowed_documents.is_empty() {
+            return Err((
+                "sessions.allowed_documents".into(),
+                "must list at least one document".into(),
+            ));
+        }
+        for (i, doc) in self.allowed_documents.iter().enumerate() {
+            check_document(doc).map_err(|m| (format!("sessions.allowed_documents[{i}]"), m))?;
+        }
+        if !self.allowed_documents.contains(&self.default_document) {
+            return Err((
+                "sessions.default_document".into(),
+                format!(
+                    "\"{}\" is not in sessions.allowed_documents",
+                    self.default_document
+                ),
+            ));
+        }
+        Ok(SessionsConfig {
+            default_document: self.default_document,
+            allowed_documents: self.allowed_documents,
+        })
+    }
+}
+
+impl RawUser {
+    fn build(self, i: usize, base_dir: &Path) -> Result<UserConfig, Invalid> {
+        let at = |key: &str| format!("users[{i}].{key}");
+        if !is_valid_user_name(&self.name) {
+            return Err((
+                at("name"),
+                format!(
+                    "must match ^[a-z_][a-z0-9_.-]{{0,31}}$ (got \"{}\")",
+                    self.name
+                ),
+            ));
+        }
+        let name = self.name;
+        for (g, group) in self.groups.iter().enumerate() {
+            let ok = (1..=64).contains(&group.len())
+                && group
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+            if !ok {
+                return Err((
+                    format!("users[{i}].groups[{g}]"),
+                    format!(
+                        "user {name}: group names are 1-64 of A-Z a-z 0-9 _ . - (got \"{group}\")"
+                    ),
+                ));
+            }
+        }
+        for (key, value) in &self.attributes {
+            let key_ok = key.len() <= 64
+                && key.bytes().enumerate().all(|(n, b)| {
+                    b.is_ascii_alphabetic() || b == b'_' || (n > 0 && b.is_ascii_digit())
+                })
+                && !key.is_empty();
+            if !key_ok {
+                return Err((
+                    at("attributes"),
+                    format!(
+                        "user {name}: attribute names must match [A-Za-z_][A-Za-z0-9_]{{0,63}} (got \"{key}\")"
+                    ),
+                ));
+            }
+            if value.chars().count() > 256 || value.chars().any(char::is_control) {
+                return Err((
+                    format!("users[{i}].attributes.{key}"),
+                    format!(
+                        "user {name}: values must be at most 256 characters without control characters"
+                    ),
+                ));
+            }
+        }
+        let mut keys = Vec::new();
+        for (k, line) in self.authorized_keys.iter().enumerate() {
+            let key = parse_public_key_line(line).map_err(|m| {
+                (
+                    format!("users[{i}].authorized_keys[{k}]"),
+                    format!("user {name}: {m}"),
+                )
+            })?;
+            keys.push(key);
+        }
+        let file = self.authorized_keys_file.map(|f| base_dir.join(f));
+        if let Some(path) = &file {
+            let more = read_key_file(path)
+                .map_err(|m| (at("authorized_keys_file"), format!("user {name}: {m}")))?;
+            keys.extend(more);
+        }
+        Ok(UserConfig {
+            name,
+            groups: self.groups,
+            attributes: self.attributes,
+            authorized_keys: keys,
+            authorized_keys_file: file,
+        })
+    }
+}
+
+impl RawCa {
+    fn build(self, i: usize, base_dir: &Path) -> Result<Vec<PublicKey>, Invalid> {
+        match (self.public_key, self.public_key_file) {
+            (Some(line), None) => parse_public_key_line(&line)
+                .map(|k| vec![k])
+                .map_err(|m| (format!("user_ca[{i}].public_key"), m)),
+            (None, Some(file)) => {
+                let keys = read_key_file(&base_dir.join(file))
+                    .map_err(|m| (format!("user_ca[{i}].public_key_file"), m))?;
+                if keys.is_empty() {
+                    return Err((
+                        format!("user_ca[{i}].public_key_file"),
+                        "holds no key".into(),
+                    ));
+                }
+                Ok(keys)
+            }
+            _ => Err((
+                format!("user_ca[{i}]"),
+                "give exactly one of public_key or public_key_file".into(),
+            )),
+        }
+    }
+}

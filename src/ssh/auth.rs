@@ -1,0 +1,324 @@
+//! Pure authentication decisions, no I/O: is this public key authorised for
+//! this user, is this OpenSSH user certificate acceptable, is this reason for
+//! access acceptable. The russh handler calls these.
+//!
+//! russh verifies a certificate's signature and validity window only; the
+//! rest of the OpenSSH rules are enforced here: a trusted CA signed it, it
+//! is a *user* certificate, its principals name the user, and its critical
+//! options are honoured (`source-address`) or, when the gateway cannot
+//! honour them (`force-command`, anything else), make it unusable.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use regex::Regex;
+use russh::keys::ssh_key::Fingerprint;
+use russh::keys::ssh_key::certificate::CertType;
+use russh::keys::{Certificate, HashAlg, PublicKey};
+
+use crate::config::{Config, JustificationConfig, UserConfig};
+
+/// Longest accepted reason for access, in characters.
+pub const MAX_REASON_CHARS: usize = 200;
+
+/// Who may log in and how: users by name and the trusted user CAs.
+#[derive(Debug, Clone)]
+pub struct Identities {
+    users: BTreeMap<String, UserConfig>,
+    ca_fingerprints: Vec<Fingerprint>,
+}
+
+/// How a user proved who they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// A key listed for the user.
+    PublicKey {
+        /// `SHA256:…` of the key.
+        fingerprint: String,
+    },
+    /// A user certificate from a trusted CA.
+    Certificate {
+        /// `SHA256:…` of the certified key.
+        fingerprint: String,
+        /// The certificate's key id (`ssh-keygen -I`).
+        key_id: String,
+        /// The certificate's serial (`ssh-keygen -z`).
+        serial: u64,
+        /// `SHA256:…` of the signing CA.
+        ca_fingerprint: String,
+    },
+}
+
+/// Why an authentication attempt was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// No such user in the config.
+    #[error("unknown user")]
+    UnknownUser,
+    /// The key is not among the user's authorized keys.
+    #[error("key not authorized")]
+    KeyNotAuthorized,
+    /// The certificate's CA is not a trusted `[[user_ca]]`.
+    #[error("certificate not signed by a trusted CA")]
+    UntrustedCa,
+    /// A host certificate was offered.
+    #[error("not a user certificate")]
+    NotAUserCertificate,
+    /// The certificate's principals do not include the user (or are empty).
+    #[error("certificate principals do not include the user")]
+    PrincipalMismatch,
+    /// The validity window ended.
+    #[error("certificate expired")]
+    Expired,
+    /// The validity window has not started.
+    #[error("certificate not yet valid")]
+    NotYetValid,
+    /// The client address is outside the certificate's `source-address`.
+    #[error("source address not allowed by certificate")]
+    SourceNotAllowed,
+    /// A critical option the gateway cannot honour.
+    #[error("unsupported critical option {0}")]
+    UnsupportedCriticalOption(String),
+    /// The CA signature does not verify.
+    #[error("bad certificate signature")]
+    BadSignature,
+}
+
+impl Identities {
+    /// Indexes the config's users and CA fingerprints.
+    pub fn from_config(cfg: &Config) -> Self {
+        Identities {
+            users: cfg
+                .users
+                .iter()
+                .map(|u| (u.name.clone(), u.clone()))
+                .collect(),
+            ca_fingerprints: cfg
+                .user_cas
+                .iter()
+                .map(|k| k.fingerprint(HashAlg::Sha256))
+                .collect(),
+        }
+    }
+
+    /// The user called `name`.
+    pub fn user(&self, name: &str) -> Option<&UserConfig> {
+        self.users.get(name)
+    }
+
+    /// Accepts `key` when its key data (not its comment) equals one of the
+    /// user's authorized keys.
+    pub fn check_key(&self, user: &str, key: &PublicKey) -> Result<AuthMethod, Rejection> {
+        let user = self.user(user).ok_or(Rejection::UnknownUser)?;
+        if user
+            .authorized_keys
+            .iter()
+            .any(|k| k.key_data() == key.key_data())
+        {
+            Ok(AuthMethod::PublicKey {
+                fingerprint: key.fingerprint(HashAlg::Sha256).to_string(),
+            })
+        } else {
+            Err(Rejection::KeyNotAuthorized)
+        }
+    }
+
+    /// Accepts an OpenSSH user certificate for `user` connecting from
+    /// `source` at `now`: a trusted CA signed it, it is a user certificate,
+    /// it is valid at `now`, its principals name `user`, and every critical
+    /// option is honoured (`source-address`) — any other, `force-command`
+    /// included, is refused because the gateway cannot enforce it.
+    pub fn check_certificate(
+        &self,
+        user: &str,
+        cert: &Certificate,
+        source: IpAddr,
+        now: SystemTime,
+    ) -> Result<AuthMethod, Rejection> {
+        self.user(user).ok_or(Rejection::UnknownUser)?;
+        if cert.cert_type() != CertType::User {
+            return Err(Rejection::NotAUserCertificate);
+        }
+        let ca = cert.signature_key().fingerprint(HashAlg::Sha256);
+        if !self.ca_fingerprints.contains(&ca) {
+            return Err(Rejection::UntrustedCa);
+        }
+        // Signature (and CA) first, checked at a moment inside the window,
+        // so no claim of a forged certificate is looked at. An empty window
+        // is never valid and is reported by the time checks below.
+        if cert.valid_after() < cert.valid_before()
+            && cert
+                .validate_at(cert.valid_after(), &self.ca_fingerprints)
+                .is_err()
+        {
+            return Err(Rejection::BadSignature);
+        }
+        let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if now < cert.valid_after() {
+            return Err(Rejection::NotYetValid);
+        }
+        if now >= cert.valid_before() {
+            return Err(Rejection::Expired);
+        }
+        if !cert.valid_principals().iter().any(|p| p == user) {
+            return Err(Rejection::PrincipalMismatch);
+        }
+        for (name, value) in cert.critical_options().iter() {
+            match name.as_str() {
+                "source-address" => {
+                    if !source_allowed(value, source) {
+                        return Err(Rejection::SourceNotAllowed);
+                    }
+                }
+                other => return Err(Rejection::UnsupportedCriticalOption(other.to_owned())),
+            }
+        }
+        Ok(AuthMethod::Certificate {
+            fingerprint: cert.public_key().fingerprint(HashAlg::Sha256).to_string(),
+            key_id: cert.key_id().to_owned(),
+            serial: cert.serial(),
+            ca_fingerprint: ca.to_string(),
+        })
+    }
+}
+
+impl AuthMethod {
+    /// `SHA256:…` of the key the user authenticated with.
+    pub fn fingerprint(&self) -> &str {
+        match self {
+            AuthMethod::PublicKey { fingerprint } | AuthMethod::Certificate { fingerprint, .. } => {
+                fingerprint
+            }
+        }
+    }
+}
+
+impl fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthMethod::PublicKey { fingerprint } => write!(f, "publickey {fingerprint}"),
+            AuthMethod::Certificate {
+                fingerprint,
+                key_id,
+                serial,
+                ca_fingerprint,
+            } => write!(
+                f,
+                "certificate {fingerprint} id {key_id:?} serial {serial} CA {ca_fingerprint}"
+            ),
+        }
+    }
+}
+
+/// True when `source` is inside one of the comma-separated addresses or
+/// CIDR blocks of a `source-address` option. A malformed list allows
+/// nothing.
+fn source_allowed(list: &str, source: IpAddr) -> bool {
+    let source = source.to_canonical();
+    let mut allowed = false;
+    for item in list.split(',') {
+        match parse_cidr(item.trim()) {
+            Some((net, len)) => allowed |= cidr_contains(net, len, source),
+            None => return false,
+        }
+    }
+    allowed
+}
+
+/// `addr` or `addr/len`, with `len` within the family's width.
+fn parse_cidr(item: &str) -> Option<(IpAddr, u32)> {
+    let (addr, len) = match item.split_once('/') {
+        Some((addr, len)) => (addr, Some(len)),
+        None => (item, None),
+    };
+    let addr: IpAddr = addr.parse().ok()?;
+    let width = if addr.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        Some(len) if !len.is_empty() && len.bytes().all(|b| b.is_ascii_digit()) => {
+            len.parse().ok()?
+        }
+        Some(_) => return None,
+        None => width,
+    };
+    (len <= width).then_some((addr, len))
+}
+
+fn cidr_contains(net: IpAddr, len: u32, addr: IpAddr) -> bool {
+    match (net, addr) {
+        (IpAddr::V4(net), IpAddr::V4(addr)) => {
+            let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+            u32::from(net) & mask == u32::from(addr) & mask
+        }
+        (IpAddr::V6(net), IpAddr::V6(addr)) => {
+            let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+            u128::from(net) & mask == u128::from(addr) & mask
+        }
+        _ => false,
+    }
+}
+
+/// The reason-for-access rule.
+#[derive(Debug, Clone)]
+pub struct Justification {
+    /// Regex the trimmed reason must match.
+    pub regex: Regex,
+    /// What a good reason looks like, shown when one is refused.
+    pub hint: String,
+    /// Whether a reason must be given at all.
+    pub required: bool,
+}
+
+impl Justification {
+    /// The rule from `[justification]`.
+    pub fn from_config(cfg: &JustificationConfig) -> Self {
+        Justification {
+            regex: cfg.pattern.clone(),
+            hint: cfg.hint.clone(),
+            required: cfg.required,
+        }
+    }
+
+    /// Checks a reason: trimmed, no control characters, at most
+    /// [`MAX_REASON_CHARS`] characters, matching the regex. Returns the
+    /// trimmed reason, or a message for the user naming the rule and hint.
+    /// An empty reason is accepted (as `""`) only when none is required.
+    pub fn check(&self, reason: &str) -> Result<String, String> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return if self.required {
+                Err(format!("a reason for access is required: {}", self.hint()))
+            } else {
+                Ok(String::new())
+            };
+        }
+        if reason.chars().any(char::is_control) {
+            return Err("the reason must not contain control characters".into());
+        }
+        let len = reason.chars().count();
+        if len > MAX_REASON_CHARS {
+            return Err(format!(
+                "the reason is too long ({len} characters, at most {MAX_REASON_CHARS})"
+            ));
+        }
+        if !self.regex.is_match(reason) {
+            return Err(format!(
+                "the reason does not match the required format: {}",
+                self.hint()
+            ));
+        }
+        Ok(reason.to_owned())
+    }
+
+    fn hint(&self) -> String {
+        if self.hint.is_empty() {
+            format!("it must match {}", self.regex.as_str())
+        } else {
+            self.hint.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

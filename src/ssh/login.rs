@@ -1,0 +1,184 @@
+//! The SSH user name: `ssh alice+web-1@gateway` logs in as `alice` and asks
+//! for target `web-1`; `ssh alice@gateway` has no target (the picker).
+//! Parsing is strict so that nothing odd reaches logs, policies or AWS.
+
+use std::fmt;
+
+use crate::config::is_valid_user_name;
+
+/// Longest accepted target.
+pub const MAX_TARGET_LEN: usize = 255;
+
+/// A parsed SSH login name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    /// The gateway user (`alice`).
+    pub user: String,
+    /// The requested target (`web-1`, `i-0123…`), if any.
+    pub target: Option<String>,
+}
+
+impl fmt::Display for Login {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.target {
+            Some(target) => write!(f, "{}+{target}", self.user),
+            None => f.write_str(&self.user),
+        }
+    }
+}
+
+/// Why a login name was refused. Texts are safe to show to the client:
+/// they quote the offending input with control characters escaped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoginError {
+    /// Nothing before the `+` (or an empty login).
+    #[error("empty user name (use USER or USER+TARGET)")]
+    EmptyUser,
+    /// The user part is not a valid user name.
+    #[error("invalid user name {0:?}: must match ^[a-z_][a-z0-9_.-]{{0,31}}$")]
+    BadUser(String),
+    /// `alice+` with nothing after the `+`.
+    #[error("empty target after '+' (use USER+TARGET, e.g. alice+web-1)")]
+    EmptyTarget,
+    /// Target longer than [`MAX_TARGET_LEN`].
+    #[error("target is too long ({0} characters, at most 255)")]
+    TargetTooLong(usize),
+    /// Target with a character outside `A-Z a-z 0-9 . _ : -`.
+    #[error("invalid target {target:?}: character {bad:?} not allowed (only A-Z a-z 0-9 . _ : -)")]
+    BadTarget {
+        /// The target as given.
+        target: String,
+        /// The first offending character.
+        bad: char,
+    },
+}
+
+/// Splits `USER[+TARGET]` at the first `+` and validates both parts.
+pub fn parse_login(raw: &str) -> Result<Login, LoginError> {
+    let (user, target) = match raw.split_once('+') {
+        Some((user, target)) => (user, Some(target)),
+        None => (raw, None),
+    };
+    if user.is_empty() {
+        return Err(LoginError::EmptyUser);
+    }
+    if !is_valid_user_name(user) {
+        return Err(LoginError::BadUser(user.to_owned()));
+    }
+    let target = match target {
+        None => None,
+        Some("") => return Err(LoginError::EmptyTarget),
+        Some(target) => Some(check_target(target)?.to_owned()),
+    };
+    Ok(Login {
+        user: user.to_owned(),
+        target,
+    })
+}
+
+/// Checks a target: 1–255 characters of `A-Z a-z 0-9 . _ : -`.
+pub fn check_target(target: &str) -> Result<&str, LoginError> {
+    if target.is_empty() {
+        return Err(LoginError::EmptyTarget);
+    }
+    let len = target.chars().count();
+    if len > MAX_TARGET_LEN {
+        return Err(LoginError::TargetTooLong(len));
+    }
+    if let Some(bad) = target
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
+    {
+        return Err(LoginError::BadTarget {
+            target: target.to_owned(),
+            bad,
+        });
+    }
+    Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(raw: &str) -> Login {
+        parse_login(raw).unwrap()
+    }
+
+    #[test]
+    fn user_only_and_user_plus_target() {
+        assert_eq!(
+            ok("alice"),
+            Login {
+                user: "alice".into(),
+                target: None
+            }
+        );
+        let l = ok("alice+web-1");
+        assert_eq!(l.user, "alice");
+        assert_eq!(l.target.as_deref(), Some("web-1"));
+        assert_eq!(l.to_string(), "alice+web-1");
+        assert_eq!(
+            ok("bob.smith+i-0123456789abcdef0").target.as_deref(),
+            Some("i-0123456789abcdef0")
+        );
+        assert_eq!(
+            ok("_svc+ip-10-0-0-1.ec2.internal").target.as_deref(),
+            Some("ip-10-0-0-1.ec2.internal")
+        );
+        assert_eq!(ok("a+::1").target.as_deref(), Some("::1"));
+        let max = "t".repeat(255);
+        assert_eq!(ok(&format!("a+{max}")).target.unwrap().len(), 255);
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(parse_login(""), Err(LoginError::EmptyUser));
+        assert_eq!(parse_login("+web"), Err(LoginError::EmptyUser));
+        assert_eq!(parse_login("alice+"), Err(LoginError::EmptyTarget));
+        assert_eq!(
+            parse_login("Alice+web"),
+            Err(LoginError::BadUser("Alice".into()))
+        );
+        assert_eq!(
+            parse_login(&format!("a+{}", "t".repeat(256))),
+            Err(LoginError::TargetTooLong(256))
+        );
+        // Only the first '+' splits; a second one is part of the target.
+        assert_eq!(
+            parse_login("alice+web+1"),
+            Err(LoginError::BadTarget {
+                target: "web+1".into(),
+                bad: '+'
+            })
+        );
+        for bad in [
+            "a+web 1",
+            "a+web\n",
+            "a+we\u{1b}b",
+            "a+wéb",
+            "a+web/1",
+            "a+web@x",
+        ] {
+            assert!(
+                matches!(parse_login(bad), Err(LoginError::BadTarget { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn messages_escape_control_characters() {
+        let e = parse_login("a+x\u{7}y").unwrap_err().to_string();
+        assert!(e.contains("\\u{7}"), "{e}");
+        assert!(!e.contains('\u{7}'));
+        let e = parse_login("Al\nice").unwrap_err().to_string();
+        assert!(e.contains("\"Al\\nice\"") && !e.contains('\n'), "{e}");
+        assert!(
+            parse_login("alice+")
+                .unwrap_err()
+                .to_string()
+                .contains("alice+web-1")
+        );
+    }
+}
