@@ -135,6 +135,19 @@ pub struct AwsConfig {
     pub region: Option<String>,
     /// SSM endpoint override (`http://…` or `https://…`).
     pub endpoint: Option<String>,
+    /// Where credentials come from.
+    pub credentials: AwsCredentials,
+}
+
+/// `aws.credentials`: the standard chain, or none (unsigned requests, for
+/// `ssmgate sim`, which accepts them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AwsCredentials {
+    /// Environment, profile, SSO, container or instance role.
+    #[default]
+    Chain,
+    /// Send requests unsigned.
+    None,
 }
 
 /// `[justification]`: the reason-for-access prompt.

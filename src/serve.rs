@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::aws::{Ssm, SsmApi};
-use crate::config::Config;
+use crate::config::{AwsCredentials, Config};
 use crate::gateway::Gateway;
 use crate::inventory::Inventory;
 use crate::ssh::auth::{Identities, Justification};
@@ -59,7 +59,10 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
     if generated {
         tracing::info!(path = %config.server.host_key.display(), fingerprint = %host_key_fingerprint, "generated a new host key");
     }
-    let ssm: Arc<dyn SsmApi> = Arc::new(Ssm::from_env(config.aws.region.clone(), config.aws.endpoint.clone()).await);
+    let signed = config.aws.credentials == AwsCredentials::Chain;
+    let ssm: Arc<dyn SsmApi> = Arc::new(
+        Ssm::from_settings(config.aws.region.clone(), config.aws.endpoint.clone(), signed).await,
+    );
     let inventory = Inventory::new(ssm.clone(), config.inventory.cache);
     let gateway = Arc::new(Gateway::new(ssm, inventory, config.sessions.clone()));
     let ctx = Arc::new(ServerContext {

@@ -147,7 +147,16 @@ impl Ssm {
     /// profile, SSO, IMDS, …), with an optional region and endpoint
     /// override. `AWS_ENDPOINT_URL_SSM` is honoured by the chain too.
     pub async fn from_env(region: Option<String>, endpoint: Option<String>) -> Self {
+        Self::from_settings(region, endpoint, true).await
+    }
+
+    /// Like [`Ssm::from_env`]; with `signed` false no credentials are
+    /// looked up and requests go unsigned (for `ssmgate sim`).
+    pub async fn from_settings(region: Option<String>, endpoint: Option<String>, signed: bool) -> Self {
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if !signed {
+            loader = loader.no_credentials();
+        }
         if let Some(region) = region {
             loader = loader.region(Region::new(region));
         }

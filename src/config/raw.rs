@@ -9,7 +9,7 @@ use russh::keys::PublicKey;
 use serde::Deserialize;
 
 use super::{
-    AwsConfig, Config, DEFAULT_ALLOWED_DOCUMENTS, DEFAULT_DOCUMENT, DEFAULT_REASON_HINT,
+    AwsConfig, AwsCredentials, Config, DEFAULT_ALLOWED_DOCUMENTS, DEFAULT_DOCUMENT, DEFAULT_REASON_HINT,
     DEFAULT_REASON_PATTERN, InventoryConfig, JustificationConfig, ServerConfig, SessionsConfig,
     UserConfig, check_document, is_valid_user_name, parse_public_key_line, read_key_file,
 };
@@ -65,6 +65,7 @@ impl Default for RawServer {
 struct RawAws {
     region: Option<String>,
     endpoint: Option<String>,
+    credentials: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -241,9 +242,20 @@ impl RawAws {
                 ));
             }
         }
+        let credentials = match self.credentials.as_deref() {
+            None | Some("chain") => AwsCredentials::Chain,
+            Some("none") => AwsCredentials::None,
+            Some(other) => {
+                return Err((
+                    "aws.credentials".into(),
+                    format!("must be \"chain\" or \"none\" (got \"{other}\")"),
+                ));
+            }
+        };
         Ok(AwsConfig {
             region: self.region,
             endpoint: self.endpoint,
+            credentials,
         })
     }
 }

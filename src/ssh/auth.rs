@@ -103,6 +103,11 @@ impl Identities {
         }
     }
 
+    /// Whether any user CA is trusted (so any key may come as a certificate).
+    pub fn trusts_any_ca(&self) -> bool {
+        !self.ca_fingerprints.is_empty()
+    }
+
     /// The user called `name`.
     pub fn user(&self, name: &str) -> Option<&UserConfig> {
         self.users.get(name)

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
-use russh::keys::{Certificate, PublicKey};
+use russh::keys::Certificate;
 use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Response, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, MethodKind, MethodSet};
 
@@ -185,7 +185,7 @@ impl russh::server::Handler for ConnectionHandler {
         };
         let answer = response
             .next()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
         if answer.trim().is_empty() {
             // No terminal to ask on (scripts): the reason may still come

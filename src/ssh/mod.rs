@@ -1,7 +1,22 @@
-//! The SSH front door: what a user types after `ssh` (`login`), whether
-//! they may log in (`auth`: keys, user certificates, reason for access), and
-//! the gateway's own host key (`hostkey`).
+//! The SSH front door, in the order a connection meets it:
+//! - [`server`]: the listener, limits on unauthenticated connections
+//!   ([`limits`]), login grace time, maximum duration, shutdown;
+//! - [`login`]: what a user types after `ssh` (`alice+web-1`);
+//! - [`handler`]: russh callbacks; every decision is delegated to [`auth`]
+//!   (keys, user certificates, the reason for access);
+//! - [`session_channel`]: one task per shell/exec channel, with the target
+//!   [`picker`]; [`forward`]: one task per direct-tcpip channel;
+//! - [`hostkey`]: the gateway's own host key; [`context`]: shared state.
+//!
+//! Nothing here calls AWS: channels hand a `SessionRequest` to the gateway.
 
 pub mod auth;
+pub mod context;
+pub mod forward;
+pub mod handler;
 pub mod hostkey;
+pub mod limits;
 pub mod login;
+pub mod picker;
+pub mod server;
+pub mod session_channel;
