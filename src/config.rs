@@ -139,14 +139,14 @@ pub struct AwsConfig {
     pub credentials: AwsCredentials,
 }
 
-/// `aws.credentials`: the standard chain, or none (unsigned requests, for
-/// `ssmgate sim`, which accepts them).
+/// `aws.credentials`: the standard chain, or none (a fixed dummy key, for
+/// `ssmgate sim`, which accepts any signature).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AwsCredentials {
     /// Environment, profile, SSO, container or instance role.
     #[default]
     Chain,
-    /// Send requests unsigned.
+    /// Sign with a fixed dummy key; only the simulator accepts it.
     None,
 }
 

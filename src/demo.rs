@@ -83,7 +83,10 @@ impl Demo {
 pub async fn start(options: DemoOptions) -> Result<Demo> {
     let dir = match options.dir {
         Some(d) => d,
-        None => std::env::temp_dir().join(format!("ssmgate-demo-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])),
+        None => std::env::temp_dir().join(format!(
+            "ssmgate-demo-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        )),
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let dir = dir.canonicalize()?;
@@ -95,18 +98,32 @@ pub async fn start(options: DemoOptions) -> Result<Demo> {
         Some(path) => Some(start_sshd(&path, &dir, &user_pub).await?),
         None => None,
     };
-    let sim = SimServer::start("127.0.0.1:0".parse()?, SimConfig::from_toml_str(&sim_toml(service, sshd.as_ref().map(|s| s.1)))?)
-        .await
-        .context("starting the SSM simulator")?;
+    let sim = SimServer::start(
+        "127.0.0.1:0".parse()?,
+        SimConfig::from_toml_str(&sim_toml(service, sshd.as_ref().map(|s| s.1)))?,
+    )
+    .await
+    .context("starting the SSM simulator")?;
     let config_path = dir.join("ssmgate.toml");
-    std::fs::write(&config_path, gateway_toml(options.port, &sim.endpoint(), &user_pub))?;
+    std::fs::write(
+        &config_path,
+        gateway_toml(options.port, &sim.endpoint(), &user_pub),
+    )?;
     let config = Config::load(&config_path)?;
-    let gateway = serve::start(&config).await.context("starting the gateway")?;
+    let gateway = serve::start(&config)
+        .await
+        .context("starting the gateway")?;
     let (sshd_child, sshd_pub) = match sshd {
         Some((child, _, public)) => (Some(child), Some(public)),
         None => (None, None),
     };
-    write_client_files(&dir, gateway.addr, &gateway.host_key_openssh, sshd_pub.as_deref(), &os_user)?;
+    write_client_files(
+        &dir,
+        gateway.addr,
+        &gateway.host_key_openssh,
+        sshd_pub.as_deref(),
+        &os_user,
+    )?;
     Ok(Demo {
         dir,
         gateway,
@@ -216,7 +233,11 @@ pub fn find_sshd() -> Option<PathBuf> {
 }
 
 /// Starts sshd on a free port with its own host key, authorising `user_pub`.
-async fn start_sshd(sshd: &Path, dir: &Path, user_pub: &str) -> Result<(Child, SocketAddr, String)> {
+async fn start_sshd(
+    sshd: &Path,
+    dir: &Path,
+    user_pub: &str,
+) -> Result<(Child, SocketAddr, String)> {
     let (host_key, _) = hostkey::load_or_generate(&dir.join("sshd_host_ed25519_key"))?;
     let host_pub = host_key.public_key().to_openssh()?;
     std::fs::write(dir.join("authorized_keys"), format!("{user_pub}\n"))?;
@@ -259,7 +280,13 @@ fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-fn write_client_files(dir: &Path, gateway: SocketAddr, gateway_pub: &str, sshd_pub: Option<&str>, os_user: &str) -> Result<()> {
+fn write_client_files(
+    dir: &Path,
+    gateway: SocketAddr,
+    gateway_pub: &str,
+    sshd_pub: Option<&str>,
+    os_user: &str,
+) -> Result<()> {
     let mut known = format!("[{}]:{} {}\n", gateway.ip(), gateway.port(), gateway_pub);
     if let Some(p) = sshd_pub {
         known.push_str(&format!("web-1,{WEB_1} {p}\n"));
@@ -290,10 +317,10 @@ pub fn instructions(demo: &Demo) -> String {
          Instances: web-1 (online, shell), db-1 (online, HTTP on port {DB_SERVICE_PORT}), offline-1 (not connected).\n\
          User: demo, key {d}/demo_user_key. Access asks for a reason (any 3+ characters).\n\n\
          Shell on web-1 (answer the reason prompt):\n  {base} ssmgate-demo -l demo+web-1\n\n\
-         A command, non-interactively:\n  {base} -o SetEnv=SSMGATE_REASON='demo run' ssmgate-demo -l demo+web-1 'uname -a; exit 3'; echo \"exit status $?\"\n\n\
+         A command, non-interactively:\n  {base} -o 'SetEnv=SSMGATE_REASON=\"demo run\"' ssmgate-demo -l demo+web-1 'uname -a; exit 3'; echo \"exit status $?\"\n\n\
          Pick a target from a menu:\n  {base} -t ssmgate-demo\n\n\
          Port forwarding to db-1, then curl it in another terminal:\n  {base} -N -L 8080:db-1:{DB_SERVICE_PORT} ssmgate-demo\n  curl http://127.0.0.1:8080/\n\n\
-         A refusal (target not connected):\n  {base} -o SetEnv=SSMGATE_REASON='demo run' ssmgate-demo -l demo+offline-1 true\n",
+         A refusal (target not connected):\n  {base} -o 'SetEnv=SSMGATE_REASON=\"demo run\"' ssmgate-demo -l demo+offline-1 true\n",
         fp = demo.gateway.host_key_fingerprint,
         sim = demo.sim.endpoint(),
     );

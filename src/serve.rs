@@ -61,7 +61,12 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
     }
     let signed = config.aws.credentials == AwsCredentials::Chain;
     let ssm: Arc<dyn SsmApi> = Arc::new(
-        Ssm::from_settings(config.aws.region.clone(), config.aws.endpoint.clone(), signed).await,
+        Ssm::from_settings(
+            config.aws.region.clone(),
+            config.aws.endpoint.clone(),
+            signed,
+        )
+        .await,
     );
     let inventory = Inventory::new(ssm.clone(), config.inventory.cache);
     let gateway = Arc::new(Gateway::new(ssm, inventory, config.sessions.clone()));
@@ -74,8 +79,14 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
     let listen = config.server.listen;
     let server = SshServer::bind(ctx, host_key)
         .await
-        .map_err(|source| ServeError::Bind { addr: listen, source })?;
-    let addr = server.local_addr().map_err(|source| ServeError::Bind { addr: listen, source })?;
+        .map_err(|source| ServeError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = server.local_addr().map_err(|source| ServeError::Bind {
+        addr: listen,
+        source,
+    })?;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(server.run(async {
         let _ = stopped.await;

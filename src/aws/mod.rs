@@ -150,12 +150,23 @@ impl Ssm {
         Self::from_settings(region, endpoint, true).await
     }
 
-    /// Like [`Ssm::from_env`]; with `signed` false no credentials are
-    /// looked up and requests go unsigned (for `ssmgate sim`).
-    pub async fn from_settings(region: Option<String>, endpoint: Option<String>, signed: bool) -> Self {
+    /// Like [`Ssm::from_env`]; with `real_credentials` false no credentials
+    /// are looked up and requests are signed with a fixed dummy key, which
+    /// only `ssmgate sim` accepts.
+    pub async fn from_settings(
+        region: Option<String>,
+        endpoint: Option<String>,
+        real_credentials: bool,
+    ) -> Self {
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if !signed {
-            loader = loader.no_credentials();
+        if !real_credentials {
+            loader = loader.credentials_provider(aws_sdk_ssm::config::Credentials::new(
+                "SSMGATESIM",
+                "not-a-secret",
+                None,
+                None,
+                "ssmgate-no-credentials",
+            ));
         }
         if let Some(region) = region {
             loader = loader.region(Region::new(region));

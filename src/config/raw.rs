@@ -9,9 +9,10 @@ use russh::keys::PublicKey;
 use serde::Deserialize;
 
 use super::{
-    AwsConfig, AwsCredentials, Config, DEFAULT_ALLOWED_DOCUMENTS, DEFAULT_DOCUMENT, DEFAULT_REASON_HINT,
-    DEFAULT_REASON_PATTERN, InventoryConfig, JustificationConfig, ServerConfig, SessionsConfig,
-    UserConfig, check_document, is_valid_user_name, parse_public_key_line, read_key_file,
+    AwsConfig, AwsCredentials, Config, DEFAULT_ALLOWED_DOCUMENTS, DEFAULT_DOCUMENT,
+    DEFAULT_REASON_HINT, DEFAULT_REASON_PATTERN, InventoryConfig, JustificationConfig,
+    ServerConfig, SessionsConfig, UserConfig, check_document, is_valid_user_name,
+    parse_public_key_line, read_key_file,
 };
 
 #[derive(Deserialize)]

@@ -67,8 +67,12 @@ pub async fn run_terminal(
             let sent = match msg {
                 ClientInput::Data(data) => channel.write(data).await,
                 ClientInput::Resize { cols, rows } => channel.resize(cols, rows).await,
-                ClientInput::Signal(Interrupt::Int) => channel.write(Bytes::from_static(b"\x03")).await,
-                ClientInput::Signal(Interrupt::Quit) => channel.write(Bytes::from_static(b"\x1c")).await,
+                ClientInput::Signal(Interrupt::Int) => {
+                    channel.write(Bytes::from_static(b"\x03")).await
+                }
+                ClientInput::Signal(Interrupt::Quit) => {
+                    channel.write(Bytes::from_static(b"\x1c")).await
+                }
                 // The agent has no notion of stdin EOF; the session goes on
                 // until the command or shell exits.
                 ClientInput::Eof => Ok(()),

@@ -48,7 +48,7 @@ pub enum Forward {
     /// A stream inside a shared smux session.
     Mux(Arc<MuxSession>, smux::Stream),
     /// A session of its own (stream or basic mode).
-    Own(Opened),
+    Own(Box<Opened>),
 }
 
 impl PortSessions {
@@ -70,7 +70,7 @@ impl PortSessions {
         }
         let opened = gateway.open(req).await?;
         let PortMode::Mux { keepalive } = PortMode::for_session(&opened.info) else {
-            return Ok(Forward::Own(opened));
+            return Ok(Forward::Own(Box::new(opened)));
         };
         let ssm_session_id = opened.ssm_session_id.clone();
         let bs = byte_stream(opened.channel, opened.events);
@@ -124,7 +124,7 @@ where
             let channel = opened.channel.clone();
             let id = opened.ssm_session_id.clone();
             let basic = PortMode::for_session(&opened.info) == PortMode::Basic;
-            let result = run_port_stream(opened, client).await;
+            let result = run_port_stream(*opened, client).await;
             if basic {
                 let _ = channel.send_flag(Flag::TerminateSession).await;
             }

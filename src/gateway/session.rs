@@ -27,6 +27,9 @@ pub mod documents {
     pub const PORT_FORWARDING: &str = "AWS-StartPortForwardingSession";
 }
 
+/// A document, its StartSession parameters, and how its channel behaves.
+type DocumentChoice = (String, BTreeMap<String, Vec<String>>, SessionKind);
+
 /// Opens SSM sessions for authenticated users.
 pub struct Gateway {
     ssm: Arc<dyn SsmApi>,
@@ -135,10 +138,7 @@ impl Gateway {
     }
 
     /// The document, its parameters and the data-channel kind for a request.
-    fn document_for(
-        &self,
-        req: &SessionRequest,
-    ) -> Result<(String, BTreeMap<String, Vec<String>>, SessionKind), GatewayError> {
+    fn document_for(&self, req: &SessionRequest) -> Result<DocumentChoice, GatewayError> {
         let mut params = BTreeMap::new();
         let (default, kind) = match &req.kind {
             Kind::Shell => (self.sessions.default_document.as_str(), SessionKind::Shell),
@@ -160,7 +160,12 @@ impl Gateway {
             }
         };
         let document = req.document.clone().unwrap_or_else(|| default.to_owned());
-        if !self.sessions.allowed_documents.iter().any(|d| d == &document) {
+        if !self
+            .sessions
+            .allowed_documents
+            .iter()
+            .any(|d| d == &document)
+        {
             return Err(GatewayError::DocumentNotAllowed {
                 document,
                 allowed: self.sessions.allowed_documents.join(", "),
@@ -175,7 +180,9 @@ async fn wait_ready(events: &mut Events) -> Result<SessionInfo, GatewayError> {
         loop {
             match events.recv().await {
                 Some(Event::Ready(info)) => return Ok(info),
-                Some(Event::Closed(reason)) => return Err(GatewayError::NotReady(format!("{reason:?}"))),
+                Some(Event::Closed(reason)) => {
+                    return Err(GatewayError::NotReady(format!("{reason:?}")));
+                }
                 Some(_) => {}
                 None => return Err(GatewayError::NotReady("no events".into())),
             }

@@ -40,7 +40,9 @@ pub async fn run(
         reason: text,
     };
     let Ok(port) = u16::try_from(req.port) else {
-        return reply.reject(refuse(format!("port {} is out of range", req.port))).await;
+        return reply
+            .reject(refuse(format!("port {} is out of range", req.port)))
+            .await;
     };
     let reason = match super::session_channel::reason(&ctx, &user, None) {
         Ok(r) => r,

@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use russh::keys::Certificate;
-use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Response, Session, VerifiedPublicKey};
+use russh::server::{
+    Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Response, Session, VerifiedPublicKey,
+};
 use russh::{Channel, ChannelId, MethodKind, MethodSet};
 
 use super::auth::{AuthMethod, Rejection};
@@ -115,7 +117,7 @@ impl ConnectionHandler {
 
     fn prompt(instructions: String) -> Auth {
         Auth::Partial {
-            name: Cow::Borrowed("ssmgate"),
+            name: Cow::Borrowed(""),
             instructions: Cow::Owned(instructions),
             prompts: Cow::Owned(vec![(Cow::Borrowed(REASON_PROMPT), true)]),
         }
@@ -135,36 +137,56 @@ impl ConnectionHandler {
 impl russh::server::Handler for ConnectionHandler {
     type Error = russh::Error;
 
-    async fn auth_publickey_offered(&mut self, user: &str, offer: PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
         let Some(login) = self.login(user) else {
             return Ok(Auth::reject());
         };
         // Spare the signature when this key cannot pass anyway. russh offers
         // a certificate's inner key here, so with trusted CAs any key may
         // still pass as a certificate, checked in full once signed.
-        let maybe = self.ctx.identities.check_key(&login.user, offer.public_key).is_ok()
+        let maybe = self
+            .ctx
+            .identities
+            .check_key(&login.user, offer.public_key)
+            .is_ok()
             || self.ctx.identities.trusts_any_ca();
         Ok(if maybe { Auth::Accept } else { Auth::reject() })
     }
 
-    async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
         let Some(login) = self.login(user) else {
             return Ok(Auth::reject());
         };
-        Ok(match self.ctx.identities.check_key(&login.user, key.public_key) {
-            Ok(method) => self.first_factor_passed(&login.user, method),
-            Err(why) => self.refused(&login.user, why),
-        })
+        Ok(
+            match self.ctx.identities.check_key(&login.user, key.public_key) {
+                Ok(method) => self.first_factor_passed(&login.user, method),
+                Err(why) => self.refused(&login.user, why),
+            },
+        )
     }
 
-    async fn auth_openssh_certificate(&mut self, user: &str, cert: &Certificate) -> Result<Auth, Self::Error> {
+    async fn auth_openssh_certificate(
+        &mut self,
+        user: &str,
+        cert: &Certificate,
+    ) -> Result<Auth, Self::Error> {
         let Some(login) = self.login(user) else {
             return Ok(Auth::reject());
         };
-        let checked = self
-            .ctx
-            .identities
-            .check_certificate(&login.user, cert, self.peer.ip(), SystemTime::now());
+        let checked = self.ctx.identities.check_certificate(
+            &login.user,
+            cert,
+            self.peer.ip(),
+            SystemTime::now(),
+        );
         Ok(match checked {
             Ok(method) => self.first_factor_passed(&login.user, method),
             Err(why) => self.refused(&login.user, why),
@@ -181,7 +203,10 @@ impl russh::server::Handler for ConnectionHandler {
             return Ok(Auth::reject());
         }
         let Some(mut response) = response else {
-            return Ok(Self::prompt(format!("Access needs a reason: {}.", self.ctx.justification.hint)));
+            return Ok(Self::prompt(format!(
+                "Access needs a reason: {}.",
+                self.ctx.justification.hint
+            )));
         };
         let answer = response
             .next()
@@ -221,7 +246,9 @@ impl russh::server::Handler for ConnectionHandler {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         let Some(user) = self.session_user() else {
-            reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
             return Ok(());
         };
         reply.accept().await;
@@ -240,14 +267,23 @@ impl russh::server::Handler for ConnectionHandler {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         let Some(user) = self.session_user() else {
-            reply.reject(russh::ChannelOpenFailure::AdministrativelyProhibited).await;
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
             return Ok(());
         };
         let request = forward::Request {
             host: host.to_owned(),
             port,
         };
-        tokio::spawn(forward::run(self.ctx.clone(), user, self.ports.clone(), request, channel, reply));
+        tokio::spawn(forward::run(
+            self.ctx.clone(),
+            user,
+            self.ports.clone(),
+            request,
+            channel,
+            reply,
+        ));
         Ok(())
     }
 
@@ -279,11 +315,20 @@ impl russh::server::Handler for ConnectionHandler {
         }
     }
 
-    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         session.channel_success(channel)
     }
 
-    async fn exec_request(&mut self, channel: ChannelId, _data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         session.channel_success(channel)
     }
 
@@ -309,17 +354,30 @@ impl russh::server::Handler for ConnectionHandler {
         session.channel_failure(channel)
     }
 
-    async fn agent_request(&mut self, _channel: ChannelId, _session: &mut Session) -> Result<bool, Self::Error> {
+    async fn agent_request(
+        &mut self,
+        _channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
         Ok(false)
     }
 
-    async fn tcpip_forward(&mut self, address: &str, port: &mut u32, _session: &mut Session) -> Result<bool, Self::Error> {
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
         tracing::info!(peer = %self.peer, address, port = *port, "refused remote forwarding");
         self.refused_remote_forward = true;
         Ok(false)
     }
 
-    async fn streamlocal_forward(&mut self, _path: &str, _session: &mut Session) -> Result<bool, Self::Error> {
+    async fn streamlocal_forward(
+        &mut self,
+        _path: &str,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
         self.refused_remote_forward = true;
         Ok(false)
     }

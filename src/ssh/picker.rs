@@ -13,7 +13,11 @@ const USAGE_LIST: usize = 20;
 
 /// Shows the menu and reads a choice; `None` when the user gives up or the
 /// channel closes (after telling them why).
-pub async fn pick(ctx: &ServerContext, rd: &mut ChannelReadHalf, out: &mut SshOutput) -> Option<String> {
+pub async fn pick(
+    ctx: &ServerContext,
+    rd: &mut ChannelReadHalf,
+    out: &mut SshOutput,
+) -> Option<String> {
     let targets = match online_targets(ctx).await {
         Ok(t) if t.is_empty() => {
             out.write("ssmgate: no target is online.\r\n").await;
@@ -21,7 +25,8 @@ pub async fn pick(ctx: &ServerContext, rd: &mut ChannelReadHalf, out: &mut SshOu
         }
         Ok(t) => t,
         Err(e) => {
-            out.write(&format!("ssmgate: cannot list targets: {e}\r\n")).await;
+            out.write(&format!("ssmgate: cannot list targets: {e}\r\n"))
+                .await;
             return None;
         }
     };
@@ -31,8 +36,11 @@ pub async fn pick(ctx: &ServerContext, rd: &mut ChannelReadHalf, out: &mut SshOu
     }
     out.write(&menu).await;
     loop {
-        out.write(&format!("Choose a target [1-{}], a name, or q to quit: ", targets.len()))
-            .await;
+        out.write(&format!(
+            "Choose a target [1-{}], a name, or q to quit: ",
+            targets.len()
+        ))
+        .await;
         let line = read_line(rd, out).await?;
         let line = line.trim();
         if line.is_empty() {
@@ -46,10 +54,12 @@ pub async fn pick(ctx: &ServerContext, rd: &mut ChannelReadHalf, out: &mut SshOu
         {
             return Some(t.id.clone());
         }
-        if let Some(t) = targets
-            .iter()
-            .find(|t| t.id == line || t.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(line)))
-        {
+        if let Some(t) = targets.iter().find(|t| {
+            t.id == line
+                || t.name
+                    .as_deref()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(line))
+        }) {
             return Some(t.id.clone());
         }
         out.write("No such target.\r\n").await;
@@ -73,7 +83,9 @@ pub async fn usage(ctx: &ServerContext, user: &str) -> String {
     text
 }
 
-async fn online_targets(ctx: &ServerContext) -> Result<Vec<Target>, crate::inventory::ResolveError> {
+async fn online_targets(
+    ctx: &ServerContext,
+) -> Result<Vec<Target>, crate::inventory::ResolveError> {
     let mut targets: Vec<Target> = ctx
         .gateway
         .inventory()
@@ -107,16 +119,12 @@ async fn read_line(rd: &mut ChannelReadHalf, out: &mut SshOutput) -> Option<Stri
                             out.write("\r\n").await;
                             return None;
                         }
-                        0x7f | 0x08 => {
-                            if line.pop().is_some() {
-                                out.write("\x08 \x08").await;
-                            }
+                        0x7f | 0x08 if line.pop().is_some() => {
+                            out.write("\x08 \x08").await;
                         }
-                        b if b.is_ascii_graphic() || b == b' ' => {
-                            if line.len() < 256 {
-                                line.push(char::from(b));
-                                out.write(&char::from(b).to_string()).await;
-                            }
+                        b if (b.is_ascii_graphic() || b == b' ') && line.len() < 256 => {
+                            line.push(char::from(b));
+                            out.write(&char::from(b).to_string()).await;
                         }
                         _ => {}
                     }

@@ -31,7 +31,9 @@ impl SshServer {
         let listener = TcpListener::bind(ctx.server.listen).await?;
         let s = &ctx.server;
         let russh = russh::server::Config {
-            server_id: russh::SshId::Standard(format!("SSH-2.0-ssmgate_{}", env!("CARGO_PKG_VERSION")).into()),
+            server_id: russh::SshId::Standard(
+                format!("SSH-2.0-ssmgate_{}", env!("CARGO_PKG_VERSION")).into(),
+            ),
             methods: MethodSet::from(&[MethodKind::PublicKey, MethodKind::KeyboardInteractive][..]),
             auth_rejection_time: Duration::from_millis(300),
             auth_rejection_time_initial: Some(Duration::ZERO),
@@ -42,7 +44,8 @@ impl SshServer {
             nodelay: true,
             ..Default::default()
         };
-        let limits = StartupLimits::new(s.max_startups as usize, s.max_startups_per_source as usize);
+        let limits =
+            StartupLimits::new(s.max_startups as usize, s.max_startups_per_source as usize);
         Ok(Self {
             listener,
             ctx,
@@ -78,7 +81,14 @@ impl SshServer {
                 continue;
             };
             let handler = ConnectionHandler::new(self.ctx.clone(), peer, guard);
-            tokio::spawn(connection(self.russh.clone(), self.ctx.clone(), socket, peer, handler, stop_rx.clone()));
+            tokio::spawn(connection(
+                self.russh.clone(),
+                self.ctx.clone(),
+                socket,
+                peer,
+                handler,
+                stop_rx.clone(),
+            ));
         }
         let _ = stop_tx.send(true);
         // Give connections a moment to say goodbye.
@@ -104,7 +114,11 @@ async fn connection(
     };
     let handle = session.handle();
     let grace = tokio::time::sleep(ctx.server.login_grace.max(Duration::from_secs(1)));
-    let lifetime = tokio::time::sleep(ctx.server.max_session.unwrap_or(Duration::from_secs(100 * 365 * 86_400)));
+    let lifetime = tokio::time::sleep(
+        ctx.server
+            .max_session
+            .unwrap_or(Duration::from_secs(100 * 365 * 86_400)),
+    );
     tokio::pin!(grace, lifetime);
     let mut grace_done = false;
     loop {

@@ -38,7 +38,10 @@ pub struct Authenticated {
 
 /// Environment variables a client may set (like sshd's AcceptEnv).
 pub fn accepted_env(name: &str) -> bool {
-    matches!(name, "SSMGATE_REASON" | "SSMGATE_DOCUMENT" | "TERM" | "LANG") || name.starts_with("LC_")
+    matches!(
+        name,
+        "SSMGATE_REASON" | "SSMGATE_DOCUMENT" | "TERM" | "LANG"
+    ) || name.starts_with("LC_")
 }
 
 /// What the client asked for before starting.
@@ -61,19 +64,33 @@ pub async fn run(ctx: Arc<ServerContext>, user: Arc<Authenticated>, channel: Cha
     let mut req = Requests::default();
     let start = loop {
         match rd.wait().await {
-            Some(ChannelMsg::RequestPty { col_width, row_height, .. }) => req.pty = Some((col_width, row_height)),
-            Some(ChannelMsg::WindowChange { col_width, row_height, .. }) => {
+            Some(ChannelMsg::RequestPty {
+                col_width,
+                row_height,
+                ..
+            }) => req.pty = Some((col_width, row_height)),
+            Some(ChannelMsg::WindowChange {
+                col_width,
+                row_height,
+                ..
+            }) => {
                 if req.pty.is_some() {
                     req.pty = Some((col_width, row_height));
                 }
             }
-            Some(ChannelMsg::SetEnv { variable_name, variable_value, .. }) => match variable_name.as_str() {
+            Some(ChannelMsg::SetEnv {
+                variable_name,
+                variable_value,
+                ..
+            }) => match variable_name.as_str() {
                 "SSMGATE_REASON" => req.reason = Some(variable_value),
                 "SSMGATE_DOCUMENT" => req.document = Some(variable_value),
                 _ => {}
             },
             Some(ChannelMsg::RequestShell { .. }) => break Start::Shell,
-            Some(ChannelMsg::Exec { command, .. }) => break Start::Exec(String::from_utf8_lossy(&command).into_owned()),
+            Some(ChannelMsg::Exec { command, .. }) => {
+                break Start::Exec(String::from_utf8_lossy(&command).into_owned());
+            }
             Some(ChannelMsg::RequestSubsystem { name, .. }) => {
                 let text = format!(
                     "ssmgate: the {name} subsystem is not offered here. For sftp and scp, jump through the gateway: sftp -J {}@GATEWAY user@TARGET\r\n",
@@ -135,7 +152,12 @@ pub async fn run(ctx: Arc<ServerContext>, user: Arc<Authenticated>, channel: Cha
     if let Some((cols, rows)) = req.pty {
         let _ = opened.channel.resize(cols, rows).await;
         if request.kind == Kind::Shell {
-            let name = opened.target.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+            let name = opened
+                .target
+                .name
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
             let banner = format!(
                 "ssmgate: connected to {}{name}, SSM session {}\r\n",
                 opened.target.id, opened.ssm_session_id
@@ -148,7 +170,11 @@ pub async fn run(ctx: Arc<ServerContext>, user: Arc<Authenticated>, channel: Cha
         while let Some(msg) = rd.wait().await {
             let item = match msg {
                 ChannelMsg::Data { data } => ClientInput::Data(data),
-                ChannelMsg::WindowChange { col_width, row_height, .. } => ClientInput::Resize {
+                ChannelMsg::WindowChange {
+                    col_width,
+                    row_height,
+                    ..
+                } => ClientInput::Resize {
                     cols: col_width,
                     rows: row_height,
                 },
@@ -177,7 +203,11 @@ pub async fn run(ctx: Arc<ServerContext>, user: Arc<Authenticated>, channel: Cha
 /// The checked reason for this channel: from the prompt, or from
 /// `SetEnv SSMGATE_REASON`; an error text when one is required and missing
 /// or malformed.
-pub fn reason(ctx: &ServerContext, user: &Authenticated, from_env: Option<&str>) -> Result<Option<String>, String> {
+pub fn reason(
+    ctx: &ServerContext,
+    user: &Authenticated,
+    from_env: Option<&str>,
+) -> Result<Option<String>, String> {
     if let Some(r) = &user.reason {
         return Ok(Some(r.clone()));
     }
@@ -188,7 +218,7 @@ pub fn reason(ctx: &ServerContext, user: &Authenticated, from_env: Option<&str>)
             .map(Some)
             .map_err(|rule| format!("ssmgate: SSMGATE_REASON is not accepted: {rule}\r\n")),
         None if ctx.justification.required => Err(format!(
-            "ssmgate: access needs a reason ({}). Answer the \"Reason for access\" prompt, or pass it: ssh -o SetEnv=SSMGATE_REASON='…' …\r\n",
+            "ssmgate: access needs a reason ({}). Answer the \"Reason for access\" prompt, or pass it: ssh -o 'SetEnv=SSMGATE_REASON=\"…\"' …\r\n",
             ctx.justification.hint
         )),
         None => Ok(None),
