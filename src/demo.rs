@@ -45,27 +45,13 @@ pub struct Demo {
 
 /// Starts the demo and waits for Ctrl-C.
 pub async fn run(options: DemoOptions) -> Result<()> {
+    let stop = crate::signals::Stop::install()?;
     let demo = start(options).await?;
     println!("{}", instructions(&demo));
-    wait_for_stop().await;
+    stop.wait().await;
     println!("\nssmgate demo: stopping");
     demo.stop().await;
     Ok(())
-}
-
-async fn wait_for_stop() {
-    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
-    match term {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 impl Demo {

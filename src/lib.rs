@@ -16,5 +16,6 @@ pub mod gateway;
 pub mod inventory;
 pub mod secret;
 pub mod serve;
+pub mod signals;
 pub mod sim;
 pub mod ssh;

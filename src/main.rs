@@ -54,11 +54,8 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         "ssmgate: listening on {} (host key {})",
         gateway.addr, gateway.host_key_fingerprint
     );
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    let stop = ssmgate::signals::Stop::install()?;
+    stop.wait().await;
     eprintln!("ssmgate: stopping");
     gateway.shutdown().await;
     Ok(())

@@ -1,4 +1,4 @@
-//! `ssmgate bench datachannel` (also `cargo bench`): measures, side by side
+//! `ssmgate bench datachannel` (also `cargo bench --bench datachannel`): measures, side by side
 //! in one run, the codec's cost per message and port-session throughput
 //! between our client and the simulator in fast mode, against a raw TCP
 //! loopback copy as the ceiling. Prints a table; ratios matter more than

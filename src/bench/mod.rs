@@ -1,0 +1,7 @@
+//! Benchmarks behind `ssmgate bench …` and `cargo bench`: each prints a
+//! table of figures measured side by side in one run, so that ratios can be
+//! read even on a noisy shared machine.
+
+pub mod datachannel;
+
+pub use datachannel::datachannel;
