@@ -44,14 +44,32 @@ pub fn run(cmd: &str, args: &[&str]) -> Output {
 pub fn keygen(path: &Path) {
     let out = run(
         "ssh-keygen",
-        &["-q", "-t", "ed25519", "-N", "", "-C", "test", "-f", path.to_str().expect("path")],
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "test",
+            "-f",
+            path.to_str().expect("path"),
+        ],
     );
     assert!(out.status.success(), "ssh-keygen: {out:?}");
 }
 
 /// Signs `public` with the CA key `ca`, extra `args` before the key.
 pub fn sign(ca: &Path, public: &Path, args: &[&str]) {
-    let mut all = vec!["-q", "-s", ca.to_str().expect("ca"), "-I", "alice@corp", "-z", "4242"];
+    let mut all = vec![
+        "-q",
+        "-s",
+        ca.to_str().expect("ca"),
+        "-I",
+        "alice@corp",
+        "-z",
+        "4242",
+    ];
     all.extend_from_slice(args);
     all.push(public.to_str().expect("pub"));
     let out = run("ssh-keygen", &all);
@@ -59,13 +77,18 @@ pub fn sign(ca: &Path, public: &Path, args: &[&str]) {
 }
 
 fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).expect("read").trim().to_owned()
+    std::fs::read_to_string(path)
+        .expect("read")
+        .trim()
+        .to_owned()
 }
 
 /// A TCP server answering every connection with a fixed HTTP response.
 pub async fn http_server() -> SocketAddr {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         while let Ok((mut conn, _)) = listener.accept().await {
@@ -79,7 +102,10 @@ pub async fn http_server() -> SocketAddr {
                     }
                 }
                 let body = "hello from db-1\n";
-                let resp = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
                 let _ = conn.write_all(resp.as_bytes()).await;
             });
         }
@@ -88,7 +114,10 @@ pub async fn http_server() -> SocketAddr {
 }
 
 fn sshd_path() -> Option<PathBuf> {
-    ["/usr/sbin/sshd", "/usr/local/sbin/sshd"].iter().map(PathBuf::from).find(|p| p.exists())
+    ["/usr/sbin/sshd", "/usr/local/sbin/sshd"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
 }
 
 async fn start_sshd(dir: &Path, authorized: &str) -> Option<(Child, SocketAddr)> {
@@ -96,7 +125,11 @@ async fn start_sshd(dir: &Path, authorized: &str) -> Option<(Child, SocketAddr)>
     let hk = dir.join("sshd_host_key");
     keygen(&hk);
     std::fs::write(dir.join("authorized_keys"), format!("{authorized}\n")).expect("write");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     let config = format!(
         "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPidFile {}\nPasswordAuthentication no\n\
          KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n",
@@ -210,6 +243,15 @@ public_key = "{ca}"
         std::fs::write(&path, gw_toml).expect("write");
         let config = Config::load(&path).expect("gateway config");
         let gw = serve::start(&config).await.expect("gateway");
+        let key = d.join("alice");
+        let client_config = format!(
+            "Host gateway\n  HostName 127.0.0.1\n  Port {port}\n  User alice\n\n\
+             Host *\n  IdentityFile {key}\n  IdentitiesOnly yes\n  StrictHostKeyChecking no\n  \
+             UserKnownHostsFile /dev/null\n  LogLevel ERROR\n  ConnectTimeout 10\n",
+            port = gw.addr.port(),
+            key = key.display()
+        );
+        std::fs::write(d.join("ssh_config"), client_config).expect("write");
         let askpass = d.join("askpass");
         std::fs::write(&askpass, format!("#!/bin/sh\necho '{REASON}'\n")).expect("write");
         std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -261,9 +303,15 @@ public_key = "{ca}"
         cmd
     }
 
-    /// The `-J` value for jumping through the gateway as alice.
-    pub fn jump(&self) -> String {
-        format!("alice@127.0.0.1:{}", self.gw.addr.port())
+    /// Options for `ssh -J` through the gateway as alice: a config file
+    /// (which OpenSSH passes on to the jump connection) naming the gateway.
+    pub fn jump_opts(&self) -> Vec<String> {
+        vec![
+            "-F".into(),
+            self.path("ssh_config").display().to_string(),
+            "-J".into(),
+            "gateway".into(),
+        ]
     }
 }
 
