@@ -23,6 +23,8 @@
 //! region = "us-east-1"                       # default: the standard AWS chain's region
 //! endpoint = "http://127.0.0.1:4080"         # optional SSM endpoint (e.g. `ssmgate sim`);
 //!                                            # env AWS_ENDPOINT_URL_SSM also works
+//! credentials = "chain"                      # "chain": environment, profile, SSO, instance role;
+//!                                            # "none": a dummy key only `ssmgate sim` accepts
 //!
 //! [justification]
 //! required = false                           # ask for a reason for access after authentication

@@ -284,3 +284,28 @@ async fn local_forward_carries_parallel_http_connections() {
     }
     let _ = child.kill().await;
 }
+
+#[tokio::test]
+async fn a_script_on_stdin_runs_in_a_shell_and_ends_at_eof() {
+    let fx = Fixture::start(false).await;
+    let mut cmd = fx.ssh("alice", "alice+web-1");
+    cmd.arg("-T")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("ssh");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(b"echo from-script-$((2*21))\n")
+        .await
+        .expect("write");
+    drop(stdin);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("ends at EOF")
+        .expect("output");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("from-script-42"),
+        "{out:?}"
+    );
+}

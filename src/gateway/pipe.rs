@@ -62,6 +62,7 @@ pub async fn run_terminal(
     out: &mut dyn ClientOutput,
 ) -> Ended {
     let channel = opened.channel.clone();
+    let shell = opened.info.session_type.is_none();
     let to_target = async {
         while let Some(msg) = input.recv().await {
             let sent = match msg {
@@ -73,8 +74,10 @@ pub async fn run_terminal(
                 ClientInput::Signal(Interrupt::Quit) => {
                     channel.write(Bytes::from_static(b"\x1c")).await
                 }
-                // The agent has no notion of stdin EOF; the session goes on
-                // until the command or shell exits.
+                // A shell runs in a PTY: Ctrl-D is its end of input, so
+                // `ssh -T gw < script` ends when the script does. Exec
+                // sessions have no stdin at the agent.
+                ClientInput::Eof if shell => channel.write(Bytes::from_static(b"\x04")).await,
                 ClientInput::Eof => Ok(()),
             };
             if sent.is_err() {
