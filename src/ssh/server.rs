@@ -40,7 +40,9 @@ impl SshServer {
             keys: vec![host_key],
             max_auth_attempts: s.max_auth_tries as usize,
             inactivity_timeout: s.idle_timeout,
-            keepalive_interval: Some(Duration::from_secs(60)),
+            // Keepalive replies would count as activity and defeat the idle
+            // timeout, so probe dead clients only when there is none.
+            keepalive_interval: s.idle_timeout.is_none().then_some(Duration::from_secs(60)),
             nodelay: true,
             ..Default::default()
         };
