@@ -389,9 +389,6 @@ async fn exec_without_target_prints_usage() {
 // 10: sftp straight at the gateway.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: the handler's subsystem_request answers CHANNEL_FAILURE at once, before the \
-channel task writes its explanation; OpenSSH exits on the failure (\"subsystem request failed \
-on channel 0\") and the \"sftp -J\" text never reaches the user"]
 async fn sftp_subsystem_points_to_jump() {
     let fx = Fixture::start(false).await;
     let mut cmd = Command::new("sftp");
@@ -413,26 +410,4 @@ async fn sftp_subsystem_points_to_jump() {
             "sftp -J alice@GATEWAY user@TARGET",
         ],
     );
-}
-
-// Scripts run ssh with BatchMode=yes, which never answers
-// keyboard-interactive; the reason then has to come with SetEnv.
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: with justification required, a good key only gets partial success and \
-keyboard-interactive is the only method left; ssh -o BatchMode=yes never tries it, so \
-SetEnv SSMGATE_REASON (the documented way for scripts) cannot work: Permission denied \
-(keyboard-interactive)"]
-async fn batch_mode_with_setenv_reason_is_accepted() {
-    let fx = Fixture::start(false).await;
-    let mut cmd = fx.ssh("alice", "alice+web-1");
-    cmd.args([
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "SetEnv=SSMGATE_REASON=INC-7",
-        "echo",
-        "ok",
-    ]);
-    assert_ran(&output(cmd, SECS).await, "ok\n");
 }

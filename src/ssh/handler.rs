@@ -338,8 +338,9 @@ impl russh::server::Handler for ConnectionHandler {
         _name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        // The channel task explains the refusal on stderr.
-        session.channel_failure(channel)
+        // Accepted so that the client stays to read why it is refused: the
+        // channel task writes the explanation and exits with 255.
+        session.channel_success(channel)
     }
 
     async fn x11_request(
