@@ -192,11 +192,18 @@ fn v3_handshake_request() {
             action_type: "SessionType".into(),
             action_parameters: serde_json::value::to_raw_value(&SessionTypeParameters {
                 session_type: "Port".into(),
-                properties: Some(serde_json::json!({
-                    "type": "LocalPortForwarding",
-                    "portNumber": "22",
-                    "localPortNumber": "0",
-                })),
+                // The agent holds properties in a Go map, so they come out
+                // sorted; a BTreeMap does the same whatever serde_json's
+                // map ordering is.
+                properties: Some(serde_json::json!(
+                    [
+                        ("type", "LocalPortForwarding"),
+                        ("portNumber", "22"),
+                        ("localPortNumber", "0")
+                    ]
+                    .into_iter()
+                    .collect::<std::collections::BTreeMap<_, _>>()
+                )),
             })
             .expect("value"),
         }],
