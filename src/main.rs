@@ -49,12 +49,12 @@ fn main() -> ExitCode {
 
 async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = ssmgate::config::Config::load(&args.config)?;
+    let stop = ssmgate::signals::Stop::install()?;
     let gateway = ssmgate::serve::start(&config).await?;
-    println!(
+    say(&format!(
         "ssmgate: listening on {} (host key {})",
         gateway.addr, gateway.host_key_fingerprint
-    );
-    let stop = ssmgate::signals::Stop::install()?;
+    ));
     stop.wait().await;
     eprintln!("ssmgate: stopping");
     gateway.shutdown().await;
@@ -98,20 +98,26 @@ async fn run_sim(args: SimArgs) -> anyhow::Result<()> {
         .validate()
         .map_err(anyhow::Error::msg)
         .context("invalid fault flags")?;
-    // Handling SIGQUIT here gives the shells we spawn its default action
-    // back, even when we were started with it ignored.
-    let mut quit = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::quit())?;
+    // Handlers go in before anything is printed, so a signal sent right
+    // after the banner is never lost; handling SIGQUIT also gives the shells
+    // we spawn its default action back.
+    let stop = ssmgate::signals::Stop::install()?;
     let sim = ssmgate::sim::server::SimServer::start(args.listen, config).await?;
-    println!(
-        "ssmgate sim: SSM API and data channel on {}",
+    say(&format!(
+        "ssmgate sim: SSM API and data channel on {}\n  export AWS_ENDPOINT_URL_SSM={}",
+        sim.endpoint(),
         sim.endpoint()
-    );
-    println!("  export AWS_ENDPOINT_URL_SSM={}", sim.endpoint());
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = quit.recv() => {}
-    }
+    ));
+    stop.wait().await;
     eprintln!("ssmgate sim: stopping");
     sim.shutdown().await?;
     Ok(())
+}
+
+/// Prints a line for the operator; a closed stdout is no reason to die.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
 }

@@ -67,8 +67,9 @@ fn sim_starts_prints_its_endpoint_and_stops_on_sigint() {
         .spawn()
         .expect("spawns");
     let stdout = child.stdout.take().expect("stdout");
+    let mut reader = BufReader::new(stdout);
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("line");
+    reader.read_line(&mut line).expect("line");
     assert!(line.contains("http://127.0.0.1:"), "{line}");
     let pid = child.id().to_string();
     Command::new("kill")
