@@ -258,8 +258,11 @@ impl Message {
             });
         }
         let type_text = std::str::from_utf8(&header[4..36]).map_err(|_| DecodeError::BadType)?;
+        // Like the Go reader: strip NULs from both ends, then white space.
+        // What is left must be a plain word: real peers only send
+        // lower-case names, and anything else could not round-trip.
         let type_text = type_text.trim_matches('\0').trim();
-        if type_text.is_empty() || !type_text.is_ascii() {
+        if type_text.is_empty() || !type_text.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(DecodeError::BadType);
         }
         let message_type = MessageType::parse(type_text);

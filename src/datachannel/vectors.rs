@@ -378,6 +378,17 @@ fn nul_padded_type_is_accepted() {
 }
 
 #[test]
+fn a_type_with_control_characters_inside_is_rejected() {
+    // Found by the fuzzer: " \0\0mm" trims to "\0\0mm", which would not
+    // survive a second encode/decode.
+    let mut f = frame(&V1);
+    f[4..36].fill(b' ');
+    f[5] = 0;
+    f[6] = b'm';
+    assert_eq!(Message::decode(Bytes::from(f)), Err(DecodeError::BadType));
+}
+
+#[test]
 fn empty_or_binary_type_is_rejected() {
     let mut f = frame(&V1);
     f[4..36].fill(b' ');
@@ -439,6 +450,21 @@ mod roundtrip {
         #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
             let _ = Message::decode(Bytes::from(bytes));
+        }
+    }
+}
+
+/// Inputs the fuzzer once crashed on: each must decode to an error or to a
+/// message that re-encodes and decodes to itself.
+#[test]
+fn fuzz_regressions_round_trip_or_fail_cleanly() {
+    let inputs: [&[u8]; 1] = [include_bytes!(
+        "../../fuzz/regressions/decode-nul-in-type.bin"
+    )];
+    for input in inputs {
+        if let Ok(m) = Message::decode(Bytes::copy_from_slice(input)) {
+            let again = Message::decode(m.encode().expect("encodes")).expect("decodes");
+            assert_eq!(again, m);
         }
     }
 }
