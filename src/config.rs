@@ -45,6 +45,13 @@
 //! [inventory]
 //! cache_secs = 30                            # how long target name lookups are cached; 0 = no cache
 //!
+//! [policy]
+//! dir = "policies"                           # Cedar schema + *.cedar files; every session request
+//!                                            # is decided by them, deny by default (see README "Policies")
+//! example_reason = "INC-0000 example reason" # tried when a request without a reason is denied:
+//!                                            # if it would be allowed, the user is told a reason is
+//!                                            # needed (1-200 characters, no control characters)
+//!
 //! [[users]]                                  # at least one
 //! name = "alice"                             # ^[a-z_][a-z0-9_.-]{0,31}$, unique; the SSH login name
 //! groups = ["sre"]                           # optional; each [A-Za-z0-9_.-]{1,64}
@@ -103,6 +110,8 @@ pub struct Config {
     pub sessions: SessionsConfig,
     /// `[inventory]`.
     pub inventory: InventoryConfig,
+    /// `[policy]`.
+    pub policy: PolicyConfig,
     /// `[[users]]`, in file order (names are unique).
     pub users: Vec<UserConfig>,
     /// Every `[[user_ca]]` key: CAs trusted to sign user certificates.
@@ -184,6 +193,16 @@ impl SessionsConfig {
 pub struct InventoryConfig {
     /// How long lookups are cached (zero = no cache).
     pub cache: Duration,
+}
+
+/// `[policy]`: the Cedar policies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyConfig {
+    /// The policy directory (resolved against the config directory).
+    pub dir: PathBuf,
+    /// The reason tried when a request without one is denied (to tell
+    /// "denied for lack of a reason" from "denied").
+    pub example_reason: String,
 }
 
 /// One `[[users]]` entry.

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use ssmgate::cli::{BenchTarget, Cli, Command, ServeArgs, SimArgs};
+use ssmgate::cli::{BenchTarget, Cli, Command, PolicyArgs, PolicyCommand, ServeArgs, SimArgs};
 use ssmgate::sim::config::SimConfig;
 use tracing_subscriber::EnvFilter;
 
@@ -35,7 +35,9 @@ fn main() -> ExitCode {
             Command::Sim(args) => run_sim(args).await,
             Command::Bench(args) => match args.target {
                 BenchTarget::Datachannel => ssmgate::bench::datachannel(args.mib).await,
+                BenchTarget::Policy => ssmgate::bench::policy::run(),
             },
+            Command::Policy(args) => run_policy(args).await,
         }
     });
     match result {
@@ -59,6 +61,49 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     eprintln!("ssmgate: stopping");
     gateway.shutdown().await;
     Ok(())
+}
+
+async fn run_policy(args: PolicyArgs) -> anyhow::Result<()> {
+    use ssmgate::policy::cli;
+    match args.command {
+        PolicyCommand::Validate(a) => {
+            let dir = cli::policy_dir(a.policies.as_deref(), a.config.as_deref())?;
+            print!("{}", cli::validate(&dir)?);
+            Ok(())
+        }
+        PolicyCommand::Test(a) => {
+            let dir = cli::policy_dir(a.dir.policies.as_deref(), a.dir.config.as_deref())?;
+            let (table, passed) = cli::test(&a.file, &dir)?;
+            print!("{table}");
+            if passed {
+                Ok(())
+            } else {
+                anyhow::bail!(
+                    "{}: some cases did not get the expected decision",
+                    a.file.display()
+                )
+            }
+        }
+        PolicyCommand::Explain(a) => {
+            let text = cli::explain(&cli::ExplainOptions {
+                config: a.config,
+                policies: a.policies,
+                user: a.user,
+                target: a.target,
+                action: a.action,
+                reason: a.reason,
+                source_ip: a.source_ip,
+                at: a.at,
+                port: a.port,
+                command: a.command,
+                document: a.document,
+                key_id: a.key_id,
+            })
+            .await?;
+            print!("{text}");
+            Ok(())
+        }
+    }
 }
 
 async fn run_sim(args: SimArgs) -> anyhow::Result<()> {

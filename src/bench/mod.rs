@@ -3,5 +3,6 @@
 //! read even on a noisy shared machine.
 
 pub mod datachannel;
+pub mod policy;
 
 pub use datachannel::datachannel;

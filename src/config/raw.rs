@@ -11,9 +11,10 @@ use serde::Deserialize;
 use super::{
     AwsConfig, AwsCredentials, Config, DEFAULT_ALLOWED_DOCUMENTS, DEFAULT_DOCUMENT,
     DEFAULT_REASON_HINT, DEFAULT_REASON_PATTERN, InventoryConfig, JustificationConfig,
-    ServerConfig, SessionsConfig, UserConfig, check_document, is_valid_user_name,
+    PolicyConfig, ServerConfig, SessionsConfig, UserConfig, check_document, is_valid_user_name,
     parse_public_key_line, read_key_file,
 };
+use crate::policy::DEFAULT_EXAMPLE_REASON;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +29,8 @@ pub(super) struct RawConfig {
     sessions: RawSessions,
     #[serde(default)]
     inventory: RawInventory,
+    #[serde(default)]
+    policy: RawPolicy,
     users: Vec<RawUser>,
     #[serde(default)]
     user_ca: Vec<RawCa>,
@@ -106,6 +109,44 @@ impl Default for RawInventory {
 }
 
 #[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawPolicy {
+    dir: PathBuf,
+    example_reason: String,
+}
+
+impl Default for RawPolicy {
+    fn default() -> Self {
+        RawPolicy {
+            dir: "policies".into(),
+            example_reason: DEFAULT_EXAMPLE_REASON.into(),
+        }
+    }
+}
+
+impl RawPolicy {
+    fn build(self, base_dir: &Path) -> Result<PolicyConfig, Invalid> {
+        if self.dir.as_os_str().is_empty() {
+            return Err(("policy.dir".into(), "must not be empty".into()));
+        }
+        let reason = &self.example_reason;
+        if reason.trim().is_empty()
+            || reason.chars().count() > 200
+            || reason.chars().any(char::is_control)
+        {
+            return Err((
+                "policy.example_reason".into(),
+                "must be 1-200 characters without control characters".into(),
+            ));
+        }
+        Ok(PolicyConfig {
+            dir: base_dir.join(self.dir),
+            example_reason: self.example_reason,
+        })
+    }
+}
+
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawUser {
     name: String,
@@ -135,6 +176,7 @@ impl RawConfig {
         let aws = self.aws.build()?;
         let justification = self.justification.build()?;
         let sessions = self.sessions.build()?;
+        let policy = self.policy.build(base_dir)?;
         if self.users.is_empty() {
             return Err((
                 "users".into(),
@@ -166,6 +208,7 @@ impl RawConfig {
             inventory: InventoryConfig {
                 cache: Duration::from_secs(self.inventory.cache_secs),
             },
+            policy,
             users,
             user_cas,
         })

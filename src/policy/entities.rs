@@ -1,0 +1,292 @@
+//! Turning a request into what Cedar evaluates: the `User` entity (with its
+//! `Group` parents and config attributes as tags), the `Target` entity (AWS
+//! tags as entity tags), the action uid and the context record, exactly as
+//! `policies/schema.cedarschema` declares them. [`check_schema`] verifies at
+//! load time that a schema still describes what is built here, so requests
+//! are not re-validated on the hot path.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use cedar_policy::{
+    Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request, RestrictedExpression,
+    Schema,
+};
+
+use super::clock::Utc;
+use super::{Action, ContextInput, Principal};
+use crate::inventory::Target;
+use crate::ssh::auth::AuthMethod;
+
+/// The type names and action uids of the model, parsed once.
+#[derive(Debug, Clone)]
+pub struct Vocabulary {
+    user: EntityTypeName,
+    group: EntityTypeName,
+    target: EntityTypeName,
+    actions: [EntityUid; 4],
+}
+
+impl Vocabulary {
+    /// Parses the names (cannot fail for these literals; errors are
+    /// reported rather than unwrapped).
+    pub fn new() -> Result<Vocabulary, String> {
+        let name = |n: &str| EntityTypeName::from_str(n).map_err(|e| e.to_string());
+        let action_type = name("Action")?;
+        let action = |a: Action| {
+            EntityUid::from_type_name_and_id(action_type.clone(), EntityId::new(a.as_str()))
+        };
+        Ok(Vocabulary {
+            user: name("User")?,
+            group: name("Group")?,
+            target: name("Target")?,
+            actions: Action::ALL.map(action),
+        })
+    }
+
+    /// `Action::"shell"`, ….
+    pub fn action(&self, action: Action) -> &EntityUid {
+        &self.actions[action.index()]
+    }
+
+    /// `User::"<name>"`.
+    pub fn user_uid(&self, name: &str) -> EntityUid {
+        EntityUid::from_type_name_and_id(self.user.clone(), EntityId::new(name))
+    }
+
+    /// `Group::"<name>"`.
+    pub fn group_uid(&self, name: &str) -> EntityUid {
+        EntityUid::from_type_name_and_id(self.group.clone(), EntityId::new(name))
+    }
+
+    /// `Target::"<instance id>"`.
+    pub fn target_uid(&self, id: &str) -> EntityUid {
+        EntityUid::from_type_name_and_id(self.target.clone(), EntityId::new(id))
+    }
+
+    /// The user entity and one entity per group it belongs to.
+    pub fn principal(&self, p: &Principal<'_>) -> Result<Vec<Entity>, String> {
+        let s = |v: &str| RestrictedExpression::new_string(v.to_owned());
+        let mut attrs: HashMap<String, RestrictedExpression> = HashMap::new();
+        attrs.insert("name".into(), s(&p.user.name));
+        match p.auth {
+            AuthMethod::PublicKey { fingerprint } => {
+                attrs.insert("auth_method".into(), s("publickey"));
+                attrs.insert("key_fingerprint".into(), s(fingerprint));
+            }
+            AuthMethod::Certificate {
+                fingerprint,
+                key_id,
+                ca_fingerprint,
+                ..
+            } => {
+                attrs.insert("auth_method".into(), s("certificate"));
+                attrs.insert("key_fingerprint".into(), s(fingerprint));
+                attrs.insert("key_id".into(), s(key_id));
+                attrs.insert("ca_fingerprint".into(), s(ca_fingerprint));
+            }
+        }
+        let groups: Vec<EntityUid> = p.user.groups.iter().map(|g| self.group_uid(g)).collect();
+        let tags = p
+            .user
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), s(v)))
+            .collect::<Vec<_>>();
+        let user = Entity::new_with_tags(
+            self.user_uid(&p.user.name),
+            attrs,
+            groups.iter().cloned(),
+            tags,
+        )
+        .map_err(|e| format!("user {}: {e}", p.user.name))?;
+        let mut out = Vec::with_capacity(groups.len() + 1);
+        out.push(user);
+        out.extend(
+            groups
+                .into_iter()
+                .map(|g| Entity::new_no_attrs(g, Default::default())),
+        );
+        Ok(out)
+    }
+
+    /// The target entity: attributes and its tags as entity tags.
+    pub fn target(&self, t: &Target) -> Result<Entity, String> {
+        let s = |v: &str| RestrictedExpression::new_string(v.to_owned());
+        let mut attrs: Vec<(String, RestrictedExpression)> = vec![
+            ("id".into(), s(&t.id)),
+            ("name".into(), s(t.display_name())),
+            ("platform".into(), s(&t.platform_type)),
+            ("platform_name".into(), s(&t.platform_name)),
+            ("platform_version".into(), s(&t.platform_version)),
+            ("resource_type".into(), s(&t.resource_type)),
+            ("agent_version".into(), s(&t.agent_version)),
+            ("ping_status".into(), s(&t.ping_status)),
+        ];
+        if let Some(c) = &t.computer_name {
+            attrs.push(("computer_name".into(), s(c)));
+        }
+        let tags = t.tags.iter().map(|(k, v)| (k.clone(), s(v)));
+        Entity::new_with_tags(self.target_uid(&t.id), attrs, [], tags)
+            .map_err(|e| format!("target {}: {e}", t.id))
+    }
+
+    /// The context record.
+    pub fn context(&self, c: &ContextInput) -> Result<Context, String> {
+        let s = |v: &str| RestrictedExpression::new_string(v.to_owned());
+        let mut params = Vec::new();
+        if let Some(port) = c.parameters.get("portNumber")
+            && let Ok(port) = port.trim().parse::<i64>()
+        {
+            params.push((
+                "portNumber".to_owned(),
+                RestrictedExpression::new_long(port),
+            ));
+        }
+        for key in ["command", "host"] {
+            if let Some(v) = c.parameters.get(key) {
+                params.push((key.to_owned(), s(v)));
+            }
+        }
+        let utc = Utc::from_system(c.now);
+        let mut pairs = vec![
+            ("document".to_owned(), s(&c.document)),
+            (
+                "parameters".to_owned(),
+                RestrictedExpression::new_record(params).map_err(|e| e.to_string())?,
+            ),
+            (
+                "source_ip".to_owned(),
+                RestrictedExpression::new_ip(c.source_ip.to_string()),
+            ),
+            (
+                "time".to_owned(),
+                RestrictedExpression::new_datetime(utc.to_cedar()),
+            ),
+            (
+                "hour".to_owned(),
+                RestrictedExpression::new_long(i64::from(utc.hour)),
+            ),
+            ("weekday".to_owned(), s(utc.weekday_name())),
+            ("recording".to_owned(), s(c.recording.as_str())),
+        ];
+        if let Some(reason) = c.given_reason() {
+            pairs.push(("reason".to_owned(), s(reason)));
+        }
+        Context::from_pairs(pairs).map_err(|e| format!("context: {e}"))
+    }
+
+    /// A request over prepared parts (no schema check: see the module doc).
+    pub fn request(
+        &self,
+        user: &str,
+        action: Action,
+        target_id: &str,
+        context: Context,
+    ) -> Result<Request, String> {
+        Request::new(
+            self.user_uid(user),
+            self.action(action).clone(),
+            self.target_uid(target_id),
+            context,
+            None,
+        )
+        .map_err(|e| format!("request: {e}"))
+    }
+}
+
+/// Checks that `schema` accepts everything this module builds: users
+/// authenticated by key and by certificate, with groups and attributes; a
+/// target with and without optional attributes and with tags; contexts with
+/// every optional field and with none, for every action.
+pub fn check_schema(vocab: &Vocabulary, schema: &Schema) -> Result<(), String> {
+    use crate::config::UserConfig;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    // Requests carry no action entities, so action groups would never
+    // match: the schema must declare exactly the four actions.
+    let known: Vec<&EntityUid> = vocab.actions.iter().collect();
+    let mut extra: Vec<String> = schema
+        .actions()
+        .filter(|a| !known.contains(a))
+        .map(|a| a.to_string())
+        .collect();
+    if schema.action_groups().next().is_some() || !extra.is_empty() {
+        extra.sort();
+        return Err(format!(
+            "the schema must declare exactly the actions shell, exec, port_forward and ssh, without action groups (also declares {})",
+            extra.join(", ")
+        ));
+    }
+
+    let user = UserConfig {
+        name: "schema-check".into(),
+        groups: vec!["g".into()],
+        attributes: [("team".to_owned(), "t".to_owned())].into(),
+        authorized_keys: Vec::new(),
+        authorized_keys_file: None,
+    };
+    let key = AuthMethod::PublicKey {
+        fingerprint: "SHA256:x".into(),
+    };
+    let cert = AuthMethod::Certificate {
+        fingerprint: "SHA256:x".into(),
+        key_id: "id".into(),
+        serial: 1,
+        ca_fingerprint: "SHA256:ca".into(),
+    };
+    let mut target = Target {
+        id: "i-0123456789abcdef0".into(),
+        name: Some("n".into()),
+        computer_name: Some("c".into()),
+        ping_status: "Online".into(),
+        platform_type: "Linux".into(),
+        platform_name: "Amazon Linux".into(),
+        platform_version: "2023".into(),
+        resource_type: "EC2Instance".into(),
+        agent_version: "3.3.0.0".into(),
+        ip_address: None,
+        last_ping: None,
+        tags: [("env".to_owned(), "prod".to_owned())].into(),
+    };
+    let full = ContextInput {
+        document: "SSM-SessionManagerRunShell".into(),
+        parameters: [
+            ("portNumber".to_owned(), "22".to_owned()),
+            ("command".to_owned(), "id".to_owned()),
+            ("host".to_owned(), "h".to_owned()),
+        ]
+        .into(),
+        reason: Some("r".into()),
+        source_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+        now: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        recording: super::Recording::Full,
+    };
+    let bare = ContextInput {
+        parameters: Default::default(),
+        reason: None,
+        source_ip: std::net::Ipv6Addr::LOCALHOST.into(),
+        ..full.clone()
+    };
+    for (auth, ctx) in [(&key, &full), (&cert, &bare)] {
+        let principal = Principal { user: &user, auth };
+        let mut all = vocab.principal(&principal)?;
+        all.push(vocab.target(&target)?);
+        Entities::from_entities(all, Some(schema))
+            .map_err(|e| format!("the schema does not fit the entities ssmgate builds: {e}"))?;
+        for action in Action::ALL {
+            Request::new(
+                vocab.user_uid(&user.name),
+                vocab.action(action).clone(),
+                vocab.target_uid(&target.id),
+                vocab.context(ctx)?,
+                Some(schema),
+            )
+            .map_err(|e| {
+                format!("the schema does not fit the {action} requests ssmgate makes: {e}")
+            })?;
+        }
+        target.computer_name = None;
+    }
+    Ok(())
+}
