@@ -25,7 +25,7 @@ pub enum Command {
     /// Run a local stand-in for AWS SSM: the SSM API and the Session Manager
     /// data channel, backed by real shells, processes and TCP connections.
     Sim(SimArgs),
-    /// Measure the data channel against the simulator and print a table.
+    /// Measure the data channel or the SSH gateway and print a table.
     Bench(BenchArgs),
 }
 
@@ -99,7 +99,7 @@ pub struct BenchArgs {
     /// What to measure.
     #[arg(value_enum, default_value = "datachannel")]
     pub target: BenchTarget,
-    /// MiB moved per throughput measurement.
+    /// MiB moved per throughput measurement (per scp for `ssh`).
     #[arg(long, default_value_t = 64)]
     pub mib: usize,
 }
@@ -109,4 +109,7 @@ pub struct BenchArgs {
 pub enum BenchTarget {
     /// Codec cost and port-session throughput against the simulator.
     Datachannel,
+    /// Real OpenSSH through the gateway and the simulator vs a real sshd:
+    /// scp throughput, session set-up time, keystroke echo latency.
+    Ssh,
 }

@@ -35,6 +35,7 @@ fn main() -> ExitCode {
             Command::Sim(args) => run_sim(args).await,
             Command::Bench(args) => match args.target {
                 BenchTarget::Datachannel => ssmgate::bench::datachannel(args.mib).await,
+                BenchTarget::Ssh => ssmgate::bench::ssh(args.mib).await,
             },
         }
     });

@@ -3,5 +3,7 @@
 //! read even on a noisy shared machine.
 
 pub mod datachannel;
+pub mod ssh;
 
 pub use datachannel::datachannel;
+pub use ssh::ssh;
