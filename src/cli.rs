@@ -26,7 +26,7 @@ pub enum Command {
     /// Run a local stand-in for AWS SSM: the SSM API and the Session Manager
     /// data channel, backed by real shells, processes and TCP connections.
     Sim(SimArgs),
-    /// Measure the data channel against the simulator and print a table.
+    /// Measure the data channel or the SSH gateway and print a table.
     Bench(BenchArgs),
     /// Check, test and explain the Cedar access policies.
     Policy(PolicyArgs),
@@ -102,7 +102,7 @@ pub struct BenchArgs {
     /// What to measure.
     #[arg(value_enum, default_value = "datachannel")]
     pub target: BenchTarget,
-    /// MiB moved per throughput measurement.
+    /// MiB moved per throughput measurement (per scp for `ssh`).
     #[arg(long, default_value_t = 64)]
     pub mib: usize,
 }
@@ -114,6 +114,9 @@ pub enum BenchTarget {
     Datachannel,
     /// Policy decision latency (1,000 policies, 10,000 targets) and picker listing time.
     Policy,
+    /// Real OpenSSH through the gateway and the simulator vs a real sshd:
+    /// scp throughput, session set-up time, keystroke echo latency.
+    Ssh,
 }
 
 /// `ssmgate policy`.

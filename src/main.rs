@@ -36,6 +36,7 @@ fn main() -> ExitCode {
             Command::Bench(args) => match args.target {
                 BenchTarget::Datachannel => ssmgate::bench::datachannel(args.mib).await,
                 BenchTarget::Policy => ssmgate::bench::policy::run(),
+                BenchTarget::Ssh => ssmgate::bench::ssh(args.mib).await,
             },
             Command::Policy(args) => run_policy(args).await,
         }

@@ -4,5 +4,7 @@
 
 pub mod datachannel;
 pub mod policy;
+pub mod ssh;
 
 pub use datachannel::datachannel;
+pub use ssh::ssh;
