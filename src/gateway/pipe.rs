@@ -3,8 +3,11 @@
 //! implements [`ClientOutput`] and feeds [`ClientInput`]; nothing here knows
 //! SSH.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::datachannel::io::byte_stream;
@@ -121,21 +124,65 @@ pub async fn run_terminal(
     }
 }
 
-/// Runs a stream-mode port session (one connection) until both directions
-/// are done. Returns bytes moved (client → target, target → client).
-pub async fn run_port_stream<S>(opened: Opened, mut client: S) -> (u64, u64, Ended)
+/// How long the target may still send after the client has finished.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// Runs a stream-mode port session (one connection). It ends when the
+/// target's side ends, or shortly after the client's does: a stream-mode
+/// data channel cannot pass a half-close on, and the target (an sshd) would
+/// otherwise wait for more input forever. Returns bytes moved
+/// (client → target, target → client) and how it ended.
+pub async fn run_port_stream<S>(opened: Opened, client: S) -> (u64, u64, Ended)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut bs = byte_stream(opened.channel, opened.events);
-    match tokio::io::copy_bidirectional(&mut client, &mut bs.stream).await {
-        Ok((up, down)) => (up, down, Ended::ClientClosed),
-        Err(e) => {
-            let reason = match bs.closed.try_recv() {
-                Ok(r) => format!("{r:?}"),
-                Err(_) => e.to_string(),
-            };
-            (0, 0, Ended::Error(reason))
+    let bs = byte_stream(opened.channel, opened.events);
+    let mut closed = bs.closed;
+    let (mut target_rd, mut target_wr) = tokio::io::split(bs.stream);
+    let (mut client_rd, mut client_wr) = tokio::io::split(client);
+    let (up, down) = (AtomicU64::new(0), AtomicU64::new(0));
+    let upload = pump(&mut client_rd, &mut target_wr, &up);
+    let download = async {
+        let r = pump(&mut target_rd, &mut client_wr, &down).await;
+        let _ = client_wr.shutdown().await;
+        r
+    };
+    tokio::pin!(upload, download);
+    let ended = tokio::select! {
+        r = &mut download => match r {
+            Ok(()) => Ended::TargetExited { exit_status: None },
+            Err(e) => Ended::Error(e.to_string()),
+        },
+        _ = &mut upload => {
+            let _ = tokio::time::timeout(LINGER, &mut download).await;
+            Ended::ClientClosed
         }
+    };
+    let ended = match (ended, closed.try_recv()) {
+        (Ended::TargetExited { .. }, Ok(CloseReason::Error(e))) => Ended::Error(e.to_string()),
+        (ended, _) => ended,
+    };
+    (
+        up.load(Ordering::Relaxed),
+        down.load(Ordering::Relaxed),
+        ended,
+    )
+}
+
+/// Copies until EOF, counting bytes as they go (so the count survives
+/// cancellation).
+async fn pump<R, W>(from: &mut R, to: &mut W, count: &AtomicU64) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        to.write_all(buf.get(..n).unwrap_or_default()).await?;
+        count.fetch_add(n as u64, Ordering::Relaxed);
     }
 }

@@ -98,6 +98,10 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let data = DataChannelService::new(registry.clone(), config.mode, config.faults.clone());
     let app = api::router(registry).merge(data.router());
+    // Keystrokes and acks are small: no Nagle delay on the data channel.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;

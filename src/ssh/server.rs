@@ -78,6 +78,8 @@ impl SshServer {
                     continue;
                 }
             };
+            // russh applies `nodelay` only in its own accept loop.
+            let _ = socket.set_nodelay(true);
             let Some(guard) = self.limits.try_acquire(peer.ip()) else {
                 tracing::warn!(%peer, "too many unauthenticated connections; dropping");
                 continue;
