@@ -90,6 +90,7 @@ pub async fn start(options: DemoOptions) -> Result<Demo> {
     )
     .await
     .context("starting the SSM simulator")?;
+    write_policies(&dir)?;
     let config_path = dir.join("ssmgate.toml");
     std::fs::write(
         &config_path,
@@ -180,6 +181,29 @@ groups = ["developers"]
 authorized_keys = ["{user_pub}"]
 "#
     )
+}
+
+/// The demo's Cedar policies: the demo user may open anything, but shells
+/// and commands on the production target need a ticket-like reason.
+pub const DEMO_POLICIES: &str = r#"// Written by `ssmgate demo`. Edit and save: the gateway reloads it.
+
+@id("demo-developers")
+@description("The demo user's group may open every kind of session")
+permit (principal in Group::"developers", action, resource);
+
+@id("demo-prod-ticket")
+@message("db-1 is production: shells and commands there need a reason that starts with a ticket, e.g. \"INC-123 checking load\"")
+forbid (principal, action in [Action::"shell", Action::"exec"], resource)
+when { resource.hasTag("env") && resource.getTag("env") == "prod" }
+unless { context has reason && context.reason like "INC-*" };
+"#;
+
+fn write_policies(dir: &Path) -> Result<()> {
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(&policies)?;
+    std::fs::write(policies.join("schema.cedarschema"), crate::policy::SCHEMA)?;
+    std::fs::write(policies.join("demo.cedar"), DEMO_POLICIES)?;
+    Ok(())
 }
 
 /// A tiny HTTP service that plays db-1's port 80.
@@ -306,7 +330,10 @@ pub fn instructions(demo: &Demo) -> String {
          A command, non-interactively:\n  {base} -o 'SetEnv=SSMGATE_REASON=\"demo run\"' ssmgate-demo -l demo+web-1 'uname -a; exit 3'; echo \"exit status $?\"\n\n\
          Pick a target from a menu:\n  {base} -t ssmgate-demo\n\n\
          Port forwarding to db-1, then curl it in another terminal:\n  {base} -N -L 8080:db-1:{DB_SERVICE_PORT} ssmgate-demo\n  curl http://127.0.0.1:8080/\n\n\
-         A refusal (target not connected):\n  {base} -o 'SetEnv=SSMGATE_REASON=\"demo run\"' ssmgate-demo -l demo+offline-1 true\n",
+         A refusal (target not connected):\n  {base} -o 'SetEnv=SSMGATE_REASON=\"demo run\"' ssmgate-demo -l demo+offline-1 true\n\n\
+         A refusal by policy (policies in {d}/policies; db-1 is production), then the same with a ticket:\n  \
+         {base} -o 'SetEnv=SSMGATE_REASON=\"looking\"' ssmgate-demo -l demo+db-1 uptime\n  \
+         {base} -o 'SetEnv=SSMGATE_REASON=\"INC-123 checking load\"' ssmgate-demo -l demo+db-1 uptime\n",
         fp = demo.gateway.host_key_fingerprint,
         sim = demo.sim.endpoint(),
     );

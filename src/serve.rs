@@ -12,6 +12,7 @@ use crate::aws::{Ssm, SsmApi};
 use crate::config::{AwsCredentials, Config};
 use crate::gateway::Gateway;
 use crate::inventory::Inventory;
+use crate::policy::PolicyEngine;
 use crate::ssh::auth::{Identities, Justification};
 use crate::ssh::context::ServerContext;
 use crate::ssh::hostkey;
@@ -22,6 +23,8 @@ use crate::ssh::server::SshServer;
 pub enum ServeError {
     #[error("host key: {0}")]
     HostKey(#[from] hostkey::HostKeyError),
+    #[error("policies: {0}")]
+    Policy(#[from] crate::policy::PolicyError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -69,7 +72,16 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
         .await,
     );
     let inventory = Inventory::new(ssm.clone(), config.inventory.cache);
-    let gateway = Arc::new(Gateway::new(ssm, inventory, config.sessions.clone()));
+    let policy = Arc::new(PolicyEngine::load_with(
+        &config.policy.dir,
+        &config.policy.example_reason,
+    )?);
+    let gateway = Arc::new(Gateway::new(
+        ssm,
+        inventory,
+        config.sessions.clone(),
+        policy.clone(),
+    ));
     let ctx = Arc::new(ServerContext {
         identities: Identities::from_config(config),
         justification: Justification::from_config(&config.justification),
@@ -88,9 +100,19 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
         source,
     })?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(async {
-        let _ = stopped.await;
-    }));
+    let (watch_stop, watch_stopped) = oneshot::channel::<()>();
+    let watcher = policy.spawn_watcher(async {
+        let _ = watch_stopped.await;
+    });
+    let task = tokio::spawn(async move {
+        server
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await;
+        let _ = watch_stop.send(());
+        let _ = watcher.await;
+    });
     Ok(RunningGateway {
         addr,
         host_key_fingerprint,

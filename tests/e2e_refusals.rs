@@ -372,16 +372,21 @@ async fn exec_without_target_prints_usage() {
             "no target given",
             "ssh alice+TARGET@GATEWAY",
             WEB_1,
-            DB_1,
             DUP_A,
             DUP_B,
             "web-1",
-            "db-1",
         ],
     );
     assert!(
         !stderr(&out).contains(OFFLINE_1),
         "offline listed\n{}",
+        show(&out)
+    );
+    // The policies forbid shells on db targets: the list shows only what
+    // this user may open.
+    assert!(
+        !stderr(&out).contains(DB_1),
+        "a target the policies forbid is listed\n{}",
         show(&out)
     );
 }

@@ -2,10 +2,12 @@
 //! [`SessionRequest`] built by the SSH layer, and the errors that refuse it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use uuid::Uuid;
 
 use crate::aws::SsmError;
+use crate::config::UserConfig;
 use crate::datachannel::DataChannelError;
 use crate::inventory::ResolveError;
 use crate::ssh::auth::AuthMethod;
@@ -38,8 +40,8 @@ impl Kind {
 pub struct SessionRequest {
     /// The gateway's own id for this session (goes into the Reason).
     pub id: Uuid,
-    /// The authenticated user.
-    pub user: String,
+    /// The authenticated user (name, groups, attributes).
+    pub user: Arc<UserConfig>,
     /// How they authenticated.
     pub auth: AuthMethod,
     /// Where they connect from.
@@ -75,4 +77,6 @@ pub enum GatewayError {
     DataChannel(#[from] DataChannelError),
     #[error("the session ended before it was ready: {0}")]
     NotReady(String),
+    #[error("access denied: {message}")]
+    Denied { message: String, needs_reason: bool },
 }

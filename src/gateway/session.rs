@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::aws::{SsmApi, SsmResumer, StartRequest};
 use crate::config::SessionsConfig;
@@ -14,6 +14,7 @@ use crate::datachannel::{
 use crate::gateway::reason::compose_reason;
 use crate::gateway::request::{GatewayError, Kind, SessionRequest};
 use crate::inventory::{Inventory, Target};
+use crate::policy::{Action, AuthzRequest, ContextInput, Decision, PolicyEngine, Principal};
 
 /// How long a handshake may take after StartSession.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -35,6 +36,7 @@ pub struct Gateway {
     ssm: Arc<dyn SsmApi>,
     inventory: Inventory,
     sessions: SessionsConfig,
+    policy: Arc<PolicyEngine>,
 }
 
 /// A started session with its data channel ready for input.
@@ -56,13 +58,67 @@ pub struct Opened {
 }
 
 impl Gateway {
-    /// A gateway over an SSM API and its inventory.
-    pub fn new(ssm: Arc<dyn SsmApi>, inventory: Inventory, sessions: SessionsConfig) -> Self {
+    /// A gateway over an SSM API, its inventory and the policies.
+    pub fn new(
+        ssm: Arc<dyn SsmApi>,
+        inventory: Inventory,
+        sessions: SessionsConfig,
+        policy: Arc<PolicyEngine>,
+    ) -> Self {
         Self {
             ssm,
             inventory,
             sessions,
+            policy,
         }
+    }
+
+    /// The document interactive shells use.
+    pub fn shell_document(&self) -> &str {
+        &self.sessions.default_document
+    }
+
+    /// The policies in force.
+    pub fn policy(&self) -> &PolicyEngine {
+        &self.policy
+    }
+
+    /// Asks the policies whether `req` may open a session on `target` with
+    /// `document`; logs the decision.
+    pub fn authorize(
+        &self,
+        req: &SessionRequest,
+        target: &Target,
+        document: &str,
+        parameters: &BTreeMap<String, Vec<String>>,
+    ) -> Decision {
+        let action = Action::from(&req.kind);
+        let context = ContextInput {
+            document: document.to_owned(),
+            parameters: parameters
+                .iter()
+                .filter_map(|(k, v)| v.first().map(|first| (k.clone(), first.clone())))
+                .collect(),
+            reason: req.reason.clone(),
+            source_ip: req.source.ip(),
+            now: SystemTime::now(),
+            recording: action.recording(),
+        };
+        let decision = self.policy.authorize(&AuthzRequest {
+            principal: Principal {
+                user: &req.user,
+                auth: &req.auth,
+            },
+            action,
+            target,
+            context,
+        });
+        tracing::info!(
+            gateway_session = %req.id, user = %req.user.name, target = %target.id, action = action.as_str(),
+            document, allowed = decision.allowed, policies = ?decision.determining_policies,
+            needs_reason = decision.needs_reason, errors = ?decision.errors, "policy decision"
+        );
+        decision
     }
 
     /// The inventory, for the target picker.
@@ -87,7 +143,15 @@ impl Gateway {
     pub async fn open(&self, req: &SessionRequest) -> Result<Opened, GatewayError> {
         let target = self.resolve(&req.target).await?;
         let (document, parameters, kind) = self.document_for(req)?;
-        let reason = compose_reason(&req.user, req.reason.as_deref(), &req.id.to_string());
+        // Deny by default, before any call that starts anything.
+        let decision = self.authorize(req, &target, &document, &parameters);
+        if !decision.allowed {
+            return Err(GatewayError::Denied {
+                message: decision.message,
+                needs_reason: decision.needs_reason,
+            });
+        }
+        let reason = compose_reason(&req.user.name, req.reason.as_deref(), &req.id.to_string());
         let start = StartRequest {
             target: target.id.clone(),
             document: Some(document.clone()),
@@ -96,7 +160,7 @@ impl Gateway {
         };
         let started = self.ssm.start_session(&start).await?;
         tracing::info!(
-            gateway_session = %req.id, user = %req.user, target = %target.id, document = %document,
+            gateway_session = %req.id, user = %req.user.name, target = %target.id, document = %document,
             ssm_session = %started.session_id, kind = req.kind.as_str(), "session started"
         );
         let mut config = ChannelConfig::new(

@@ -54,6 +54,10 @@ use std::str::FromStr;
 use std::time::SystemTime;
 
 pub use engine::{DEFAULT_EXAMPLE_REASON, PolicyEngine, ReloadOutcome};
+
+/// The schema shipped in `policies/schema.cedarschema`, for tools (the
+/// demo) that write a policy directory of their own.
+pub const SCHEMA: &str = include_str!("../../policies/schema.cedarschema");
 pub use error::{PolicyError, Problem};
 
 use crate::config::UserConfig;

@@ -58,7 +58,7 @@ pub async fn run(
     };
     let request = SessionRequest {
         id: Uuid::new_v4(),
-        user: user.user.name.clone(),
+        user: user.user.clone(),
         auth: user.auth.clone(),
         source: user.source,
         target: target.id.clone(),
@@ -77,7 +77,7 @@ pub async fn run(
     reply.accept().await;
     let (up, down, ended) = run_forward(&gateway, forward, channel.into_stream()).await;
     tracing::info!(
-        gateway_session = %request.id, user = %request.user, target = %target.id, port,
+        gateway_session = %request.id, user = %request.user.name, target = %target.id, port,
         bytes_up = up, bytes_down = down, ended = ?ended, "forward ended"
     );
 }

@@ -105,7 +105,7 @@ impl ConnectionHandler {
             return Auth::reject();
         };
         self.user = Some(Arc::new(Authenticated {
-            user,
+            user: Arc::new(user),
             auth: method,
             target: login.target,
             reason: self.reason.clone(),

@@ -4,9 +4,12 @@
 
 use russh::{ChannelMsg, ChannelReadHalf};
 
+use std::time::SystemTime;
+
 use super::context::ServerContext;
-use super::session_channel::SshOutput;
+use super::session_channel::{Authenticated, SshOutput};
 use crate::inventory::Target;
+use crate::policy::{Action, ContextInput, Principal};
 
 /// Most targets listed in the usage text of a non-interactive login.
 const USAGE_LIST: usize = 20;
@@ -15,12 +18,14 @@ const USAGE_LIST: usize = 20;
 /// channel closes (after telling them why).
 pub async fn pick(
     ctx: &ServerContext,
+    user: &Authenticated,
     rd: &mut ChannelReadHalf,
     out: &mut SshOutput,
 ) -> Option<String> {
-    let targets = match online_targets(ctx).await {
+    let targets = match openable_targets(ctx, user).await {
         Ok(t) if t.is_empty() => {
-            out.write("ssmgate: no target is online.\r\n").await;
+            out.write("ssmgate: there is no online target you may open.\r\n")
+                .await;
             return None;
         }
         Ok(t) => t,
@@ -67,11 +72,12 @@ pub async fn pick(
 }
 
 /// The message for a login without a target where no menu can be shown.
-pub async fn usage(ctx: &ServerContext, user: &str) -> String {
+pub async fn usage(ctx: &ServerContext, user: &Authenticated) -> String {
     let mut text = format!(
-        "ssmgate: no target given. Use: ssh {user}+TARGET@GATEWAY [command]   (TARGET is an instance id or name)\r\n"
+        "ssmgate: no target given. Use: ssh {}+TARGET@GATEWAY [command]   (TARGET is an instance id or name)\r\n",
+        user.user.name
     );
-    if let Ok(targets) = online_targets(ctx).await {
+    if let Ok(targets) = openable_targets(ctx, user).await {
         text.push_str("Targets:\r\n");
         for t in targets.iter().take(USAGE_LIST) {
             text.push_str(&format!("  {}\r\n", describe(t)));
@@ -83,16 +89,37 @@ pub async fn usage(ctx: &ServerContext, user: &str) -> String {
     text
 }
 
-async fn online_targets(
+/// Online targets on which the policies let this user open a shell.
+async fn openable_targets(
     ctx: &ServerContext,
+    user: &Authenticated,
 ) -> Result<Vec<Target>, crate::inventory::ResolveError> {
-    let mut targets: Vec<Target> = ctx
+    let online: Vec<Target> = ctx
         .gateway
         .inventory()
         .list()
         .await?
         .into_iter()
         .filter(Target::is_online)
+        .collect();
+    let context = ContextInput {
+        document: ctx.gateway.shell_document().to_owned(),
+        parameters: Default::default(),
+        reason: user.reason.clone(),
+        source_ip: user.source.ip(),
+        now: SystemTime::now(),
+        recording: Action::Shell.recording(),
+    };
+    let principal = Principal {
+        user: &user.user,
+        auth: &user.auth,
+    };
+    let mut targets: Vec<Target> = ctx
+        .gateway
+        .policy()
+        .permitted(&principal, Action::Shell, &online, &context)
+        .into_iter()
+        .cloned()
         .collect();
     targets.sort_by(|a, b| a.display_name().cmp(b.display_name()).then(a.id.cmp(&b.id)));
     Ok(targets)

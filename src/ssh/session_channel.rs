@@ -23,7 +23,7 @@ use crate::gateway::{Kind, SessionRequest};
 #[derive(Debug, Clone)]
 pub struct Authenticated {
     /// Their configuration (name, groups, attributes).
-    pub user: UserConfig,
+    pub user: Arc<UserConfig>,
     /// How they authenticated.
     pub auth: AuthMethod,
     /// The target from the login name (`alice+web-1`), if any.
@@ -116,12 +116,12 @@ pub async fn run(ctx: Arc<ServerContext>, user: Arc<Authenticated>, channel: Cha
     let target = match &user.target {
         Some(t) => t.clone(),
         None => match (&start, req.pty) {
-            (Start::Shell, Some(_)) => match picker::pick(&ctx, &mut rd, &mut out).await {
+            (Start::Shell, Some(_)) => match picker::pick(&ctx, &user, &mut rd, &mut out).await {
                 Some(t) => t,
                 None => return,
             },
             _ => {
-                let text = picker::usage(&ctx, &user.user.name).await;
+                let text = picker::usage(&ctx, &user).await;
                 return out.fail(&text).await;
             }
         },
@@ -132,7 +132,7 @@ pub async fn run(ctx: Arc<ServerContext>, user: Arc<Authenticated>, channel: Cha
     };
     let request = SessionRequest {
         id: Uuid::new_v4(),
-        user: user.user.name.clone(),
+        user: user.user.clone(),
         auth: user.auth.clone(),
         source: user.source,
         target,
@@ -145,7 +145,7 @@ pub async fn run(ctx: Arc<ServerContext>, user: Arc<Authenticated>, channel: Cha
     let mut opened = match gateway.open(&request).await {
         Ok(o) => o,
         Err(e) => {
-            tracing::info!(gateway_session = %request.id, user = %request.user, error = %e, "session refused");
+            tracing::info!(gateway_session = %request.id, user = %request.user.name, error = %e, "session refused");
             return out.fail(&format!("ssmgate: {e}\r\n")).await;
         }
     };

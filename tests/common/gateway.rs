@@ -21,6 +21,31 @@ pub const DUP_A: &str = "i-0e0000000000000a4";
 pub const DUP_B: &str = "i-0e0000000000000a5";
 pub const REASON: &str = "INC-42 integration test";
 
+/// The fixture's policies: SREs may do anything, except what the forbids
+/// below refuse, each with its own message.
+pub const TEST_POLICIES: &str = r#"
+@id("sre-all")
+permit (principal in Group::"sre", action, resource);
+
+@id("dev-terminal")
+permit (principal in Group::"dev", action in [Action::"shell", Action::"exec"], resource);
+
+@id("db-no-shell")
+@message("db targets are reached by port forwarding only")
+forbid (principal, action in [Action::"shell", Action::"exec"], resource)
+when { resource.hasTag("role") && resource.getTag("role") == "db" };
+
+@id("port-80-only")
+@message("only port 80 may be forwarded")
+forbid (principal, action == Action::"port_forward", resource)
+unless { context.parameters has portNumber && context.parameters.portNumber == 80 };
+
+@id("recorded-no-jump")
+@message("this target must be recorded in full: ProxyJump is not allowed")
+forbid (principal, action == Action::"ssh", resource)
+when { resource.hasTag("recording") && resource.getTag("recording") == "required" };
+"#;
+
 /// A running gateway + simulator with users and keys.
 pub struct Fixture {
     pub dir: TempDir,
@@ -188,6 +213,7 @@ name = "web-1"
 [[instances]]
 id = "{DB_1}"
 name = "db-1"
+tags = {{ role = "db", recording = "required" }}
 ports = {{ "80" = "{http}" }}
 [[instances]]
 id = "{OFFLINE_1}"
@@ -239,6 +265,13 @@ public_key = "{ca}"
             alice = read(&d.join("alice.pub")),
             ca = read(&d.join("ca.pub")),
         );
+        std::fs::create_dir_all(d.join("policies")).expect("mkdir");
+        std::fs::write(
+            d.join("policies/schema.cedarschema"),
+            include_str!("../../policies/schema.cedarschema"),
+        )
+        .expect("schema");
+        std::fs::write(d.join("policies/test.cedar"), TEST_POLICIES).expect("policies");
         let path = d.join("ssmgate.toml");
         std::fs::write(&path, gw_toml).expect("write");
         let config = Config::load(&path).expect("gateway config");

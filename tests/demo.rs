@@ -1,0 +1,104 @@
+//! `ssmgate demo` as a newcomer uses it: start it, then run the commands its
+//! instructions print, through the `ssh_config` it writes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+use std::time::Duration;
+
+use ssmgate::demo::{DemoOptions, instructions, start};
+
+async fn run(cmd: &mut tokio::process::Command) -> std::process::Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("in time")
+        .expect("runs")
+}
+
+#[tokio::test]
+async fn the_printed_commands_work() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let demo = start(DemoOptions {
+        dir: Some(tmp.path().join("demo")),
+        port: 0,
+    })
+    .await
+    .expect("demo starts");
+    let text = instructions(&demo);
+    assert!(
+        text.contains("demo+web-1") && text.contains("-L 8080:db-1:80"),
+        "{text}"
+    );
+    let config = demo.dir.join("ssh_config");
+    for file in [
+        "ssmgate.toml",
+        "demo_user_key",
+        "known_hosts",
+        "ssh_config",
+        "policies/demo.cedar",
+    ] {
+        assert!(demo.dir.join(file).exists(), "{file} written");
+    }
+    let mode = std::fs::metadata(demo.dir.join("demo_user_key"))
+        .expect("key")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "the private key is private");
+    // The config the demo wrote is one `ssmgate serve` accepts as is.
+    ssmgate::config::Config::load(&demo.dir.join("ssmgate.toml")).expect("a valid ssmgate.toml");
+
+    let out = run(tokio::process::Command::new("ssh")
+        .arg("-F")
+        .arg(&config)
+        .args([
+            "-o",
+            "SetEnv=SSMGATE_REASON=demo-test",
+            "-l",
+            "demo+web-1",
+            "ssmgate-demo",
+            "echo hi; exit 3",
+        ]))
+    .await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n", "{out:?}");
+    assert_eq!(out.status.code(), Some(3));
+
+    let out = run(tokio::process::Command::new("ssh")
+        .arg("-F")
+        .arg(&config)
+        .args([
+            "-o",
+            "SetEnv=SSMGATE_REASON=looking",
+            "-l",
+            "demo+db-1",
+            "ssmgate-demo",
+            "uptime",
+        ]))
+    .await;
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("db-1 is production"),
+        "{out:?}"
+    );
+
+    if demo.sshd.is_some() {
+        let askpass = tmp.path().join("askpass");
+        std::fs::write(&askpass, "#!/bin/sh\necho demo-test\n").expect("askpass");
+        std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let out = run(tokio::process::Command::new("ssh")
+            .arg("-F")
+            .arg(&config)
+            .env("SSH_ASKPASS", &askpass)
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .args(["web-1", "echo via-jump"]))
+        .await;
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "via-jump\n",
+            "{out:?}"
+        );
+    }
+    demo.stop().await;
+}
