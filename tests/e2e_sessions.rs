@@ -113,7 +113,10 @@ async fn picker_lists_targets_and_opens_the_chosen_one() {
     let mut t = Terminal::spawn(&fx, "alice");
     let at = t.expect("Choose a target", 0).await;
     let menu = String::from_utf8_lossy(&t.seen).into_owned();
-    assert!(menu.contains("web-1") && menu.contains("db-1"), "{menu}");
+    assert!(
+        menu.contains("web-1") && menu.contains("twin") && !menu.contains("db-1"),
+        "targets the policies permit, no others: {menu}"
+    );
     assert!(
         !menu.contains("offline-1"),
         "offline targets are not offered: {menu}"
