@@ -8,6 +8,7 @@
 pub mod aws;
 pub mod bench;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod config_error;
 pub mod datachannel;

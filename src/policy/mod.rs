@@ -38,7 +38,8 @@
 //! output), [`clock`] (UTC times), [`cli`] (the `ssmgate policy` commands).
 
 pub mod cli;
-pub mod clock;
+/// Calendar arithmetic, shared with the rest of the crate.
+pub use crate::clock;
 pub mod engine;
 pub mod entities;
 pub mod error;

@@ -21,4 +21,3 @@ pub mod process;
 pub mod registry;
 pub mod server;
 pub mod service;
-pub mod time;

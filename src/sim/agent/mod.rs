@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use self::backend::{BackendIo, FromBackend, InboxSender, Outbox, ToBackend};
 use self::link::{Delayed, Direction, Incoming, Link};
+use crate::clock::Utc;
 use crate::datachannel::message::{Message, MessageType, PayloadType, flags};
 use crate::datachannel::payloads::{
     Acknowledge, ChannelClosed, Flag, HandshakeComplete, HandshakeRequest, HandshakeResponse,
@@ -33,7 +34,6 @@ use crate::sim::config::{FaultConfig, Mode};
 use crate::sim::documents::{ResolvedDocument, SessionType};
 use crate::sim::inventory::Instance;
 use crate::sim::registry::{Registry, SessionStatus};
-use crate::sim::time::rfc3339_millis;
 
 /// How long the agent waits for the HandshakeResponse.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -448,7 +448,7 @@ impl Agent {
         let id = Uuid::new_v4();
         let payload = ChannelClosed {
             message_id: id.hyphenated().to_string(),
-            created_date: rfc3339_millis(SystemTime::now()),
+            created_date: Utc::from_system(SystemTime::now()).to_cedar(),
             destination_id: self.ctx.instance.id.clone(),
             session_id: self.ctx.session_id.clone(),
             message_type: "channel_closed".into(),

@@ -1,6 +1,7 @@
-//! UTC calendar arithmetic for the policy context (no time-zone database):
-//! a [`SystemTime`] as Cedar's `datetime` string, its UTC hour and weekday,
-//! and RFC 3339 parsing for `--at` and test files.
+//! UTC calendar arithmetic (no time-zone database): a [`SystemTime`] as an
+//! RFC 3339 / Cedar `datetime` string, its UTC hour and weekday, and RFC 3339
+//! parsing. Used by the policy context, policy tools and the simulator's
+//! `channel_closed` timestamps.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -197,6 +198,9 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_millis(1_793_714_709_123);
         let u = Utc::from_system(t);
         assert_eq!(u.to_cedar(), "2026-11-03T14:05:09.123Z");
+        // The CreatedDate of the data-channel spec's test vectors.
+        let spec = Utc::from_system(UNIX_EPOCH + Duration::from_millis(1_503_434_274_948));
+        assert_eq!(spec.to_cedar(), "2017-08-22T20:37:54.948Z");
         assert_eq!(u.weekday_name(), "Tue");
         assert_eq!(u.hour, 14);
         let epoch = Utc::from_system(UNIX_EPOCH);
