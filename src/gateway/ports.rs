@@ -63,10 +63,14 @@ impl PortSessions {
     ) -> Result<Forward, GatewayError> {
         let _guard = self.opening.lock().await;
         let existing = self.get(target_id, port);
-        if let Some(mux) = existing
-            && let Ok(stream) = mux.smux.open_stream().await
-        {
-            return Ok(Forward::Mux(mux, stream));
+        if let Some(mux) = existing {
+            // Each connection is its own request: the policies decide again
+            // (with the target's current attributes) even when it rides on
+            // an open session.
+            gateway.preflight(req).await?;
+            if let Ok(stream) = mux.smux.open_stream().await {
+                return Ok(Forward::Mux(mux, stream));
+            }
         }
         let opened = gateway.open(req).await?;
         let PortMode::Mux { keepalive } = PortMode::for_session(&opened.info) else {

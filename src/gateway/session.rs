@@ -29,7 +29,7 @@ pub mod documents {
 }
 
 /// A document, its StartSession parameters, and how its channel behaves.
-type DocumentChoice = (String, BTreeMap<String, Vec<String>>, SessionKind);
+pub type DocumentChoice = (String, BTreeMap<String, Vec<String>>, SessionKind);
 
 /// Opens SSM sessions for authenticated users.
 pub struct Gateway {
@@ -139,18 +139,29 @@ impl Gateway {
         Ok(target)
     }
 
-    /// Runs the pipeline up to a ready data channel.
-    pub async fn open(&self, req: &SessionRequest) -> Result<Opened, GatewayError> {
+    /// Resolves the target and asks the policies, without starting
+    /// anything: every request goes through here, including connections
+    /// that will ride on an already open port session.
+    pub async fn preflight(
+        &self,
+        req: &SessionRequest,
+    ) -> Result<(Target, DocumentChoice), GatewayError> {
         let target = self.resolve(&req.target).await?;
-        let (document, parameters, kind) = self.document_for(req)?;
+        let choice = self.document_for(req)?;
         // Deny by default, before any call that starts anything.
-        let decision = self.authorize(req, &target, &document, &parameters);
+        let decision = self.authorize(req, &target, &choice.0, &choice.1);
         if !decision.allowed {
             return Err(GatewayError::Denied {
                 message: decision.message,
                 needs_reason: decision.needs_reason,
             });
         }
+        Ok((target, choice))
+    }
+
+    /// Runs the pipeline up to a ready data channel.
+    pub async fn open(&self, req: &SessionRequest) -> Result<Opened, GatewayError> {
+        let (target, (document, parameters, kind)) = self.preflight(req).await?;
         let reason = compose_reason(&req.user.name, req.reason.as_deref(), &req.id.to_string());
         let start = StartRequest {
             target: target.id.clone(),
