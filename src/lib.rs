@@ -14,6 +14,7 @@ pub mod datachannel;
 pub mod demo;
 pub mod gateway;
 pub mod inventory;
+pub mod recording;
 pub mod secret;
 pub mod serve;
 pub mod signals;
