@@ -16,6 +16,7 @@ pub mod demo;
 pub mod gateway;
 pub mod inventory;
 pub mod policy;
+pub mod recording;
 pub mod secret;
 pub mod serve;
 pub mod signals;

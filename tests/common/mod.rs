@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod gateway;
+pub mod postgres;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

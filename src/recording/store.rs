@@ -1,0 +1,317 @@
+//! The [`Store`] trait every recording backend implements, its error type,
+//! and [`connect`], which picks the backend from the database URL
+//! (`postgres://…` / `postgresql://…` or `sqlite://path` / `sqlite::memory:`)
+//! and applies the migrations.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::codec::DecodeError;
+use super::postgres::PgStore;
+use super::records::{AuditEvent, EventChunk, SessionEnd, SessionFilter, SessionRecord};
+use super::sqlite::SqliteStore;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no supported database (only its scheme is shown: URLs
+    /// may carry passwords).
+    #[error(
+        "unsupported database URL scheme {scheme:?}: use postgres://user@host/db, sqlite://path/to/file.db or sqlite::memory:"
+    )]
+    UnsupportedUrl {
+        /// The part before `:`.
+        scheme: String,
+    },
+    /// The database could not be reached or the connection failed; worth
+    /// retrying later (see [`StoreError::is_unavailable`]).
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// Connecting took longer than the acquire timeout.
+    #[error("database unavailable: no connection within {0:?}")]
+    ConnectTimedOut(Duration),
+    /// The SQLite database file could not be opened or created.
+    #[error("cannot open SQLite database {path}: {source}")]
+    SqliteOpen {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The database refused or failed a statement.
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    /// Applying the migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// No session with this id.
+    #[error("no session {0}")]
+    SessionNotFound(Uuid),
+    /// The session id is stored already, with other content.
+    #[error("session {0} is already stored with different content")]
+    SessionConflict(Uuid),
+    /// The chunk's seq is stored already, with another hash.
+    #[error("chunk {seq} of session {session_id} is already stored with a different hash")]
+    ChunkConflict {
+        /// The session.
+        session_id: Uuid,
+        /// The chunk.
+        seq: i64,
+    },
+    /// A stored chunk cannot be read back (damaged or edited to garbage).
+    #[error("chunk {seq} of session {session_id} is unreadable: {why}")]
+    CorruptChunk {
+        /// The session.
+        session_id: Uuid,
+        /// The chunk.
+        seq: i64,
+        /// What is wrong.
+        why: String,
+    },
+    /// A stored row holds a value this version cannot read.
+    #[error("invalid stored {what}: {why}")]
+    CorruptRow {
+        /// Which column.
+        what: &'static str,
+        /// What is wrong.
+        why: String,
+    },
+    /// A value to store is not acceptable (e.g. detail that is not JSON).
+    #[error("invalid {what}: {why}")]
+    Invalid {
+        /// Which field.
+        what: &'static str,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+impl StoreError {
+    /// True when the database could not be reached (connection refused,
+    /// dropped, pool timeout): the write may succeed later, so spool it.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::ConnectTimedOut(_))
+    }
+
+    pub(crate) fn corrupt_chunk(session_id: Uuid, seq: i64, why: impl ToString) -> Self {
+        Self::CorruptChunk {
+            session_id,
+            seq,
+            why: why.to_string(),
+        }
+    }
+
+    pub(crate) fn corrupt(what: &'static str, why: impl ToString) -> Self {
+        Self::CorruptRow {
+            what,
+            why: why.to_string(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(e),
+            other => Self::Database(other),
+        }
+    }
+}
+
+impl From<DecodeError> for StoreError {
+    fn from(e: DecodeError) -> Self {
+        Self::corrupt("events", e)
+    }
+}
+
+/// Connection pool settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Most connections the pool opens (forced to 1 for `sqlite::memory:`).
+    pub max_connections: u32,
+    /// How long an operation waits for a connection (including connecting)
+    /// before failing with [`StoreError::Unavailable`].
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Where sessions, their events and the audit trail are kept.
+///
+/// Every write is idempotent, so a writer that is unsure whether a write
+/// landed (timeout, spool replay) may simply repeat it.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Applies the pending migrations (also done by [`connect`]).
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Records a session at its start. Repeating it with the same content is
+    /// a no-op; with other content it is [`StoreError::SessionConflict`].
+    async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError>;
+
+    /// Records how a session ended; `end.chain_head` (when set) becomes the
+    /// session's chain head.
+    async fn finish_session(&self, id: Uuid, end: &SessionEnd) -> Result<(), StoreError>;
+
+    /// Stores one chunk and, when it is the session's latest, makes its
+    /// hash the session's chain head (in the same transaction). Idempotent
+    /// on `(session_id, seq)`: the same chunk again is a no-op, another
+    /// hash for a stored seq is [`StoreError::ChunkConflict`], an unknown
+    /// session is [`StoreError::SessionNotFound`].
+    async fn append_chunk(&self, chunk: &EventChunk) -> Result<(), StoreError>;
+
+    /// Records an audit event; idempotent on its id. `detail` must be JSON.
+    async fn insert_audit(&self, e: &AuditEvent) -> Result<(), StoreError>;
+
+    /// One session with its end and chain head.
+    async fn get_session(&self, id: Uuid) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Sessions matching the filter, newest first.
+    async fn list_sessions(&self, filter: &SessionFilter)
+    -> Result<Vec<SessionRecord>, StoreError>;
+
+    /// A session's chunks in seq order. A chunk whose stored bytes cannot be
+    /// decoded is [`StoreError::CorruptChunk`] naming its seq.
+    async fn chunks(&self, id: Uuid) -> Result<Vec<EventChunk>, StoreError>;
+
+    /// The audit events naming a session, oldest first (ties in insertion
+    /// order).
+    async fn audit_for_session(&self, id: Uuid) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Opens the store `url` names with default options and applies the
+/// migrations.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    connect_with(url, &StoreOptions::default()).await
+}
+
+/// Opens the store `url` names and applies the migrations.
+pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Arc<dyn Store>, StoreError> {
+    let store: Arc<dyn Store> = match scheme(url) {
+        "postgres" | "postgresql" => Arc::new(PgStore::connect(url, options).await?),
+        "sqlite" => Arc::new(SqliteStore::connect(url, options).await?),
+        other => {
+            return Err(StoreError::UnsupportedUrl {
+                scheme: other.to_owned(),
+            });
+        }
+    };
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// The URL's scheme, lower-cased bytes before the first `:` (empty if none).
+fn scheme(url: &str) -> &str {
+    match url.split_once(':') {
+        Some((s, _)) if s.eq_ignore_ascii_case("postgres") => "postgres",
+        Some((s, _)) if s.eq_ignore_ascii_case("postgresql") => "postgresql",
+        Some((s, _)) if s.eq_ignore_ascii_case("sqlite") => "sqlite",
+        Some((s, _)) if s.len() <= 32 => s,
+        _ => "",
+    }
+}
+
+/// Checks that `text` is JSON (for parameters and audit details).
+pub(crate) fn check_json(what: &'static str, text: &str) -> Result<(), StoreError> {
+    serde_json::from_str::<serde::de::IgnoredAny>(text)
+        .map(|_| ())
+        .map_err(|e| StoreError::Invalid {
+            what,
+            why: format!("not JSON: {e}"),
+        })
+}
+
+/// `u64` → `i64` column, refusing values beyond `i64::MAX`.
+pub(crate) fn to_i64(what: &'static str, v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Invalid {
+        what,
+        why: format!("{v} is too large to store"),
+    })
+}
+
+/// `i64` column → `u64`.
+pub(crate) fn to_u64(what: &'static str, v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::corrupt(what, format!("negative: {v}")))
+}
+
+/// A 32-byte hash column.
+pub(crate) fn to_hash(what: &'static str, v: Vec<u8>) -> Result<[u8; 32], StoreError> {
+    <[u8; 32]>::try_from(v.as_slice())
+        .map_err(|_| StoreError::corrupt(what, format!("{} bytes, not 32", v.len())))
+}
+
+/// Parses a text column with `FromStr`.
+pub(crate) fn parse<T>(what: &'static str, v: &str) -> Result<T, StoreError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    v.parse::<T>().map_err(|e| StoreError::corrupt(what, e))
+}
+
+/// The policy ids as a JSON array.
+pub(crate) fn policy_ids_json(ids: &[String]) -> String {
+    serde_json::Value::from(ids.to_vec()).to_string()
+}
+
+/// The policy ids from their JSON array.
+pub(crate) fn policy_ids_from_json(text: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::corrupt("policy_ids", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheme_picks_the_backend() {
+        assert_eq!(scheme("postgres://u:pw@h/db"), "postgres");
+        assert_eq!(scheme("PostgreSQL://h/db"), "postgresql");
+        assert_eq!(scheme("sqlite::memory:"), "sqlite");
+        assert_eq!(scheme("sqlite:///var/lib/x.db"), "sqlite");
+        assert_eq!(scheme("mysql://root:secret@h/db"), "mysql");
+        assert_eq!(scheme("/just/a/path"), "");
+    }
+
+    #[tokio::test]
+    async fn unsupported_url_is_a_clear_error_without_the_password() {
+        let err = connect("mysql://root:hunter2@db/x").await.err().unwrap();
+        let text = err.to_string();
+        assert!(matches!(err, StoreError::UnsupportedUrl { .. }));
+        assert!(text.contains("\"mysql\""), "{text}");
+        assert!(text.contains("postgres://"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn helpers_refuse_bad_values() {
+        assert!(check_json("detail", "{\"a\":1}").is_ok());
+        assert!(check_json("detail", "{oops").is_err());
+        assert!(to_i64("bytes_in", u64::MAX).is_err());
+        assert!(to_u64("bytes_in", -1).is_err());
+        assert!(to_hash("hash", vec![0; 31]).is_err());
+        assert_eq!(policy_ids_json(&["a\"b".into()]), "[\"a\\\"b\"]");
+        assert_eq!(
+            policy_ids_from_json("[\"p1\",\"p2\"]").unwrap(),
+            vec!["p1".to_owned(), "p2".to_owned()]
+        );
+    }
+}
