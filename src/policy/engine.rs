@@ -274,7 +274,8 @@ impl PolicyEngine {
                 .is_some_and(|o| o.allowed);
         let message = if needs_reason {
             format!(
-                "{denial}. This request needs a reason: answer the \"Reason for access\" prompt, or connect with ssh -o 'SetEnv=SSMGATE_REASON=\"…\"'"
+                "{}. This request needs a reason: answer the \"Reason for access\" prompt, or connect with ssh -o 'SetEnv=SSMGATE_REASON=\"…\"'",
+                denial.trim_end_matches('.')
             )
         } else {
             denial
