@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use cedar_policy::{Authorizer, Context, Entities, Entity, Response};
+use cedar_policy::{Authorizer, Entities, Entity, Response};
 
 use super::entities::Vocabulary;
-use super::loader::{self, PolicyInfo, PolicySnapshot};
+use super::loader::{self, PolicyInfo, PolicySnapshot, Slice};
 use super::{Action, AuthzRequest, ContextInput, Decision, PolicyError, Principal, Problem};
+use crate::config::PolicyConfig;
 use crate::inventory::Target;
 
 /// The reason tried when a request without one is denied, unless
@@ -24,11 +25,11 @@ pub const DEFAULT_EXAMPLE_REASON: &str = "INC-0000 example reason";
 pub struct PolicyEngine {
     dir: PathBuf,
     example_reason: String,
-    vocab: Vocabulary,
+    pub(super) vocab: Vocabulary,
     current: RwLock<Arc<PolicySnapshot>>,
     generation: AtomicU64,
     last_error: Mutex<Option<String>>,
-    authorizer: Authorizer,
+    pub(super) authorizer: Authorizer,
 }
 
 /// What a successful reload did.
@@ -64,6 +65,11 @@ impl PolicyEngine {
         let vocab = vocabulary(dir)?;
         let snapshot = loader::load_dir(dir, &vocab)?;
         Ok(Self::from_snapshot(vocab, snapshot, example_reason))
+    }
+
+    /// Loads the directory and example reason of a config's `[policy]`.
+    pub fn from_config(cfg: &PolicyConfig) -> Result<PolicyEngine, PolicyError> {
+        Self::load_with(&cfg.dir, &cfg.example_reason)
     }
 
     /// An engine over an already loaded snapshot.
@@ -180,81 +186,14 @@ impl PolicyEngine {
         }
     }
 
-    /// The targets `principal` may open with `action` in context `ctx`
-    /// (the target picker), in the order given. When `ctx` has no reason,
-    /// a target that the example reason would open is included: the user
-    /// will be asked for a reason when opening it.
-    pub fn permitted<'t>(
-        &self,
-        principal: &Principal<'_>,
-        action: Action,
-        targets: &'t [Target],
-        ctx: &ContextInput,
-    ) -> Vec<&'t Target> {
-        let snap = self.snapshot();
-        let policies = snap.slice(action, &principal.user.name, &principal.user.groups);
-        let policies = policies.as_ref();
-        let user = match self.vocab.principal(principal) {
-            Ok(user) => user,
-            Err(e) => {
-                tracing::warn!(user = %principal.user.name, error = %e, "cannot evaluate policies");
-                return Vec::new();
-            }
-        };
-        let contexts = [Some(ctx.clone()), self.with_example_reason(ctx)];
-        let contexts: Vec<Context> = contexts
-            .iter()
-            .flatten()
-            .filter_map(|c| self.vocab.context(c).ok())
-            .collect();
-        // One entity store for every target (ids are unique in it: a
-        // repeated id is evaluated with its first attributes).
-        let mut seen = HashSet::with_capacity(targets.len());
-        let mut failed = HashSet::new();
-        let mut all = user;
-        for target in targets {
-            if seen.insert(target.id.as_str()) {
-                match self.vocab.target(target) {
-                    Ok(entity) => all.push(entity),
-                    Err(e) => {
-                        tracing::warn!(target = %target.id, error = %e, "target left out of the listing");
-                        failed.insert(target.id.as_str());
-                    }
-                }
-            }
-        }
-        let entities = match Entities::from_entities(all, None) {
-            Ok(entities) => entities,
-            Err(e) => {
-                tracing::warn!(user = %principal.user.name, error = %e, "cannot evaluate policies");
-                return Vec::new();
-            }
-        };
-        targets
-            .iter()
-            .filter(|target| {
-                !failed.contains(target.id.as_str())
-                    && contexts.iter().any(|context| {
-                        self.vocab
-                            .request(&principal.user.name, action, &target.id, context.clone())
-                            .is_ok_and(|request| {
-                                self.authorizer
-                                    .is_authorized(&request, policies, &entities)
-                                    .decision()
-                                    == cedar_policy::Decision::Allow
-                            })
-                    })
-            })
-            .collect()
-    }
-
     /// The entity store for one request.
     fn prepare(&self, principal: &Principal<'_>, target: &Target) -> Result<Entities, String> {
         let user = self.vocab.principal(principal)?;
         entities_with(&user, self.vocab.target(target)?)
     }
 
-    fn with_example_reason(&self, ctx: &ContextInput) -> Option<ContextInput> {
+    /// `ctx` with the example reason, when it has no reason.
+    pub(super) fn with_example_reason(&self, ctx: &ContextInput) -> Option<ContextInput> {
         (ctx.given_reason().is_none() && !self.example_reason.is_empty()).then(|| ContextInput {
             reason: Some(self.example_reason.clone()),
             ..ctx.clone()
@@ -264,6 +203,7 @@ impl PolicyEngine {
     fn evaluate(
         &self,
         snap: &PolicySnapshot,
+        slice: &Slice,
         req: &AuthzRequest<'_>,
         context: &ContextInput,
         entities: &Entities,
@@ -275,9 +215,9 @@ impl PolicyEngine {
             &req.target.id,
             context,
         )?;
-        let user = req.principal.user;
-        let policies = snap.slice(req.action, &user.name, &user.groups);
-        let response: Response = self.authorizer.is_authorized(&request, &policies, entities);
+        let response: Response = self
+            .authorizer
+            .is_authorized(&request, &slice.set, entities);
         let mut determining: Vec<String> = response
             .diagnostics()
             .reason()
@@ -302,7 +242,9 @@ impl PolicyEngine {
         req: &AuthzRequest<'_>,
         entities: &Entities,
     ) -> Decision {
-        let first = match self.evaluate(snap, req, &req.context, entities) {
+        let user = req.principal.user;
+        let slice = snap.slice(req.action, &user.name, &user.groups);
+        let first = match self.evaluate(snap, &slice, req, &req.context, entities) {
             Ok(outcome) => outcome,
             Err(e) => {
                 return Decision {
@@ -324,13 +266,16 @@ impl PolicyEngine {
             };
         }
         let denial = deny_message(snap, req, &first.determining);
-        let needs_reason = self
-            .with_example_reason(&req.context)
-            .and_then(|ctx| self.evaluate(snap, req, &ctx, entities).ok())
-            .is_some_and(|o| o.allowed);
+        // Would a reason help? Only if some policy here can see one.
+        let needs_reason = slice.reason_matters
+            && self
+                .with_example_reason(&req.context)
+                .and_then(|ctx| self.evaluate(snap, &slice, req, &ctx, entities).ok())
+                .is_some_and(|o| o.allowed);
         let message = if needs_reason {
             format!(
-                "{denial}. This request needs a reason: answer the \"Reason for access\" prompt, or connect with ssh -o 'SetEnv=SSMGATE_REASON=\"…\"'"
+                "{}. This request needs a reason: answer the \"Reason for access\" prompt, or connect with ssh -o 'SetEnv=SSMGATE_REASON=\"…\"'",
+                denial.trim_end_matches('.')
             )
         } else {
             denial

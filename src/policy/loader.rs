@@ -10,7 +10,9 @@
 //! principal scopes and hands Cedar only those whose scope can match the
 //! request: [`PolicySnapshot::slice`] (cached per user, groups and action).
 //! A policy whose scope does not match is not satisfied and cannot error,
-//! so decisions and diagnostics are the same as with the whole set.
+//! so decisions and diagnostics are the same as with the whole set. A slice
+//! also knows whether any of its policies can observe `context.reason`;
+//! when none can, the "would a reason help?" evaluation is skipped.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -78,6 +80,45 @@ impl PrincipalScope {
 /// Cache key of a slice: action, user name, sorted groups.
 type SliceKey = (usize, String, Vec<String>);
 
+/// A policy with what the index knows about it.
+#[derive(Debug)]
+struct Indexed {
+    scope: PrincipalScope,
+    /// Whether its text could observe `context.reason` (see
+    /// [`observes_reason`]).
+    reason: bool,
+    policy: Policy,
+}
+
+/// The policies that concern one user and action.
+#[derive(Debug)]
+pub struct Slice {
+    /// The policies to evaluate.
+    pub set: PolicySet,
+    /// Whether any of them could observe `context.reason`; when none can,
+    /// adding a reason cannot change a decision.
+    pub reason_matters: bool,
+}
+
+/// Whether a policy's source could observe the context's `reason`: it
+/// names `reason` anywhere, or uses `context` other than by attribute
+/// access (`context.x`, `context has x`), e.g. comparing whole records.
+/// Conservative: a false positive only costs an evaluation.
+fn observes_reason(text: &str) -> bool {
+    if text.contains("reason") {
+        return true;
+    }
+    let mut rest = text;
+    while let Some(i) = rest.find("context") {
+        let after = rest[i + "context".len()..].trim_start();
+        if !(after.starts_with('.') || after.starts_with("has ")) {
+            return true;
+        }
+        rest = &rest[i + "context".len()..];
+    }
+    false
+}
+
 /// What is known about one loaded policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyInfo {
@@ -109,9 +150,9 @@ pub struct PolicySnapshot {
     pub set: PolicySet,
     /// Per action (indexed by [`Action::index`]): the policies whose action
     /// scope can match it, with their principal scope.
-    by_action: [Vec<(PrincipalScope, Policy)>; 4],
+    by_action: [Vec<Indexed>; 4],
     /// Slices already built.
-    slices: Mutex<HashMap<SliceKey, Arc<PolicySet>>>,
+    slices: Mutex<HashMap<SliceKey, Arc<Slice>>>,
     /// Every policy, in load order (files by name, then position).
     pub policies: Vec<PolicyInfo>,
     /// Policy id → index in `policies`.
@@ -140,7 +181,7 @@ impl PolicySnapshot {
     /// The policies whose scope can match `user` (member of `groups`)
     /// doing `action`: evaluating these gives the same decision as
     /// evaluating the whole set.
-    pub fn slice(&self, action: Action, user: &str, groups: &[String]) -> Arc<PolicySet> {
+    pub fn slice(&self, action: Action, user: &str, groups: &[String]) -> Arc<Slice> {
         let mut sorted = groups.to_vec();
         sorted.sort();
         sorted.dedup();
@@ -150,13 +191,18 @@ impl PolicySnapshot {
             return Arc::clone(slice);
         }
         let mut set = PolicySet::new();
-        for (scope, policy) in &self.by_action[action.index()] {
-            if scope.matches(user, groups) {
+        let mut reason_matters = false;
+        for p in &self.by_action[action.index()] {
+            if p.scope.matches(user, groups) {
+                reason_matters |= p.reason;
                 // Ids are unique in the snapshot, so adding cannot fail.
-                let _ = set.add(policy.clone());
+                let _ = set.add(p.policy.clone());
             }
         }
-        let slice = Arc::new(set);
+        let slice = Arc::new(Slice {
+            set,
+            reason_matters,
+        });
         if cache.len() >= MAX_CACHED_SLICES {
             cache.clear();
         }
@@ -381,7 +427,11 @@ pub fn load_sources(
                 ActionConstraint::Eq(a) => &a == uid,
                 ActionConstraint::In(list) => list.iter().any(|a| a == uid),
             })
-            .map(|policy| (PrincipalScope::of(policy), policy.clone()))
+            .map(|policy| Indexed {
+                scope: PrincipalScope::of(policy),
+                reason: observes_reason(&policy.to_string()),
+                policy: policy.clone(),
+            })
             .collect()
     });
 
@@ -407,4 +457,29 @@ pub fn load_sources(
         digest: hex::encode(hash.finalize()),
         stamps: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::observes_reason;
+
+    #[test]
+    fn reason_observation_is_conservative() {
+        for yes in [
+            "permit (principal, action, resource) when { context has reason };",
+            "permit (principal, action, resource) when { context[\"reason\"] == \"x\" };",
+            "permit (principal, action, resource) when { context == {\"a\": 1} };",
+            "permit (principal, action, resource) when { [context].contains(principal) };",
+            "@message(\"give a reason\") forbid (principal, action, resource);",
+        ] {
+            assert!(observes_reason(yes), "{yes}");
+        }
+        for no in [
+            "permit (principal, action, resource);",
+            "permit (principal, action, resource) when { context.hour < 8 && context has parameters };",
+            "permit (principal, action, resource) when { context . document == \"x\" };",
+        ] {
+            assert!(!observes_reason(no), "{no}");
+        }
+    }
 }

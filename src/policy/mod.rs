@@ -33,7 +33,8 @@
 //! target when a reason would open it.
 //!
 //! Submodules: [`loader`] (files → validated set), [`entities`] (request →
-//! Cedar entities and context), [`engine`] (decisions), [`reload`] (hot
+//! Cedar entities and context), [`engine`] (decisions), [`listing`] (the
+//! picker's listing), [`reload`] (hot
 //! reload), [`testfile`] (`ssmgate policy test`), [`explain`] (readable
 //! output), [`clock`] (UTC times), [`cli`] (the `ssmgate policy` commands).
 
@@ -44,6 +45,7 @@ pub mod engine;
 pub mod entities;
 pub mod error;
 pub mod explain;
+pub mod listing;
 pub mod loader;
 pub mod reload;
 pub mod testfile;
