@@ -78,6 +78,11 @@ impl Gateway {
         &self.sessions.default_document
     }
 
+    /// The policies in force, shareable with blocking tasks.
+    pub fn policy_handle(&self) -> Arc<PolicyEngine> {
+        self.policy.clone()
+    }
+
     /// The policies in force.
     pub fn policy(&self) -> &PolicyEngine {
         &self.policy

@@ -110,17 +110,23 @@ async fn openable_targets(
         now: SystemTime::now(),
         recording: Action::Shell.recording(),
     };
-    let principal = Principal {
-        user: &user.user,
-        auth: &user.auth,
-    };
-    let mut targets: Vec<Target> = ctx
-        .gateway
-        .policy()
-        .permitted(&principal, Action::Shell, &online, &context)
-        .into_iter()
-        .cloned()
-        .collect();
+    // Deciding for thousands of targets is CPU work: keep it off the
+    // connection tasks' threads.
+    let policy = ctx.gateway.policy_handle();
+    let (who, auth) = (user.user.clone(), user.auth.clone());
+    let mut targets: Vec<Target> = tokio::task::spawn_blocking(move || {
+        let principal = Principal {
+            user: &who,
+            auth: &auth,
+        };
+        policy
+            .permitted(&principal, Action::Shell, &online, &context)
+            .into_iter()
+            .cloned()
+            .collect::<Vec<Target>>()
+    })
+    .await
+    .unwrap_or_default();
     targets.sort_by(|a, b| a.display_name().cmp(b.display_name()).then(a.id.cmp(&b.id)));
     Ok(targets)
 }
