@@ -23,6 +23,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Start a simulator, a gateway and a demo user; print commands to try.
     Demo(DemoArgs),
+    /// Create or upgrade the session database named by `[database] url`.
+    Migrate(ServeArgs),
     /// Run a local stand-in for AWS SSM: the SSM API and the Session Manager
     /// data channel, backed by real shells, processes and TCP connections.
     Sim(SimArgs),

@@ -52,6 +52,11 @@
 //!                                            # if it would be allowed, the user is told a reason is
 //!                                            # needed (1-200 characters, no control characters)
 //!
+//! [database]
+//! url = "sqlite://ssmgate.db"                # sessions store: sqlite://PATH (relative to this file),
+//!                                            # sqlite::memory: or postgres://user:pass@host/db;
+//!                                            # `ssmgate migrate` applies its migrations
+//!
 //! [[users]]                                  # at least one
 //! name = "alice"                             # ^[a-z_][a-z0-9_.-]{0,31}$, unique; the SSH login name
 //! groups = ["sre"]                           # optional; each [A-Za-z0-9_.-]{1,64}
@@ -110,6 +115,8 @@ pub struct Config {
     pub sessions: SessionsConfig,
     /// `[inventory]`.
     pub inventory: InventoryConfig,
+    /// `[database]`.
+    pub database: DatabaseConfig,
     /// `[policy]`.
     pub policy: PolicyConfig,
     /// `[[users]]`, in file order (names are unique).
@@ -185,6 +192,23 @@ impl SessionsConfig {
     /// True when `document` is in `allowed_documents`.
     pub fn allows(&self, document: &str) -> bool {
         self.allowed_documents.iter().any(|d| d == document)
+    }
+}
+
+/// `[database]`: where sessions are recorded.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` (relative paths resolved against the config file),
+    /// `sqlite::memory:` or `postgres://…`.
+    pub url: String,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A Postgres URL may carry a password.
+        f.debug_struct("DatabaseConfig")
+            .field("url", &crate::recording::redact_url(&self.url))
+            .finish()
     }
 }
 

@@ -25,6 +25,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => run_serve(args).await,
+            Command::Migrate(args) => run_migrate(args).await,
             Command::Demo(args) => {
                 ssmgate::demo::run(ssmgate::demo::DemoOptions {
                     dir: args.dir,
@@ -105,6 +106,16 @@ async fn run_policy(args: PolicyArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn run_migrate(args: ServeArgs) -> anyhow::Result<()> {
+    let config = ssmgate::config::Config::load(&args.config)?;
+    let shown = ssmgate::recording::redact_url(&config.database.url);
+    ssmgate::recording::connect(&config.database.url)
+        .await
+        .with_context(|| format!("database {shown}"))?;
+    say(&format!("ssmgate: migrations applied to {shown}"));
+    Ok(())
 }
 
 async fn run_sim(args: SimArgs) -> anyhow::Result<()> {

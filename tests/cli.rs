@@ -86,3 +86,46 @@ fn sim_starts_prints_its_endpoint_and_stops_on_sigint() {
     let _ = child.kill();
     panic!("sim did not stop on SIGINT");
 }
+
+#[test]
+fn migrate_creates_the_sqlite_database_and_is_idempotent() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("ssmgate.toml");
+    std::fs::write(
+        &config,
+        "[database]\nurl = \"sqlite://sessions.db\"\n\n[[users]]\nname = \"alice\"\n",
+    )
+    .expect("write");
+    for _ in 0..2 {
+        let out = ssmgate()
+            .arg("migrate")
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("migrations applied"));
+    }
+    assert!(
+        dir.path().join("sessions.db").exists(),
+        "relative to the config file"
+    );
+
+    std::fs::write(
+        &config,
+        "[database]\nurl = \"mysql://u:pw@h/db\"\n\n[[users]]\nname = \"alice\"\n",
+    )
+    .expect("write");
+    let out = ssmgate()
+        .arg("migrate")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("database.url") && !err.contains("pw@"),
+        "{err}"
+    );
+}

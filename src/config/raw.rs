@@ -10,9 +10,9 @@ use serde::Deserialize;
 
 use super::{
     AwsConfig, AwsCredentials, Config, DEFAULT_ALLOWED_DOCUMENTS, DEFAULT_DOCUMENT,
-    DEFAULT_REASON_HINT, DEFAULT_REASON_PATTERN, InventoryConfig, JustificationConfig,
-    PolicyConfig, ServerConfig, SessionsConfig, UserConfig, check_document, is_valid_user_name,
-    parse_public_key_line, read_key_file,
+    DEFAULT_REASON_HINT, DEFAULT_REASON_PATTERN, DatabaseConfig, InventoryConfig,
+    JustificationConfig, PolicyConfig, ServerConfig, SessionsConfig, UserConfig, check_document,
+    is_valid_user_name, parse_public_key_line, read_key_file,
 };
 use crate::policy::DEFAULT_EXAMPLE_REASON;
 
@@ -31,6 +31,8 @@ pub(super) struct RawConfig {
     inventory: RawInventory,
     #[serde(default)]
     policy: RawPolicy,
+    #[serde(default)]
+    database: RawDatabase,
     users: Vec<RawUser>,
     #[serde(default)]
     user_ca: Vec<RawCa>,
@@ -100,6 +102,46 @@ impl Default for RawSessions {
 #[serde(default, deny_unknown_fields)]
 struct RawInventory {
     cache_secs: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawDatabase {
+    url: String,
+}
+
+impl Default for RawDatabase {
+    fn default() -> Self {
+        RawDatabase {
+            url: "sqlite://ssmgate.db".into(),
+        }
+    }
+}
+
+impl RawDatabase {
+    /// `sqlite://` paths are relative to the config file; other URLs are
+    /// kept as they are.
+    fn build(self, base_dir: &Path) -> Result<DatabaseConfig, Invalid> {
+        let url = match self.url.strip_prefix("sqlite://") {
+            Some(path) if !path.is_empty() && !path.starts_with('/') && !path.starts_with(':') => {
+                format!("sqlite://{}", base_dir.join(path).display())
+            }
+            Some(_) => self.url,
+            None if self.url.starts_with("postgres://")
+                || self.url.starts_with("postgresql://") =>
+            {
+                self.url
+            }
+            None if self.url == "sqlite::memory:" => self.url,
+            None => {
+                return Err((
+                    "database.url".into(),
+                    "must start with sqlite:// or postgres:// (or be sqlite::memory:)".into(),
+                ));
+            }
+        };
+        Ok(DatabaseConfig { url })
+    }
 }
 
 impl Default for RawInventory {
@@ -209,6 +251,7 @@ impl RawConfig {
                 cache: Duration::from_secs(self.inventory.cache_secs),
             },
             policy,
+            database: self.database.build(base_dir)?,
             users,
             user_cas,
         })

@@ -32,4 +32,4 @@ pub use records::{
     truncate_micros,
 };
 pub use sqlite::SqliteStore;
-pub use store::{Store, StoreError, StoreOptions, connect, connect_with};
+pub use store::{Store, StoreError, StoreOptions, connect, connect_with, redact_url};

@@ -218,6 +218,20 @@ pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Arc<dyn S
     Ok(store)
 }
 
+/// The URL with any password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
 /// The URL's scheme, lower-cased bytes before the first `:` (empty if none).
 fn scheme(url: &str) -> &str {
     match url.split_once(':') {
@@ -289,6 +303,19 @@ mod tests {
         assert_eq!(scheme("sqlite:///var/lib/x.db"), "sqlite");
         assert_eq!(scheme("mysql://root:secret@h/db"), "mysql");
         assert_eq!(scheme("/just/a/path"), "");
+    }
+
+    #[test]
+    fn urls_are_redacted_for_display() {
+        assert_eq!(
+            redact_url("postgres://gw:s3cret@db:5432/ssmgate"),
+            "postgres://gw:***@db:5432/ssmgate"
+        );
+        assert_eq!(redact_url("postgres://db/ssmgate"), "postgres://db/ssmgate");
+        assert_eq!(
+            redact_url("sqlite:///var/lib/ssmgate.db"),
+            "sqlite:///var/lib/ssmgate.db"
+        );
     }
 
     #[tokio::test]
