@@ -10,6 +10,8 @@
 use std::str::FromStr;
 
 use async_trait::async_trait;
+
+use super::store::is_fk_violation;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Row};
@@ -127,12 +129,6 @@ fn audit_from_row(row: &PgRow) -> Result<AuditEvent, StoreError> {
         detail: row.try_get("detail")?,
     }
     .into_event()
-}
-
-/// True when `e` is a foreign key violation (a chunk for an unknown session).
-fn is_fk_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| d.kind() == sqlx::error::ErrorKind::ForeignKeyViolation)
 }
 
 #[async_trait]

@@ -12,6 +12,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+
+use super::store::is_fk_violation;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::migrate::Migrator;
@@ -168,12 +170,6 @@ fn audit_from_row(row: &SqliteRow) -> Result<AuditEvent, StoreError> {
         detail: row.try_get("detail")?,
     }
     .into_event()
-}
-
-/// True when `e` is a foreign key violation (a chunk for an unknown session).
-fn is_fk_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| d.kind() == sqlx::error::ErrorKind::ForeignKeyViolation)
 }
 
 #[async_trait]

@@ -218,6 +218,13 @@ pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Arc<dyn S
     Ok(store)
 }
 
+/// True when `e` is a foreign key violation (a chunk for an unknown session),
+/// the same for both backends.
+pub(crate) fn is_fk_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.kind() == sqlx::error::ErrorKind::ForeignKeyViolation)
+}
+
 /// The URL with any password replaced by `***`, for messages and logs.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
