@@ -12,24 +12,39 @@
 //!   what is hashed);
 //! - [`chain`]: sealing chunks into a hash chain and verifying it.
 //!
-//! Writing to the store from the gateway (batching, spooling while the
-//! database is down, failing closed) is not here: this module only stores
-//! and reads back.
+//!
+//! Writing from the gateway:
+//! - [`recorder`]: the [`Recorder`] handle (memory-bounded queue, audit
+//!   events, the fail-closed check);
+//! - [`tap`]: a session's [`SessionTap`] (batching events into sealed
+//!   chunks, byte counts, the end);
+//! - [`writer`]: the task that writes ops in order, switching to the
+//!   [`spool`] file while the store is down or slow;
+//! - [`op`]: one write ([`Op`]) and its spool encoding.
 
 pub mod chain;
 pub mod codec;
+pub mod op;
 pub mod postgres;
+pub mod recorder;
 pub mod records;
 mod rows;
+pub mod spool;
 pub mod sqlite;
 pub mod store;
+pub mod tap;
+mod writer;
 
 pub use chain::{BrokenLink, ChainWriter, LinkError, verify};
+pub use op::Op;
 pub use postgres::PgStore;
+pub use recorder::{Recorder, RecorderOptions, RecorderStats, RecordingUnavailable};
 pub use records::{
     AuditEvent, AuditKind, AuthKind, Decision, EndReason, Event, EventChunk, EventKind,
     RecordingMode, SessionEnd, SessionFilter, SessionKind, SessionRecord, UnknownCode, now,
     truncate_micros,
 };
+pub use spool::SpoolError;
 pub use sqlite::SqliteStore;
 pub use store::{Store, StoreError, StoreOptions, connect, connect_with, redact_url};
+pub use tap::SessionTap;

@@ -62,6 +62,19 @@ macro_rules! text_enum {
             }
         }
 
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+
         impl FromStr for $name {
             type Err = UnknownCode;
 
@@ -159,7 +172,7 @@ text_enum!(
 
 /// One gateway session as stored: what is known at its start, and once it
 /// has ended, how it ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SessionRecord {
     /// The gateway's session id (also sent to AWS in the Reason).
     pub id: Uuid,
@@ -222,7 +235,7 @@ impl SessionRecord {
 }
 
 /// How a session ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SessionEnd {
     /// When it ended.
     pub ended_at: DateTime<Utc>,
@@ -305,7 +318,7 @@ pub struct EventChunk {
 }
 
 /// One entry of the audit trail.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditEvent {
     /// Unique id (inserting the same id again is a no-op).
     pub id: Uuid,

@@ -118,12 +118,31 @@ impl From<sqlx::Error> for StoreError {
         match e {
             sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed => Self::Unavailable(e),
+            ref db if is_transient_db_error(db) => Self::Unavailable(e),
             other => Self::Database(other),
         }
     }
+}
+
+/// Server-side errors that mean "not now" rather than "never": Postgres
+/// connection exceptions (class 08), shutdown or start-up in progress
+/// (57P01–57P03, sent to open connections by `pg_ctl stop`), too many
+/// connections or out of resources (class 53), and SQLite's busy/locked.
+fn is_transient_db_error(e: &sqlx::Error) -> bool {
+    let Some(db) = e.as_database_error() else {
+        return false;
+    };
+    let code = db.code().unwrap_or_default();
+    code.starts_with("08")
+        || code.starts_with("57P")
+        || code.starts_with("53")
+        // SQLITE_BUSY (5) and SQLITE_LOCKED (6) with their extended codes
+        // (SQLite codes are short numbers; SQLSTATEs are 5 characters).
+        || (code.len() < 5 && matches!(code.parse::<i32>().map(|c| c & 0xff), Ok(5 | 6)))
 }
 
 impl From<DecodeError> for StoreError {

@@ -1,0 +1,261 @@
+//! One write to the recording store ([`Op`]): what the recorder queues, the
+//! writer applies, and the spool keeps on disk while the store is away,
+//! with its byte encoding for the spool.
+//!
+//! Encoding: a tag byte, then for chunks a fixed binary header followed by
+//! the [`codec`](super::codec) event bytes (terminal output is bulk binary),
+//! and for the small rows (session, end, audit) their JSON.
+
+use uuid::Uuid;
+
+use super::codec::{decode_events, encode_events};
+use super::records::{AuditEvent, EventChunk, SessionEnd, SessionRecord};
+use super::store::{Store, StoreError};
+
+/// A write to the store. Every op is idempotent, so replaying one that may
+/// have landed already is harmless.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// A session's row at its start.
+    Session(Box<SessionRecord>),
+    /// A sealed chunk of a session's events.
+    Chunk(EventChunk),
+    /// How a session ended.
+    Finish(Uuid, SessionEnd),
+    /// An audit event.
+    Audit(AuditEvent),
+}
+
+/// Why spooled bytes could not be read back as an op.
+#[derive(Debug, thiserror::Error)]
+pub enum OpDecodeError {
+    #[error("unknown op tag {0}")]
+    Tag(u8),
+    #[error("op is truncated")]
+    Truncated,
+    #[error("bad op JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("bad chunk events: {0}")]
+    Events(#[from] super::codec::DecodeError),
+    #[error("bad chunk timestamp")]
+    Time,
+}
+
+const TAG_SESSION: u8 = 1;
+const TAG_CHUNK: u8 = 2;
+const TAG_FINISH: u8 = 3;
+const TAG_AUDIT: u8 = 4;
+/// session id, seq, created_at micros, prev hash, hash.
+const CHUNK_HEADER: usize = 16 + 8 + 8 + 32 + 32;
+
+impl Op {
+    /// Roughly how much memory the op holds (what the recorder's memory
+    /// budget counts).
+    pub fn weight(&self) -> usize {
+        match self {
+            Op::Chunk(c) => 128 + c.events.iter().map(|e| 48 + e.data.len()).sum::<usize>(),
+            Op::Session(s) => {
+                1024 + s.justification.as_ref().map_or(0, String::len)
+                    + s.aws_reason.as_ref().map_or(0, String::len)
+                    + s.parameters.as_ref().map_or(0, String::len)
+            }
+            Op::Finish(..) => 128,
+            Op::Audit(a) => 256 + a.detail.len(),
+        }
+    }
+
+    /// The session the op belongs to, if any.
+    pub fn session_id(&self) -> Option<Uuid> {
+        match self {
+            Op::Session(s) => Some(s.id),
+            Op::Chunk(c) => Some(c.session_id),
+            Op::Finish(id, _) => Some(*id),
+            Op::Audit(a) => a.session_id,
+        }
+    }
+
+    /// Writes the op to `store`.
+    pub async fn apply(&self, store: &dyn Store) -> Result<(), StoreError> {
+        match self {
+            Op::Session(s) => store.insert_session(s).await,
+            Op::Chunk(c) => store.append_chunk(c).await,
+            Op::Finish(id, end) => store.finish_session(*id, end).await,
+            Op::Audit(a) => store.insert_audit(a).await,
+        }
+    }
+
+    /// The op's bytes for the spool.
+    pub fn encode(&self) -> Vec<u8> {
+        let json = |tag: u8, v: Result<Vec<u8>, serde_json::Error>| {
+            // Serializing these plain structs to JSON cannot fail (no maps
+            // with non-string keys, no custom serializers that error).
+            let mut out = vec![tag];
+            out.extend(v.unwrap_or_default());
+            out
+        };
+        match self {
+            Op::Session(s) => json(TAG_SESSION, serde_json::to_vec(s)),
+            Op::Finish(id, end) => json(TAG_FINISH, serde_json::to_vec(&(id, end))),
+            Op::Audit(a) => json(TAG_AUDIT, serde_json::to_vec(a)),
+            Op::Chunk(c) => {
+                let events = encode_events(&c.events);
+                let mut out = Vec::with_capacity(1 + CHUNK_HEADER + events.len());
+                out.push(TAG_CHUNK);
+                out.extend_from_slice(c.session_id.as_bytes());
+                out.extend_from_slice(&c.seq.to_be_bytes());
+                out.extend_from_slice(&c.created_at.timestamp_micros().to_be_bytes());
+                out.extend_from_slice(&c.prev_hash);
+                out.extend_from_slice(&c.hash);
+                out.extend_from_slice(&events);
+                out
+            }
+        }
+    }
+
+    /// Reads what [`Op::encode`] wrote.
+    pub fn decode(bytes: &[u8]) -> Result<Op, OpDecodeError> {
+        let (&tag, body) = bytes.split_first().ok_or(OpDecodeError::Truncated)?;
+        Ok(match tag {
+            TAG_SESSION => Op::Session(Box::new(serde_json::from_slice(body)?)),
+            TAG_FINISH => {
+                let (id, end) = serde_json::from_slice(body)?;
+                Op::Finish(id, end)
+            }
+            TAG_AUDIT => Op::Audit(serde_json::from_slice(body)?),
+            TAG_CHUNK => {
+                if body.len() < CHUNK_HEADER {
+                    return Err(OpDecodeError::Truncated);
+                }
+                let (head, events) = body.split_at(CHUNK_HEADER);
+                let mut r = head;
+                let id = Uuid::from_bytes(take::<16>(&mut r));
+                let seq = i64::from_be_bytes(take::<8>(&mut r));
+                let micros = i64::from_be_bytes(take::<8>(&mut r));
+                let prev_hash = take::<32>(&mut r);
+                let hash = take::<32>(&mut r);
+                Op::Chunk(EventChunk {
+                    session_id: id,
+                    seq,
+                    events: decode_events(events)?,
+                    prev_hash,
+                    hash,
+                    created_at: chrono::DateTime::from_timestamp_micros(micros)
+                        .ok_or(OpDecodeError::Time)?,
+                })
+            }
+            other => return Err(OpDecodeError::Tag(other)),
+        })
+    }
+}
+
+/// The next `N` bytes of `r` (the caller checked there are enough; missing
+/// bytes would read as zeros rather than panic).
+fn take<const N: usize>(r: &mut &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    let n = N.min(r.len());
+    let (head, rest) = r.split_at(n);
+    if let Some(dst) = out.get_mut(..n) {
+        dst.copy_from_slice(head);
+    }
+    *r = rest;
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recording::records::*;
+    use crate::recording::{ChainWriter, now};
+    use bytes::Bytes;
+
+    pub(crate) fn sample_session(id: Uuid) -> SessionRecord {
+        SessionRecord {
+            id,
+            ssm_session_id: Some("alice-0123456789abcdef0".into()),
+            user: "alice".into(),
+            auth_method: AuthKind::Certificate,
+            key_fingerprint: Some("SHA256:abc".into()),
+            cert_key_id: Some("alice@corp".into()),
+            cert_serial: Some(u64::MAX),
+            cert_ca_fingerprint: Some("SHA256:ca".into()),
+            source_ip: "192.0.2.7".parse().unwrap(),
+            source_port: 50022,
+            client_version: Some("SSH-2.0-OpenSSH_9.6".into()),
+            target_id: "mi-0123456789abcdef0".into(),
+            target_name: Some("web-1".into()),
+            document: Some("SSM-SessionManagerRunShell".into()),
+            parameters: Some("{}".into()),
+            justification: Some("INC-1 disk full".into()),
+            aws_reason: Some("ssmgate alice INC-1".into()),
+            decision: Decision::Allow,
+            policy_ids: vec!["policy0".into()],
+            kind: SessionKind::Shell,
+            recording: RecordingMode::Full,
+            started_at: now(),
+            end: None,
+            chain_head: None,
+        }
+    }
+
+    #[test]
+    fn every_op_round_trips() {
+        let id = Uuid::new_v4();
+        let mut chain = ChainWriter::new(id);
+        let chunk = chain.seal(
+            now(),
+            vec![
+                Event {
+                    offset_ms: 5,
+                    kind: EventKind::Output,
+                    data: Bytes::from_static(b"\xff\x00hello"),
+                },
+                Event {
+                    offset_ms: 9,
+                    kind: EventKind::Exit { code: -3 },
+                    data: Bytes::new(),
+                },
+            ],
+        );
+        let ops = [
+            Op::Session(Box::new(sample_session(id))),
+            Op::Chunk(chunk),
+            Op::Finish(
+                id,
+                SessionEnd {
+                    ended_at: now(),
+                    reason: EndReason::TargetExited,
+                    exit_status: Some(3),
+                    bytes_in: 1,
+                    bytes_out: 2,
+                    chain_head: Some([7; 32]),
+                },
+            ),
+            Op::Audit(AuditEvent {
+                id: Uuid::new_v4(),
+                at: now(),
+                kind: AuditKind::DecisionDeny,
+                user: Some("bob".into()),
+                session_id: Some(id),
+                source_ip: None,
+                detail: r#"{"message":"no"}"#.into(),
+            }),
+        ];
+        for op in ops {
+            assert_eq!(Op::decode(&op.encode()).unwrap(), op);
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        assert!(matches!(Op::decode(&[]), Err(OpDecodeError::Truncated)));
+        assert!(matches!(Op::decode(&[9, 1]), Err(OpDecodeError::Tag(9))));
+        assert!(matches!(
+            Op::decode(&[TAG_CHUNK, 1, 2]),
+            Err(OpDecodeError::Truncated)
+        ));
+        assert!(matches!(
+            Op::decode(b"\x01{not json"),
+            Err(OpDecodeError::Json(_))
+        ));
+    }
+}

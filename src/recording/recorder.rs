@@ -1,0 +1,302 @@
+//! The [`Recorder`]: what the gateway records through. It queues ops
+//! (session rows, event chunks, ends, audit events) in memory under a byte
+//! budget and hands them to one writer task ([`super::writer`]), which
+//! writes them in order to the store or, while the store is away, to the
+//! local spool. Callers never wait on the database: they only wait when the
+//! budget is used up, which bounds the memory recording can take.
+//!
+//! It also answers the fail-closed question ([`Recorder::ensure_available`]):
+//! may a new session start now?
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use super::op::Op;
+use super::records::{AuditEvent, AuditKind, RecordingMode, SessionRecord, now};
+use super::spool::{Spool, SpoolError};
+use super::store::Store;
+use super::tap::SessionTap;
+use super::writer::{Msg, Timing, Writer};
+
+/// How the recorder behaves (`[recording]` in the config).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecorderOptions {
+    /// Where the spool file lives (one directory per gateway process).
+    pub spool_dir: PathBuf,
+    /// Most bytes of ops held in memory before callers wait.
+    pub memory_limit: usize,
+    /// Refuse new sessions while the store is unreachable.
+    pub fail_closed: bool,
+    /// `full` records terminal content; `metadata` only sessions,
+    /// connections, exits and byte counts.
+    pub mode: RecordingMode,
+    /// Longest a single store write may take before it is spooled.
+    pub write_timeout: Duration,
+    /// How often an unreachable store is tried again.
+    pub retry_interval: Duration,
+}
+
+impl RecorderOptions {
+    /// Defaults with the spool in `spool_dir`.
+    pub fn new(spool_dir: PathBuf) -> Self {
+        Self {
+            spool_dir,
+            memory_limit: 16 << 20,
+            fail_closed: true,
+            mode: RecordingMode::Full,
+            write_timeout: Duration::from_secs(10),
+            retry_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why a new session may not start.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "session recording is unavailable (the session database cannot be reached), so new sessions are refused; try again in a moment or tell the gateway's operators"
+)]
+pub struct RecordingUnavailable;
+
+/// Counters of the recorder, for logs, tests and the benchmark.
+#[derive(Debug, Default)]
+pub struct State {
+    /// False while the store is known to be unreachable.
+    pub healthy: AtomicBool,
+    /// Bytes of ops queued in memory now.
+    pub queued: AtomicU64,
+    /// The most bytes ever queued in memory at once.
+    pub peak_queued: AtomicU64,
+    /// Ops written to the store.
+    pub written: AtomicU64,
+    /// Ops appended to the spool.
+    pub spooled: AtomicU64,
+    /// Ops the store refused for good, or that could not be spooled.
+    pub failed: AtomicU64,
+    /// Bytes waiting in the spool.
+    pub spool_bytes: AtomicU64,
+    /// Ops waiting in the spool.
+    pub spool_ops: AtomicU64,
+}
+
+/// A copy of the recorder's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecorderStats {
+    pub healthy: bool,
+    pub queued_bytes: u64,
+    pub peak_queued_bytes: u64,
+    pub written_ops: u64,
+    pub spooled_ops: u64,
+    pub failed_ops: u64,
+    pub spool_bytes: u64,
+    pub spool_ops: u64,
+}
+
+struct Shared {
+    tx: mpsc::UnboundedSender<Msg>,
+    budget: Arc<Semaphore>,
+    limit: usize,
+    state: Arc<State>,
+    store: Arc<dyn Store>,
+    options: RecorderOptions,
+    writer: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The gateway's handle on recording; cheap to clone.
+#[derive(Clone)]
+pub struct Recorder {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("options", &self.shared.options)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Recorder {
+    /// Opens the spool and starts the writer. A spool left by an earlier
+    /// run is replayed first.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        options: RecorderOptions,
+    ) -> Result<Recorder, SpoolError> {
+        let spool = Spool::open(&options.spool_dir).await?;
+        let limit = options.memory_limit.clamp(64 << 10, Semaphore::MAX_PERMITS);
+        let state = Arc::new(State::default());
+        let reachable = tokio::time::timeout(options.write_timeout, store.ping())
+            .await
+            .is_ok_and(|r| r.is_ok());
+        state.healthy.store(reachable, Ordering::SeqCst);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer = Writer {
+            store: store.clone(),
+            spool,
+            state: state.clone(),
+            timing: Timing {
+                write_timeout: options.write_timeout,
+                retry_interval: options.retry_interval,
+                replay_slice: Duration::from_millis(200),
+            },
+            spool_threshold: (limit / 2) as u64,
+        };
+        let handle = tokio::spawn(writer.run(rx));
+        Ok(Recorder {
+            shared: Arc::new(Shared {
+                tx,
+                budget: Arc::new(Semaphore::new(limit)),
+                limit,
+                state,
+                store,
+                options,
+                writer: std::sync::Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &RecorderOptions {
+        &self.shared.options
+    }
+
+    /// Queues an op; waits only while the memory budget is used up.
+    pub async fn submit(&self, op: Op) {
+        let weight = op.weight().clamp(1, self.shared.limit);
+        let n = u32::try_from(weight).unwrap_or(u32::MAX);
+        let Ok(permit) = self.shared.budget.clone().acquire_many_owned(n).await else {
+            tracing::error!(session = ?op.session_id(), "RECORDING LOST: the recorder is closed");
+            return;
+        };
+        let s = &self.shared.state;
+        let queued = s.queued.fetch_add(u64::from(n), Ordering::Relaxed) + u64::from(n);
+        s.peak_queued.fetch_max(queued, Ordering::Relaxed);
+        if self.shared.tx.send(Msg::Op(op, permit)).is_err() {
+            s.queued.fetch_sub(u64::from(n), Ordering::Relaxed);
+            s.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::error!("RECORDING LOST: the recording writer has stopped");
+        }
+    }
+
+    /// Records an audit event. `detail` must be a JSON object.
+    pub async fn audit(
+        &self,
+        kind: AuditKind,
+        user: Option<&str>,
+        session_id: Option<Uuid>,
+        source_ip: Option<IpAddr>,
+        detail: serde_json::Value,
+    ) {
+        self.submit(Op::Audit(AuditEvent {
+            id: Uuid::new_v4(),
+            at: now(),
+            kind,
+            user: user.map(str::to_owned),
+            session_id,
+            source_ip,
+            detail: detail.to_string(),
+        }))
+        .await;
+    }
+
+    /// Records a session's start and returns the tap its events go
+    /// through. With `[recording] mode = "metadata"` the session is
+    /// recorded as metadata whatever `record.recording` said.
+    pub async fn begin(&self, mut record: SessionRecord) -> SessionTap {
+        if self.shared.options.mode == RecordingMode::Metadata {
+            record.recording = RecordingMode::Metadata;
+        }
+        let detail = serde_json::json!({
+            "target": record.target_id,
+            "kind": record.kind.as_str(),
+            "ssm_session_id": record.ssm_session_id,
+            "document": record.document,
+        });
+        let (id, user, ip, mode) = (
+            record.id,
+            record.user.clone(),
+            record.source_ip,
+            record.recording,
+        );
+        self.submit(Op::Session(Box::new(record))).await;
+        self.audit(
+            AuditKind::SessionStart,
+            Some(&user),
+            Some(id),
+            Some(ip),
+            detail,
+        )
+        .await;
+        SessionTap::new(self.clone(), id, user, ip, mode == RecordingMode::Full)
+    }
+
+    /// Fail-closed check before a new session: refuses while the store is
+    /// known to be down, and otherwise pings it (briefly). Always Ok when
+    /// `fail_closed` is off.
+    pub async fn ensure_available(&self) -> Result<(), RecordingUnavailable> {
+        if !self.shared.options.fail_closed {
+            return Ok(());
+        }
+        if !self.shared.state.healthy.load(Ordering::SeqCst) {
+            return Err(RecordingUnavailable);
+        }
+        match tokio::time::timeout(Duration::from_secs(2), self.shared.store.ping()).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(RecordingUnavailable),
+        }
+    }
+
+    /// Waits until everything queued so far is in the store (not merely
+    /// spooled). Never returns while the store stays down: use a timeout.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.shared.tx.send(Msg::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Stops the writer after it has written (or spooled) everything queued.
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.shared.tx.send(Msg::Close(tx)).is_ok() {
+            let _ = rx.await;
+        }
+        let handle = self
+            .shared
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(h) = handle {
+            let _ = h.await;
+        }
+        self.shared.budget.close();
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> RecorderStats {
+        let s = &self.shared.state;
+        RecorderStats {
+            healthy: s.healthy.load(Ordering::SeqCst),
+            queued_bytes: s.queued.load(Ordering::Relaxed),
+            peak_queued_bytes: s.peak_queued.load(Ordering::Relaxed),
+            written_ops: s.written.load(Ordering::Relaxed),
+            spooled_ops: s.spooled.load(Ordering::Relaxed),
+            failed_ops: s.failed.load(Ordering::Relaxed),
+            spool_bytes: s.spool_bytes.load(Ordering::Relaxed),
+            spool_ops: s.spool_ops.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "recorder_tests.rs"]
+mod tests;

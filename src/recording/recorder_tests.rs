@@ -1,0 +1,345 @@
+//! Tests of the recorder, tap, writer and spool together, on a real SQLite
+//! file behind a switch that makes it unreachable (as a stopped database
+//! is) or slow.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use uuid::Uuid;
+
+use crate::recording::recorder::{Recorder, RecorderOptions};
+use crate::recording::records::*;
+use crate::recording::store::{Store, StoreError};
+use crate::recording::{chain, connect};
+
+/// A real store that can be switched off or slowed down.
+struct Switch {
+    inner: Arc<dyn Store>,
+    down: AtomicBool,
+    delay_ms: AtomicU64,
+}
+
+impl Switch {
+    async fn gate(&self) -> Result<(), StoreError> {
+        let ms = self.delay_ms.load(Ordering::SeqCst);
+        if ms > 0 {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::ConnectTimedOut(Duration::ZERO));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for Switch {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        self.gate().await?;
+        self.inner.migrate().await
+    }
+    async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+        self.gate().await?;
+        self.inner.insert_session(s).await
+    }
+    async fn finish_session(&self, id: Uuid, end: &SessionEnd) -> Result<(), StoreError> {
+        self.gate().await?;
+        self.inner.finish_session(id, end).await
+    }
+    async fn append_chunk(&self, chunk: &EventChunk) -> Result<(), StoreError> {
+        self.gate().await?;
+        self.inner.append_chunk(chunk).await
+    }
+    async fn insert_audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
+        self.gate().await?;
+        self.inner.insert_audit(e).await
+    }
+    async fn get_session(&self, id: Uuid) -> Result<Option<SessionRecord>, StoreError> {
+        self.inner.get_session(id).await
+    }
+    async fn list_sessions(&self, f: &SessionFilter) -> Result<Vec<SessionRecord>, StoreError> {
+        self.inner.list_sessions(f).await
+    }
+    async fn chunks(&self, id: Uuid) -> Result<Vec<EventChunk>, StoreError> {
+        self.inner.chunks(id).await
+    }
+    async fn audit_for_session(&self, id: Uuid) -> Result<Vec<AuditEvent>, StoreError> {
+        self.inner.audit_for_session(id).await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.gate().await?;
+        self.inner.ping().await
+    }
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    store: Arc<Switch>,
+    options: RecorderOptions,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("rec.db").display());
+    let inner = connect(&url).await.unwrap();
+    let store = Arc::new(Switch {
+        inner,
+        down: AtomicBool::new(false),
+        delay_ms: AtomicU64::new(0),
+    });
+    let mut options = RecorderOptions::new(dir.path().join("spool"));
+    options.retry_interval = Duration::from_millis(50);
+    options.write_timeout = Duration::from_secs(2);
+    Setup {
+        _dir: dir,
+        store,
+        options,
+    }
+}
+
+fn record(id: Uuid) -> SessionRecord {
+    SessionRecord {
+        id,
+        ssm_session_id: Some("alice-0abc".into()),
+        user: "alice".into(),
+        auth_method: AuthKind::PublicKey,
+        key_fingerprint: Some("SHA256:k".into()),
+        cert_key_id: None,
+        cert_serial: None,
+        cert_ca_fingerprint: None,
+        source_ip: "127.0.0.1".parse().unwrap(),
+        source_port: 40000,
+        client_version: Some("SSH-2.0-OpenSSH_9.6".into()),
+        target_id: "mi-0123456789abcdef0".into(),
+        target_name: Some("web-1".into()),
+        document: Some("SSM-SessionManagerRunShell".into()),
+        parameters: Some("{}".into()),
+        justification: Some("INC-1".into()),
+        aws_reason: Some("ssmgate: alice INC-1".into()),
+        decision: Decision::Allow,
+        policy_ids: vec!["p0".into()],
+        kind: SessionKind::Shell,
+        recording: RecordingMode::Full,
+        started_at: now(),
+        end: None,
+        chain_head: None,
+    }
+}
+
+async fn check_recorded(store: &dyn Store, id: Uuid, expect_output: &[u8]) -> SessionRecord {
+    let s = store.get_session(id).await.unwrap().expect("session row");
+    let chunks = store.chunks(id).await.unwrap();
+    chain::verify(&s, &chunks).unwrap();
+    let out: Vec<u8> = chunks
+        .iter()
+        .flat_map(|c| c.events.iter())
+        .filter(|e| e.kind == EventKind::Output)
+        .flat_map(|e| e.data.to_vec())
+        .collect();
+    assert_eq!(out, expect_output);
+    s
+}
+
+#[tokio::test]
+async fn a_session_is_recorded_with_its_chain_and_audit() {
+    let t = setup().await;
+    let rec = Recorder::start(t.store.clone(), t.options.clone())
+        .await
+        .unwrap();
+    let id = Uuid::new_v4();
+    let tap = rec.begin(record(id)).await;
+    tap.resize(80, 24).await;
+    tap.input(&Bytes::from_static(b"echo hi\r")).await;
+    let mut expect = Vec::new();
+    // Enough output for several chunks.
+    for i in 0..400u32 {
+        let line = Bytes::from(format!("line {i:05} {}\r\n", "x".repeat(1000)));
+        expect.extend_from_slice(&line);
+        tap.output(&line).await;
+    }
+    tap.exit(3).await;
+    tap.finish(EndReason::TargetExited, Some(3)).await;
+    rec.flush().await;
+    let s = check_recorded(&*t.store, id, &expect).await;
+    let end = s.end.unwrap();
+    assert_eq!(end.exit_status, Some(3));
+    assert_eq!(end.bytes_out, expect.len() as u64);
+    assert_eq!(end.bytes_in, 8);
+    assert!(t.store.chunks(id).await.unwrap().len() >= 3);
+    let kinds: Vec<AuditKind> = t
+        .store
+        .audit_for_session(id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.kind)
+        .collect();
+    assert_eq!(kinds, [AuditKind::SessionStart, AuditKind::SessionEnd]);
+    let stats = rec.stats();
+    assert_eq!((stats.spooled_ops, stats.failed_ops), (0, 0));
+    rec.close().await;
+}
+
+#[tokio::test]
+async fn an_outage_spools_refuses_new_sessions_and_replays_in_order() {
+    let t = setup().await;
+    let rec = Recorder::start(t.store.clone(), t.options.clone())
+        .await
+        .unwrap();
+    rec.ensure_available().await.unwrap();
+    let id = Uuid::new_v4();
+    let tap = rec.begin(record(id)).await;
+    let mut expect = Vec::new();
+    let mut say = async |text: String| {
+        let b = Bytes::from(text);
+        expect.extend_from_slice(&b);
+        tap.output(&b).await;
+    };
+    say("before\n".into()).await;
+    rec.flush().await;
+    t.store.down.store(true, Ordering::SeqCst);
+    for i in 0..300 {
+        say(format!("during {i} {}\n", "y".repeat(900))).await;
+    }
+    // Give the writer a write to fail on, then check the gate.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let refused = rec.ensure_available().await.unwrap_err();
+    assert!(refused.to_string().contains("new sessions are refused"));
+    let stats = rec.stats();
+    assert!(!stats.healthy);
+    assert!(stats.spooled_ops > 0 && stats.spool_bytes > 0, "{stats:?}");
+    t.store.down.store(false, Ordering::SeqCst);
+    say("after\n".into()).await;
+    tap.finish(EndReason::ClientClosed, None).await;
+    tokio::time::timeout(Duration::from_secs(20), rec.flush())
+        .await
+        .expect("the spool drains once the store is back");
+    check_recorded(&*t.store, id, &expect).await;
+    assert_eq!(rec.stats().spool_ops, 0);
+    rec.ensure_available().await.unwrap();
+    rec.close().await;
+}
+
+#[tokio::test]
+async fn a_spool_left_at_shutdown_is_replayed_at_the_next_start() {
+    let t = setup().await;
+    t.store.down.store(true, Ordering::SeqCst);
+    let id = Uuid::new_v4();
+    {
+        let rec = Recorder::start(t.store.clone(), t.options.clone())
+            .await
+            .unwrap();
+        assert!(!rec.stats().healthy);
+        let tap = rec.begin(record(id)).await;
+        tap.output(&Bytes::from_static(b"kept on disk")).await;
+        tap.finish(EndReason::ClientClosed, None).await;
+        rec.close().await;
+        assert!(t.store.get_session(id).await.unwrap().is_none());
+    }
+    t.store.down.store(false, Ordering::SeqCst);
+    let rec = Recorder::start(t.store.clone(), t.options.clone())
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), rec.flush())
+        .await
+        .unwrap();
+    let s = check_recorded(&*t.store, id, b"kept on disk").await;
+    assert_eq!(s.end.unwrap().reason, EndReason::ClientClosed);
+    rec.close().await;
+}
+
+#[tokio::test]
+async fn a_slow_store_costs_disk_not_memory() {
+    let mut t = setup().await;
+    t.options.memory_limit = 256 << 10;
+    t.store.delay_ms.store(20, Ordering::SeqCst);
+    let rec = Recorder::start(t.store.clone(), t.options.clone())
+        .await
+        .unwrap();
+    let id = Uuid::new_v4();
+    let tap = rec.begin(record(id)).await;
+    let mut expect = Vec::new();
+    let chunk = Bytes::from(vec![b'z'; 16 << 10]);
+    // 8 MiB through a store that takes 20 ms per write.
+    for _ in 0..512 {
+        expect.extend_from_slice(&chunk);
+        tap.output(&chunk).await;
+    }
+    tap.finish(EndReason::ClientClosed, None).await;
+    let stats = rec.stats();
+    assert!(
+        stats.peak_queued_bytes <= 256 << 10,
+        "peak {} bytes",
+        stats.peak_queued_bytes
+    );
+    assert!(stats.spooled_ops > 0, "{stats:?}");
+    t.store.delay_ms.store(0, Ordering::SeqCst);
+    tokio::time::timeout(Duration::from_secs(30), rec.flush())
+        .await
+        .unwrap();
+    check_recorded(&*t.store, id, &expect).await;
+    rec.close().await;
+}
+
+#[tokio::test]
+async fn metadata_mode_keeps_no_content_but_counts_bytes() {
+    let mut t = setup().await;
+    t.options.mode = RecordingMode::Metadata;
+    let rec = Recorder::start(t.store.clone(), t.options.clone())
+        .await
+        .unwrap();
+    let id = Uuid::new_v4();
+    let tap = rec.begin(record(id)).await;
+    assert!(!tap.records_content());
+    tap.input(&Bytes::from_static(b"secret typing")).await;
+    tap.output(&Bytes::from_static(b"output")).await;
+    let conn = tap.conn_open().await;
+    tap.conn_close(conn, 10, 20).await;
+    tap.finish(EndReason::ClientClosed, None).await;
+    rec.flush().await;
+    let s = check_recorded(&*t.store, id, b"").await;
+    assert_eq!(s.recording, RecordingMode::Metadata);
+    let end = s.end.unwrap();
+    assert_eq!((end.bytes_in, end.bytes_out), (23, 26));
+    let events: Vec<EventKind> = t
+        .store
+        .chunks(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .flat_map(|c| c.events)
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        events,
+        [
+            EventKind::ConnOpen { id: 0 },
+            EventKind::ConnClose {
+                id: 0,
+                bytes_in: 10,
+                bytes_out: 20
+            }
+        ]
+    );
+    rec.close().await;
+}
+
+#[tokio::test]
+async fn a_dropped_tap_still_ends_its_session() {
+    let t = setup().await;
+    let rec = Recorder::start(t.store.clone(), t.options.clone())
+        .await
+        .unwrap();
+    let id = Uuid::new_v4();
+    let tap = rec.begin(record(id)).await;
+    tap.output(&Bytes::from_static(b"partial")).await;
+    drop(tap);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    rec.flush().await;
+    let s = check_recorded(&*t.store, id, b"partial").await;
+    assert_eq!(s.end.unwrap().reason, EndReason::Error);
+    rec.close().await;
+}

@@ -1,0 +1,278 @@
+//! [`SessionTap`]: what one session's pipes record through. It stamps each
+//! event with its offset from the session start, batches events into
+//! chunks (sealed into the hash chain when a chunk is big enough or a
+//! second old), counts bytes both ways, and at the end records how the
+//! session ended with the final chain head.
+//!
+//! Content (terminal input and output) is only kept when the session is
+//! recorded in full; exits, resizes, forwarded connections and byte counts
+//! are always kept.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use super::chain::ChainWriter;
+use super::op::Op;
+use super::recorder::Recorder;
+use super::records::{AuditKind, EndReason, Event, EventKind, SessionEnd, now};
+
+/// A chunk is sealed once its events carry this many bytes...
+const CHUNK_BYTES: usize = 128 << 10;
+/// ...or hold this many events...
+const CHUNK_EVENTS: usize = 4096;
+/// ...or its first event is this old.
+const CHUNK_AGE: Duration = Duration::from_secs(1);
+
+struct Pending {
+    chain: ChainWriter,
+    events: Vec<Event>,
+    bytes: usize,
+    first_at: Option<Instant>,
+    finished: bool,
+}
+
+struct Inner {
+    recorder: Recorder,
+    id: Uuid,
+    user: String,
+    source_ip: IpAddr,
+    content: bool,
+    started: Instant,
+    pending: Mutex<Pending>,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    next_conn: AtomicU64,
+    finished: AtomicBool,
+}
+
+/// Records one session's events. Finish it with [`SessionTap::finish`];
+/// a tap dropped unfinished records the session as ended by an error.
+pub struct SessionTap {
+    inner: Arc<Inner>,
+    ticker: tokio::task::JoinHandle<()>,
+}
+
+impl SessionTap {
+    pub(crate) fn new(
+        recorder: Recorder,
+        id: Uuid,
+        user: String,
+        source_ip: IpAddr,
+        content: bool,
+    ) -> Self {
+        let inner = Arc::new(Inner {
+            recorder,
+            id,
+            user,
+            source_ip,
+            content,
+            started: Instant::now(),
+            pending: Mutex::new(Pending {
+                chain: ChainWriter::new(id),
+                events: Vec::new(),
+                bytes: 0,
+                first_at: None,
+                finished: false,
+            }),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            next_conn: AtomicU64::new(0),
+            finished: AtomicBool::new(false),
+        });
+        let weak = Arc::downgrade(&inner);
+        let ticker = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(CHUNK_AGE / 2);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                inner
+                    .seal_if(|p| p.first_at.is_some_and(|t| t.elapsed() >= CHUNK_AGE))
+                    .await;
+            }
+        });
+        Self { inner, ticker }
+    }
+
+    /// The gateway session id.
+    pub fn id(&self) -> Uuid {
+        self.inner.id
+    }
+
+    /// True when terminal content is recorded.
+    pub fn records_content(&self) -> bool {
+        self.inner.content
+    }
+
+    /// Bytes the target sent to the client.
+    pub async fn output(&self, data: &Bytes) {
+        self.inner
+            .bytes_out
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        if self.inner.content {
+            self.inner.push(EventKind::Output, data.clone()).await;
+        }
+    }
+
+    /// Bytes the client sent to the target.
+    pub async fn input(&self, data: &Bytes) {
+        self.inner
+            .bytes_in
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        if self.inner.content {
+            self.inner.push(EventKind::Input, data.clone()).await;
+        }
+    }
+
+    /// The terminal was resized.
+    pub async fn resize(&self, cols: u32, rows: u32) {
+        let cols = u16::try_from(cols).unwrap_or(u16::MAX);
+        let rows = u16::try_from(rows).unwrap_or(u16::MAX);
+        self.inner
+            .push(EventKind::Resize { cols, rows }, Bytes::new())
+            .await;
+    }
+
+    /// The remote shell or command exited with `code`.
+    pub async fn exit(&self, code: i32) {
+        self.inner
+            .push(EventKind::Exit { code }, Bytes::new())
+            .await;
+    }
+
+    /// A forwarded connection opened; returns its number in the session.
+    pub async fn conn_open(&self) -> u64 {
+        let id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .push(EventKind::ConnOpen { id }, Bytes::new())
+            .await;
+        id
+    }
+
+    /// A forwarded connection closed after carrying these bytes.
+    pub async fn conn_close(&self, id: u64, bytes_in: u64, bytes_out: u64) {
+        self.inner.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
+        self.inner.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
+        self.inner
+            .push(
+                EventKind::ConnClose {
+                    id,
+                    bytes_in,
+                    bytes_out,
+                },
+                Bytes::new(),
+            )
+            .await;
+    }
+
+    /// Bytes (client → target, target → client) so far.
+    pub fn bytes(&self) -> (u64, u64) {
+        (
+            self.inner.bytes_in.load(Ordering::Relaxed),
+            self.inner.bytes_out.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Seals what is pending, records the end with the chain head, and
+    /// audits it.
+    pub async fn finish(self, reason: EndReason, exit_status: Option<i32>) {
+        self.ticker.abort();
+        self.inner.finish(reason, exit_status).await;
+    }
+}
+
+impl Drop for SessionTap {
+    fn drop(&mut self) {
+        self.ticker.abort();
+        if self.inner.finished.load(Ordering::SeqCst) {
+            return;
+        }
+        // Dropped without finish (the task was cancelled): still record an
+        // end, so no session stays "live" forever.
+        let inner = self.inner.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { inner.finish(EndReason::Error, None).await });
+        }
+    }
+}
+
+impl Inner {
+    async fn push(&self, kind: EventKind, data: Bytes) {
+        let offset_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let mut p = self.pending.lock().await;
+        if p.finished {
+            return;
+        }
+        p.bytes += data.len();
+        p.first_at.get_or_insert_with(Instant::now);
+        p.events.push(Event {
+            offset_ms,
+            kind,
+            data,
+        });
+        if p.bytes >= CHUNK_BYTES || p.events.len() >= CHUNK_EVENTS {
+            self.seal(&mut p).await;
+        }
+    }
+
+    async fn seal_if(&self, due: impl Fn(&Pending) -> bool) {
+        let mut p = self.pending.lock().await;
+        if !p.finished && due(&p) {
+            self.seal(&mut p).await;
+        }
+    }
+
+    /// Seals the pending events into the next chunk and queues it (under
+    /// the lock, so chunks are queued in chain order).
+    async fn seal(&self, p: &mut Pending) {
+        if p.events.is_empty() {
+            return;
+        }
+        let events = std::mem::take(&mut p.events);
+        p.bytes = 0;
+        p.first_at = None;
+        let chunk = p.chain.seal(now(), events);
+        self.recorder.submit(Op::Chunk(chunk)).await;
+    }
+
+    async fn finish(&self, reason: EndReason, exit_status: Option<i32>) {
+        if self.finished.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let mut p = self.pending.lock().await;
+        self.seal(&mut p).await;
+        p.finished = true;
+        let end = SessionEnd {
+            ended_at: now(),
+            reason,
+            exit_status,
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            chain_head: p.chain.head(),
+        };
+        let detail = serde_json::json!({
+            "reason": reason.as_str(),
+            "exit_status": exit_status,
+            "bytes_in": end.bytes_in,
+            "bytes_out": end.bytes_out,
+            "chunks": p.chain.next_seq(),
+        });
+        self.recorder.submit(Op::Finish(self.id, end)).await;
+        drop(p);
+        self.recorder
+            .audit(
+                AuditKind::SessionEnd,
+                Some(&self.user),
+                Some(self.id),
+                Some(self.source_ip),
+                detail,
+            )
+            .await;
+    }
+}
