@@ -57,6 +57,16 @@
 //!                                            # sqlite::memory: or postgres://user:pass@host/db;
 //!                                            # `ssmgate migrate` applies its migrations
 //!
+//! [recording]
+//! mode = "full"                              # "full": shell/exec input and output are recorded;
+//!                                            # "metadata": sessions, connections, exits, byte counts only
+//! fail_closed = true                         # refuse new sessions while the database is unreachable
+//! spool_dir = "spool"                        # local directory holding writes while the database is
+//!                                            # down or slow, replayed in order; one per gateway process
+//! memory_limit_mib = 16                      # most recording data held in memory (1-4096); past half
+//!                                            # of it writes go to the spool
+//! write_timeout_secs = 10                    # a database write slower than this is spooled (1-3600)
+//!
 //! [[users]]                                  # at least one
 //! name = "alice"                             # ^[a-z_][a-z0-9_.-]{0,31}$, unique; the SSH login name
 //! groups = ["sre"]                           # optional; each [A-Za-z0-9_.-]{1,64}
@@ -119,6 +129,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// `[policy]`.
     pub policy: PolicyConfig,
+    /// `[recording]`.
+    pub recording: crate::recording::RecorderOptions,
     /// `[[users]]`, in file order (names are unique).
     pub users: Vec<UserConfig>,
     /// Every `[[user_ca]]` key: CAs trusted to sign user certificates.

@@ -170,6 +170,9 @@ region = "us-east-1"
 endpoint = "{endpoint}"
 credentials = "none"      # the simulator needs no credentials
 
+[database]
+url = "sqlite://ssmgate.db"   # every session and audit event is recorded here
+
 [justification]
 required = true
 pattern = '^.{{3,}}$'
@@ -347,6 +350,21 @@ pub fn instructions(demo: &Demo) -> String {
     } else {
         t.push_str("\nssh -J, scp and sftp need a real sshd behind web-1: install OpenSSH's server (Debian/Ubuntu: apt-get install openssh-server) and run the demo again.\n");
     }
+    // The binary that runs the demo (`cargo run` builds it under target/).
+    let exe = std::env::current_exe()
+        .ok()
+        .filter(|p| p.file_name().is_some_and(|n| n == "ssmgate"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "ssmgate".into());
+    let sessions = format!("{exe} sessions --config {d}/ssmgate.toml");
+    t.push_str(&format!(
+        "\nEvery session is recorded in {d}/ssmgate.db (SQLite). After trying the commands above:\n  \
+         {sessions} list\n  \
+         {sessions} show ID            (ID: the first column of the list)\n  \
+         {sessions} replay ID          (plays a shell back with its timing)\n  \
+         {sessions} export ID --format asciicast --output session.cast\n  \
+         {sessions} verify --all       (recomputes every hash chain)\n"
+    ));
     t.push_str("\nCtrl-C stops the demo.");
     t
 }

@@ -1,5 +1,6 @@
 //! `ssmgate serve`: builds the gateway from its configuration — host key,
-//! SSM client, inventory, identities — and runs the SSH server. The demo and
+//! SSM client, inventory, identities, the recording store and recorder —
+//! and runs the SSH server. The demo and
 //! the end-to-end tests start it in-process with [`start`].
 
 use std::net::SocketAddr;
@@ -13,6 +14,8 @@ use crate::config::{AwsCredentials, Config};
 use crate::gateway::Gateway;
 use crate::inventory::Inventory;
 use crate::policy::PolicyEngine;
+use crate::policy::reload::{ReloadHook, ReloadReport};
+use crate::recording::{AuditKind, Recorder};
 use crate::ssh::auth::{Identities, Justification};
 use crate::ssh::context::ServerContext;
 use crate::ssh::hostkey;
@@ -30,6 +33,13 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("session database {url}: {source}")]
+    Store {
+        url: String,
+        source: crate::recording::StoreError,
+    },
+    #[error("recording: {0}")]
+    Spool(#[from] crate::recording::SpoolError),
 }
 
 /// A gateway running in this process.
@@ -40,17 +50,31 @@ pub struct RunningGateway {
     pub host_key_fingerprint: String,
     /// The host key's public half, OpenSSH format (for known_hosts).
     pub host_key_openssh: String,
+    /// Where sessions are recorded.
+    pub recorder: Recorder,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
 
 impl RunningGateway {
-    /// Disconnects everyone and stops.
+    /// Disconnects everyone, records the sessions' ends, and stops.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         let _ = (&mut self.task).await;
+        // Channel tasks finish their taps as the connections drop.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        self.recorder
+            .audit(
+                AuditKind::Admin,
+                None,
+                None,
+                None,
+                serde_json::json!({ "action": "gateway_stop", "listen": self.addr.to_string() }),
+            )
+            .await;
+        self.recorder.close().await;
     }
 }
 
@@ -71,6 +95,14 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
         )
         .await,
     );
+    let url = &config.database.url;
+    let store = crate::recording::connect(url)
+        .await
+        .map_err(|source| ServeError::Store {
+            url: crate::recording::redact_url(url),
+            source,
+        })?;
+    let recorder = Recorder::start(store, config.recording.clone()).await?;
     let inventory = Inventory::new(ssm.clone(), config.inventory.cache);
     let policy = Arc::new(PolicyEngine::load_with(
         &config.policy.dir,
@@ -81,6 +113,7 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
         inventory,
         config.sessions.clone(),
         policy.clone(),
+        recorder.clone(),
     ));
     let ctx = Arc::new(ServerContext {
         identities: Identities::from_config(config),
@@ -101,9 +134,27 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
     })?;
     let (stop, stopped) = oneshot::channel::<()>();
     let (watch_stop, watch_stopped) = oneshot::channel::<()>();
-    let watcher = policy.spawn_watcher(async {
-        let _ = watch_stopped.await;
-    });
+    let watcher = policy.spawn_watcher(
+        async {
+            let _ = watch_stopped.await;
+        },
+        reload_auditor(&recorder),
+    );
+    recorder
+        .audit(
+            AuditKind::Admin,
+            None,
+            None,
+            None,
+            serde_json::json!({
+                "action": "gateway_start",
+                "listen": addr.to_string(),
+                "version": env!("CARGO_PKG_VERSION"),
+                "host_key": host_key_fingerprint,
+                "policies": policy.snapshot().policies.len(),
+            }),
+        )
+        .await;
     let task = tokio::spawn(async move {
         server
             .run(async {
@@ -117,7 +168,30 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
         addr,
         host_key_fingerprint,
         host_key_openssh: public.to_openssh().unwrap_or_default(),
+        recorder,
         stop: Some(stop),
         task,
+    })
+}
+
+/// Records each policy reload (or rejected reload) in the audit trail.
+fn reload_auditor(recorder: &Recorder) -> ReloadHook {
+    let recorder = recorder.clone();
+    Arc::new(move |report: ReloadReport| {
+        let recorder = recorder.clone();
+        let detail = match &report.result {
+            Ok((policies, files)) => serde_json::json!({
+                "trigger": report.trigger.as_str(), "outcome": "loaded",
+                "policies": policies, "files": files,
+            }),
+            Err(e) => serde_json::json!({
+                "trigger": report.trigger.as_str(), "outcome": "rejected", "error": e,
+            }),
+        };
+        tokio::spawn(async move {
+            recorder
+                .audit(AuditKind::PolicyReload, None, None, None, detail)
+                .await;
+        });
     })
 }

@@ -15,6 +15,7 @@ use super::{
     is_valid_user_name, parse_public_key_line, read_key_file,
 };
 use crate::policy::DEFAULT_EXAMPLE_REASON;
+use crate::recording::{RecorderOptions, RecordingMode};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +34,8 @@ pub(super) struct RawConfig {
     policy: RawPolicy,
     #[serde(default)]
     database: RawDatabase,
+    #[serde(default)]
+    recording: RawRecording,
     users: Vec<RawUser>,
     #[serde(default)]
     user_ca: Vec<RawCa>,
@@ -144,6 +147,64 @@ impl RawDatabase {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawRecording {
+    mode: String,
+    fail_closed: bool,
+    spool_dir: PathBuf,
+    memory_limit_mib: u64,
+    write_timeout_secs: u64,
+}
+
+impl Default for RawRecording {
+    fn default() -> Self {
+        RawRecording {
+            mode: "full".into(),
+            fail_closed: true,
+            spool_dir: "spool".into(),
+            memory_limit_mib: 16,
+            write_timeout_secs: 10,
+        }
+    }
+}
+
+impl RawRecording {
+    fn build(self, base_dir: &Path) -> Result<RecorderOptions, Invalid> {
+        let mode = match self.mode.as_str() {
+            "full" => RecordingMode::Full,
+            "metadata" => RecordingMode::Metadata,
+            other => {
+                return Err((
+                    "recording.mode".into(),
+                    format!("must be \"full\" or \"metadata\" (got \"{other}\")"),
+                ));
+            }
+        };
+        if self.spool_dir.as_os_str().is_empty() {
+            return Err(("recording.spool_dir".into(), "must not be empty".into()));
+        }
+        if !(1..=4096).contains(&self.memory_limit_mib) {
+            return Err((
+                "recording.memory_limit_mib".into(),
+                "must be between 1 and 4096".into(),
+            ));
+        }
+        if !(1..=3600).contains(&self.write_timeout_secs) {
+            return Err((
+                "recording.write_timeout_secs".into(),
+                "must be between 1 and 3600".into(),
+            ));
+        }
+        let mut options = RecorderOptions::new(base_dir.join(self.spool_dir));
+        options.mode = mode;
+        options.fail_closed = self.fail_closed;
+        options.memory_limit = usize::try_from(self.memory_limit_mib << 20).unwrap_or(usize::MAX);
+        options.write_timeout = Duration::from_secs(self.write_timeout_secs);
+        Ok(options)
+    }
+}
+
 impl Default for RawInventory {
     fn default() -> Self {
         RawInventory { cache_secs: 30 }
@@ -252,6 +313,7 @@ impl RawConfig {
             },
             policy,
             database: self.database.build(base_dir)?,
+            recording: self.recording.build(base_dir)?,
             users,
             user_cas,
         })

@@ -4,11 +4,13 @@
 //!
 //! The SSH layer builds a [`SessionRequest`] and gets an [`Opened`] session
 //! back, then pipes bytes through [`pipe`] or [`ports`]; it never calls AWS
-//! itself, and nothing here knows SSH.
+//! itself, and nothing here knows SSH. Each session is recorded through
+//! the [`crate::recording::SessionTap`] its [`Opened`] carries.
 
 pub mod pipe;
 pub mod ports;
 pub mod reason;
+pub mod record;
 pub mod request;
 pub mod session;
 

@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::datachannel::io::byte_stream;
-use crate::datachannel::{CloseReason, Event};
+use crate::datachannel::{CloseReason, DataChannel, Event, Events};
 use crate::gateway::session::Opened;
 
 /// What the client sends to a terminal session.
@@ -66,16 +66,25 @@ pub async fn run_terminal(
 ) -> Ended {
     let channel = opened.channel.clone();
     let shell = opened.info.session_type.is_none();
+    let tap = &opened.tap;
     let to_target = async {
         while let Some(msg) = input.recv().await {
             let sent = match msg {
-                ClientInput::Data(data) => channel.write(data).await,
-                ClientInput::Resize { cols, rows } => channel.resize(cols, rows).await,
-                ClientInput::Signal(Interrupt::Int) => {
-                    channel.write(Bytes::from_static(b"\x03")).await
+                ClientInput::Data(data) => {
+                    tap.input(&data).await;
+                    channel.write(data).await
                 }
-                ClientInput::Signal(Interrupt::Quit) => {
-                    channel.write(Bytes::from_static(b"\x1c")).await
+                ClientInput::Resize { cols, rows } => {
+                    tap.resize(cols, rows).await;
+                    channel.resize(cols, rows).await
+                }
+                ClientInput::Signal(sig) => {
+                    let byte = Bytes::from_static(match sig {
+                        Interrupt::Int => b"\x03",
+                        Interrupt::Quit => b"\x1c",
+                    });
+                    tap.input(&byte).await;
+                    channel.write(byte).await
                 }
                 // A shell runs in a PTY: Ctrl-D is its end of input, so
                 // `ssh -T gw < script` ends when the script does. Exec
@@ -94,16 +103,21 @@ pub async fn run_terminal(
         loop {
             match events.recv().await {
                 Some(Event::Output(b)) => {
+                    tap.output(&b).await;
                     if !out.stdout(b).await {
                         return Ended::ClientClosed;
                     }
                 }
                 Some(Event::StdErr(b)) => {
+                    tap.output(&b).await;
                     if !out.stderr(b).await {
                         return Ended::ClientClosed;
                     }
                 }
-                Some(Event::ExitCode(code)) => exit = Some(code),
+                Some(Event::ExitCode(code)) => {
+                    tap.exit(code).await;
+                    exit = Some(code);
+                }
                 Some(Event::Closed(CloseReason::Error(e))) => {
                     let text = format!("\r\nssmgate: the session failed: {e}\r\n");
                     out.stderr(Bytes::from(text)).await;
@@ -132,11 +146,15 @@ const LINGER: Duration = Duration::from_secs(1);
 /// data channel cannot pass a half-close on, and the target (an sshd) would
 /// otherwise wait for more input forever. Returns bytes moved
 /// (client → target, target → client) and how it ended.
-pub async fn run_port_stream<S>(opened: Opened, client: S) -> (u64, u64, Ended)
+pub async fn run_port_stream<S>(
+    channel: DataChannel,
+    events: Events,
+    client: S,
+) -> (u64, u64, Ended)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let bs = byte_stream(opened.channel, opened.events);
+    let bs = byte_stream(channel, events);
     let mut closed = bs.closed;
     let (mut target_rd, mut target_wr) = tokio::io::split(bs.stream);
     let (mut client_rd, mut client_wr) = tokio::io::split(client);

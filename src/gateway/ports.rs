@@ -2,6 +2,9 @@
 //! one AWS-StartPortForwardingSession per (target, port) and carries every
 //! forwarded connection as an smux stream inside it, as the plugin does.
 //! The SSM session ends when its last connection closes.
+//!
+//! Each forwarded connection is recorded as a ConnOpen/ConnClose pair with
+//! its byte counts on the tap of the SSM session it rides on.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -13,14 +16,20 @@ use crate::datachannel::payloads::Flag;
 use crate::datachannel::port::PortMode;
 use crate::datachannel::smux;
 use crate::gateway::pipe::{Ended, run_port_stream};
+use crate::gateway::record::end_of;
 use crate::gateway::request::{GatewayError, SessionRequest};
 use crate::gateway::session::{Gateway, Opened};
+use crate::recording::{EndReason, SessionTap};
 
 /// One shared SSM port session.
 pub struct MuxSession {
     smux: smux::Session,
     ssm_session_id: String,
     gateway: Arc<Gateway>,
+    /// The recording of the shared session (taken at drop to finish it).
+    tap: Option<SessionTap>,
+    /// The gateway session id of the shared session.
+    session_id: uuid::Uuid,
 }
 
 impl Drop for MuxSession {
@@ -28,9 +37,15 @@ impl Drop for MuxSession {
         self.smux.close();
         let gateway = self.gateway.clone();
         let id = self.ssm_session_id.clone();
+        let tap = self.tap.take();
         // The last connection is gone: end the SSM session too.
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move { gateway.terminate(&id).await });
+            rt.spawn(async move {
+                gateway.terminate(&id).await;
+                if let Some(tap) = tap {
+                    tap.finish(EndReason::ClientClosed, None).await;
+                }
+            });
         }
     }
 }
@@ -66,8 +81,10 @@ impl PortSessions {
         if let Some(mux) = existing {
             // Each connection is its own request: the policies decide again
             // (with the target's current attributes) even when it rides on
-            // an open session.
-            gateway.preflight(req).await?;
+            // an open session; the decision is audited under that session.
+            let mut riding = req.clone();
+            riding.id = mux.session_id;
+            gateway.preflight(&riding).await?;
             if let Ok(stream) = mux.smux.open_stream().await {
                 return Ok(Forward::Mux(mux, stream));
             }
@@ -76,8 +93,15 @@ impl PortSessions {
         let PortMode::Mux { keepalive } = PortMode::for_session(&opened.info) else {
             return Ok(Forward::Own(Box::new(opened)));
         };
-        let ssm_session_id = opened.ssm_session_id.clone();
-        let bs = byte_stream(opened.channel, opened.events);
+        let Opened {
+            ssm_session_id,
+            channel,
+            events,
+            tap,
+            ..
+        } = opened;
+        let session_id = tap.id();
+        let bs = byte_stream(channel, events);
         let (r, w) = tokio::io::split(bs.stream);
         let mut config = smux::Config::default();
         if !keepalive {
@@ -87,6 +111,8 @@ impl PortSessions {
             smux: smux::Session::client(r, w, config),
             ssm_session_id,
             gateway: gateway.clone(),
+            tap: Some(tap),
+            session_id,
         });
         let stream = mux
             .smux
@@ -116,24 +142,42 @@ where
 {
     match forward {
         Forward::Mux(mux, mut stream) => {
+            let conn = match &mux.tap {
+                Some(tap) => Some(tap.conn_open().await),
+                None => None,
+            };
             let result = tokio::io::copy_bidirectional(&mut client, &mut stream).await;
             drop(stream);
-            drop(mux);
-            match result {
+            let (up, down, ended) = match result {
                 Ok((up, down)) => (up, down, Ended::ClientClosed),
                 Err(e) => (0, 0, Ended::Error(e.to_string())),
+            };
+            if let (Some(tap), Some(conn)) = (&mux.tap, conn) {
+                tap.conn_close(conn, up, down).await;
             }
+            drop(mux);
+            (up, down, ended)
         }
         Forward::Own(opened) => {
-            let channel = opened.channel.clone();
-            let id = opened.ssm_session_id.clone();
-            let basic = PortMode::for_session(&opened.info) == PortMode::Basic;
-            let result = run_port_stream(*opened, client).await;
+            let Opened {
+                channel,
+                events,
+                info,
+                tap,
+                ssm_session_id,
+                ..
+            } = *opened;
+            let basic = PortMode::for_session(&info) == PortMode::Basic;
+            let conn = tap.conn_open().await;
+            let (up, down, ended) = run_port_stream(channel.clone(), events, client).await;
             if basic {
                 let _ = channel.send_flag(Flag::TerminateSession).await;
             }
-            gateway.terminate(&id).await;
-            result
+            gateway.terminate(&ssm_session_id).await;
+            tap.conn_close(conn, up, down).await;
+            let (reason, exit) = end_of(&ended);
+            tap.finish(reason, exit).await;
+            (up, down, ended)
         }
     }
 }

@@ -56,6 +56,8 @@ pub struct SessionRequest {
     pub document: Option<String>,
     /// The user's justification, already checked against the rule.
     pub reason: Option<String>,
+    /// The client's SSH version string (`SSH-2.0-OpenSSH_9.6`).
+    pub client_version: Option<String>,
 }
 
 /// Why a session was not opened. Texts are for the person at the prompt.
@@ -79,4 +81,6 @@ pub enum GatewayError {
     NotReady(String),
     #[error("access denied: {message}")]
     Denied { message: String, needs_reason: bool },
+    #[error("{0}")]
+    RecordingUnavailable(#[from] crate::recording::RecordingUnavailable),
 }

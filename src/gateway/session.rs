@@ -1,6 +1,10 @@
 //! The one pipeline every session goes through: resolve the target, choose
 //! the document, compose the Reason, StartSession, open the data channel
 //! and wait until it is ready. Ending a session calls TerminateSession.
+//!
+//! Recording starts here too: every decision is audited, a new session is
+//! refused while recording is unavailable (fail closed), and a started
+//! session gets its row and a [`SessionTap`] in [`Opened`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,9 +16,11 @@ use crate::datachannel::{
     self, ChannelConfig, DataChannel, Event, Events, SessionInfo, SessionKind,
 };
 use crate::gateway::reason::compose_reason;
+use crate::gateway::record::{Started, parameters_json, session_record};
 use crate::gateway::request::{GatewayError, Kind, SessionRequest};
 use crate::inventory::{Inventory, Target};
 use crate::policy::{Action, AuthzRequest, ContextInput, Decision, PolicyEngine, Principal};
+use crate::recording::{AuditKind, EndReason, Recorder, SessionTap};
 
 /// How long a handshake may take after StartSession.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,6 +43,15 @@ pub struct Gateway {
     inventory: Inventory,
     sessions: SessionsConfig,
     policy: Arc<PolicyEngine>,
+    recorder: Recorder,
+}
+
+/// What preflight found: the target, the document choice, and the ids of
+/// the policies that allowed it.
+pub struct Preflight {
+    pub target: Target,
+    pub choice: DocumentChoice,
+    pub policy_ids: Vec<String>,
 }
 
 /// A started session with its data channel ready for input.
@@ -55,6 +70,8 @@ pub struct Opened {
     pub events: Events,
     /// What the handshake said (port mode, agent version).
     pub info: SessionInfo,
+    /// Where the session's events are recorded.
+    pub tap: SessionTap,
 }
 
 impl Gateway {
@@ -64,13 +81,20 @@ impl Gateway {
         inventory: Inventory,
         sessions: SessionsConfig,
         policy: Arc<PolicyEngine>,
+        recorder: Recorder,
     ) -> Self {
         Self {
             ssm,
             inventory,
             sessions,
             policy,
+            recorder,
         }
+    }
+
+    /// Where sessions and audit events are recorded.
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
     }
 
     /// The document interactive shells use.
@@ -146,35 +170,80 @@ impl Gateway {
 
     /// Resolves the target and asks the policies, without starting
     /// anything: every request goes through here, including connections
-    /// that will ride on an already open port session.
-    pub async fn preflight(
-        &self,
-        req: &SessionRequest,
-    ) -> Result<(Target, DocumentChoice), GatewayError> {
+    /// that will ride on an already open port session. The decision is
+    /// audited either way.
+    pub async fn preflight(&self, req: &SessionRequest) -> Result<Preflight, GatewayError> {
         let target = self.resolve(&req.target).await?;
         let choice = self.document_for(req)?;
         // Deny by default, before any call that starts anything.
         let decision = self.authorize(req, &target, &choice.0, &choice.1);
+        let kind = if decision.allowed {
+            AuditKind::DecisionAllow
+        } else {
+            AuditKind::DecisionDeny
+        };
+        let detail = serde_json::json!({
+            "request_id": req.id.to_string(),
+            "target": target.id,
+            "target_name": target.name,
+            "action": Action::from(&req.kind).as_str(),
+            "document": choice.0,
+            "parameters": parameters_json(&choice.1),
+            "reason": req.reason,
+            "policies": decision.determining_policies,
+            "message": (!decision.allowed).then_some(&decision.message),
+        });
+        self.recorder
+            .audit(
+                kind,
+                Some(&req.user.name),
+                Some(req.id),
+                Some(req.source.ip()),
+                detail,
+            )
+            .await;
         if !decision.allowed {
             return Err(GatewayError::Denied {
                 message: decision.message,
                 needs_reason: decision.needs_reason,
             });
         }
-        Ok((target, choice))
+        Ok(Preflight {
+            target,
+            choice,
+            policy_ids: decision.determining_policies,
+        })
     }
 
     /// Runs the pipeline up to a ready data channel.
     pub async fn open(&self, req: &SessionRequest) -> Result<Opened, GatewayError> {
-        let (target, (document, parameters, kind)) = self.preflight(req).await?;
+        let Preflight {
+            target,
+            choice: (document, parameters, kind),
+            policy_ids,
+        } = self.preflight(req).await?;
+        // Fail closed: no session that could not be recorded.
+        self.recorder.ensure_available().await?;
         let reason = compose_reason(&req.user.name, req.reason.as_deref(), &req.id.to_string());
         let start = StartRequest {
             target: target.id.clone(),
             document: Some(document.clone()),
-            parameters,
+            parameters: parameters.clone(),
             reason: reason.clone(),
         };
         let started = self.ssm.start_session(&start).await?;
+        let tap = self
+            .recorder
+            .begin(session_record(&Started {
+                req,
+                target: &target,
+                document: &document,
+                parameters: &parameters,
+                ssm_session_id: &started.session_id,
+                aws_reason: &reason,
+                policy_ids: &policy_ids,
+            }))
+            .await;
         tracing::info!(
             gateway_session = %req.id, user = %req.user.name, target = %target.id, document = %document,
             ssm_session = %started.session_id, kind = req.kind.as_str(), "session started"
@@ -202,9 +271,11 @@ impl Gateway {
                 channel,
                 events,
                 info,
+                tap,
             }),
             Err(e) => {
                 self.terminate(&ssm_session_id).await;
+                tap.finish(EndReason::Error, None).await;
                 Err(e)
             }
         }

@@ -18,28 +18,64 @@ use super::loader::{FileStamp, stamps};
 pub const RELOAD_POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Why a reload was attempted (for the log).
-#[derive(Debug, Clone, Copy)]
-enum Trigger {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// SIGHUP.
     Hangup,
+    /// The policy files changed.
     FilesChanged,
 }
+
+impl Trigger {
+    /// `sighup` or `files_changed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hangup => "sighup",
+            Self::FilesChanged => "files_changed",
+        }
+    }
+}
+
+/// One reload attempt that changed something or failed, for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// What prompted it.
+    pub trigger: Trigger,
+    /// `(policies, files)` now in force, or why the new set was rejected.
+    pub result: Result<(usize, usize), String>,
+}
+
+/// Called after each reload that changed the set or was rejected.
+pub type ReloadHook = Arc<dyn Fn(ReloadReport) + Send + Sync>;
 
 impl PolicyEngine {
     /// Watches for SIGHUP and file changes (every
     /// [`RELOAD_POLL_INTERVAL`]) until `shutdown` completes; logs each
-    /// outcome.
+    /// outcome and reports it to `hook`.
     pub fn spawn_watcher(
         self: &Arc<Self>,
         shutdown: impl Future<Output = ()> + Send + 'static,
+        hook: ReloadHook,
     ) -> JoinHandle<()> {
-        self.spawn_watcher_every(RELOAD_POLL_INTERVAL, shutdown)
+        self.spawn_watcher_with(RELOAD_POLL_INTERVAL, shutdown, hook)
     }
 
-    /// [`PolicyEngine::spawn_watcher`] with another polling interval.
+    /// [`PolicyEngine::spawn_watcher`] with another polling interval and no
+    /// hook.
     pub fn spawn_watcher_every(
         self: &Arc<Self>,
         every: Duration,
         shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> JoinHandle<()> {
+        self.spawn_watcher_with(every, shutdown, Arc::new(|_| {}))
+    }
+
+    /// [`PolicyEngine::spawn_watcher`] with another polling interval.
+    pub fn spawn_watcher_with(
+        self: &Arc<Self>,
+        every: Duration,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        hook: ReloadHook,
     ) -> JoinHandle<()> {
         let engine = Arc::clone(self);
         tokio::spawn(async move {
@@ -88,6 +124,10 @@ impl PolicyEngine {
                             tracing::warn!(warning = %w, "policy warning");
                         }
                         if outcome.changed {
+                            hook(ReloadReport {
+                                trigger,
+                                result: Ok((outcome.policies, outcome.files)),
+                            });
                             tracing::info!(
                                 ?trigger,
                                 policies = outcome.policies,
@@ -99,6 +139,10 @@ impl PolicyEngine {
                         }
                     }
                     Ok(Err(e)) => {
+                        hook(ReloadReport {
+                            trigger,
+                            result: Err(e.to_string()),
+                        });
                         tracing::error!(?trigger, error = %e, "policy reload rejected; the previous policies stay in force");
                     }
                     Err(e) => {

@@ -66,6 +66,7 @@ pub async fn run(
         pty: false,
         document: None,
         reason,
+        client_version: user.client_version.clone(),
     };
     let forward = match ports.connect(&gateway, &request, &target.id, port).await {
         Ok(f) => f,

@@ -23,6 +23,7 @@ use super::limits::StartupGuard;
 use super::login::{Login, parse_login};
 use super::session_channel::{self, Authenticated};
 use crate::gateway::ports::PortSessions;
+use crate::recording::AuditKind;
 
 /// How often a malformed reason is asked for again before giving up.
 const REASON_TRIES: u32 = 3;
@@ -91,9 +92,23 @@ impl ConnectionHandler {
         }
     }
 
-    fn refused(&self, user: &str, why: Rejection) -> Auth {
+    async fn refused(&self, user: &str, why: Rejection) -> Auth {
         tracing::info!(peer = %self.peer, user, reason = %why, "authentication refused");
+        self.audit(
+            AuditKind::AuthFailure,
+            user,
+            serde_json::json!({ "reason": why.to_string(), "source_port": self.peer.port() }),
+        )
+        .await;
         Auth::reject()
+    }
+
+    async fn audit(&self, kind: AuditKind, user: &str, detail: serde_json::Value) {
+        self.ctx
+            .gateway
+            .recorder()
+            .audit(kind, Some(user), None, Some(self.peer.ip()), detail)
+            .await;
     }
 
     fn finish_auth(&mut self) -> Auth {
@@ -111,6 +126,7 @@ impl ConnectionHandler {
             reason: self.reason.clone(),
             source: self.peer,
             remote_forward_refused: false,
+            client_version: None,
         }));
         Auth::Accept
     }
@@ -168,7 +184,7 @@ impl russh::server::Handler for ConnectionHandler {
         Ok(
             match self.ctx.identities.check_key(&login.user, key.public_key) {
                 Ok(method) => self.first_factor_passed(&login.user, method),
-                Err(why) => self.refused(&login.user, why),
+                Err(why) => self.refused(&login.user, why).await,
             },
         )
     }
@@ -189,7 +205,7 @@ impl russh::server::Handler for ConnectionHandler {
         );
         Ok(match checked {
             Ok(method) => self.first_factor_passed(&login.user, method),
-            Err(why) => self.refused(&login.user, why),
+            Err(why) => self.refused(&login.user, why).await,
         })
     }
 
@@ -226,6 +242,17 @@ impl russh::server::Handler for ConnectionHandler {
                 self.reason_tries += 1;
                 if self.reason_tries >= REASON_TRIES {
                     tracing::info!(peer = %self.peer, "reason refused too often");
+                    let user = self
+                        .login
+                        .as_ref()
+                        .map(|l| l.user.clone())
+                        .unwrap_or_default();
+                    self.audit(
+                        AuditKind::AuthFailure,
+                        &user,
+                        serde_json::json!({ "reason": "reason for access refused too often", "source_port": self.peer.port() }),
+                    )
+                    .await;
                     return Ok(Auth::reject());
                 }
                 Ok(Self::prompt(format!("That reason is not accepted: {rule}")))
@@ -233,9 +260,34 @@ impl russh::server::Handler for ConnectionHandler {
         }
     }
 
-    async fn auth_succeeded(&mut self, _session: &mut Session) -> Result<(), Self::Error> {
+    async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {
         self.startup = None;
         self.authenticated.store(true, Ordering::Relaxed);
+        let version = String::from_utf8_lossy(session.remote_sshid()).into_owned();
+        if let Some(user) = self.user.take() {
+            let mut u = (*user).clone();
+            u.client_version = Some(version.clone());
+            let (method, fingerprint, key_id) = match &u.auth {
+                AuthMethod::PublicKey { fingerprint } => ("publickey", fingerprint.clone(), None),
+                AuthMethod::Certificate {
+                    fingerprint,
+                    key_id,
+                    ..
+                } => ("certificate", fingerprint.clone(), Some(key_id.clone())),
+            };
+            let detail = serde_json::json!({
+                "method": method,
+                "key_fingerprint": fingerprint,
+                "cert_key_id": key_id,
+                "client_version": version,
+                "source_port": self.peer.port(),
+                "target": u.target,
+                "reason_given": u.reason.is_some(),
+            });
+            let name = u.user.name.clone();
+            self.user = Some(Arc::new(u));
+            self.audit(AuditKind::AuthSuccess, &name, detail).await;
+        }
         Ok(())
     }
 

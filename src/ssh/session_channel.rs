@@ -17,6 +17,7 @@ use super::context::ServerContext;
 use super::picker;
 use crate::config::UserConfig;
 use crate::gateway::pipe::{ClientInput, ClientOutput, Ended, Interrupt, run_terminal};
+use crate::gateway::record::end_of;
 use crate::gateway::{Kind, SessionRequest};
 
 /// An authenticated user, as the channel tasks see them.
@@ -34,6 +35,8 @@ pub struct Authenticated {
     pub source: SocketAddr,
     /// A remote forwarding (-R) was refused on this connection.
     pub remote_forward_refused: bool,
+    /// The client's SSH version string.
+    pub client_version: Option<String>,
 }
 
 /// Environment variables a client may set (like sshd's AcceptEnv).
@@ -140,6 +143,7 @@ pub async fn run(ctx: Arc<ServerContext>, user: Arc<Authenticated>, channel: Cha
         pty: req.pty.is_some(),
         document: req.document,
         reason,
+        client_version: user.client_version.clone(),
     };
     let gateway = ctx.gateway.clone();
     let mut opened = match gateway.open(&request).await {
@@ -150,6 +154,7 @@ pub async fn run(ctx: Arc<ServerContext>, user: Arc<Authenticated>, channel: Cha
         }
     };
     if let Some((cols, rows)) = req.pty {
+        opened.tap.resize(cols, rows).await;
         let _ = opened.channel.resize(cols, rows).await;
         if request.kind == Kind::Shell {
             let name = opened
@@ -198,6 +203,8 @@ pub async fn run(ctx: Arc<ServerContext>, user: Arc<Authenticated>, channel: Cha
         out.close().await;
     }
     tracing::info!(gateway_session = %request.id, ssm_session = %opened.ssm_session_id, ended = ?ended, "session ended");
+    let (reason, exit_status) = end_of(&ended);
+    opened.tap.finish(reason, exit_status).await;
 }
 
 /// The checked reason for this channel: from the prompt, or from

@@ -1,0 +1,103 @@
+//! What the gateway tells the recorder: the session row built from a
+//! request and its start, how a pipe's [`Ended`] maps to an end reason,
+//! and the audit detail of a policy decision.
+
+use std::collections::BTreeMap;
+
+use crate::gateway::pipe::Ended;
+use crate::gateway::request::{Kind, SessionRequest};
+use crate::inventory::Target;
+use crate::recording::{AuthKind, Decision, EndReason, RecordingMode, SessionKind, SessionRecord};
+use crate::ssh::auth::AuthMethod;
+
+/// Everything about a started session that goes into its row.
+pub struct Started<'a> {
+    pub req: &'a SessionRequest,
+    pub target: &'a Target,
+    pub document: &'a str,
+    pub parameters: &'a BTreeMap<String, Vec<String>>,
+    pub ssm_session_id: &'a str,
+    pub aws_reason: &'a str,
+    pub policy_ids: &'a [String],
+}
+
+/// The session row at its start.
+pub fn session_record(s: &Started<'_>) -> SessionRecord {
+    let (auth_method, key_fingerprint, cert_key_id, cert_serial, cert_ca) = match &s.req.auth {
+        AuthMethod::PublicKey { fingerprint } => (
+            AuthKind::PublicKey,
+            Some(fingerprint.clone()),
+            None,
+            None,
+            None,
+        ),
+        AuthMethod::Certificate {
+            fingerprint,
+            key_id,
+            serial,
+            ca_fingerprint,
+        } => (
+            AuthKind::Certificate,
+            Some(fingerprint.clone()),
+            Some(key_id.clone()),
+            Some(*serial),
+            Some(ca_fingerprint.clone()),
+        ),
+    };
+    let kind = session_kind(&s.req.kind);
+    SessionRecord {
+        id: s.req.id,
+        ssm_session_id: Some(s.ssm_session_id.to_owned()),
+        user: s.req.user.name.clone(),
+        auth_method,
+        key_fingerprint,
+        cert_key_id,
+        cert_serial,
+        cert_ca_fingerprint: cert_ca,
+        source_ip: s.req.source.ip(),
+        source_port: s.req.source.port(),
+        client_version: s.req.client_version.clone(),
+        target_id: s.target.id.clone(),
+        target_name: s.target.name.clone(),
+        document: Some(s.document.to_owned()),
+        parameters: Some(parameters_json(s.parameters)),
+        justification: s.req.reason.clone(),
+        aws_reason: Some(s.aws_reason.to_owned()),
+        decision: Decision::Allow,
+        policy_ids: s.policy_ids.to_vec(),
+        kind,
+        // Port and ProxyJump content is opaque (often end-to-end
+        // encrypted): only connections and byte counts are kept.
+        recording: match kind {
+            SessionKind::Shell | SessionKind::Exec => RecordingMode::Full,
+            SessionKind::Port | SessionKind::Ssh => RecordingMode::Metadata,
+        },
+        started_at: crate::recording::now(),
+        end: None,
+        chain_head: None,
+    }
+}
+
+/// The stored kind of a requested session.
+pub fn session_kind(kind: &Kind) -> SessionKind {
+    match kind {
+        Kind::Shell => SessionKind::Shell,
+        Kind::Exec { .. } => SessionKind::Exec,
+        Kind::Port { port: 22 } => SessionKind::Ssh,
+        Kind::Port { .. } => SessionKind::Port,
+    }
+}
+
+/// The parameters as a JSON object (`{"command":["uptime"]}`).
+pub fn parameters_json(parameters: &BTreeMap<String, Vec<String>>) -> String {
+    serde_json::to_string(parameters).unwrap_or_else(|_| "{}".into())
+}
+
+/// The end reason and exit status recorded for how a pipe ended.
+pub fn end_of(ended: &Ended) -> (EndReason, Option<i32>) {
+    match ended {
+        Ended::ClientClosed => (EndReason::ClientClosed, None),
+        Ended::TargetExited { exit_status } => (EndReason::TargetExited, *exit_status),
+        Ended::Error(_) => (EndReason::Error, None),
+    }
+}
