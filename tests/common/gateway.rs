@@ -187,6 +187,12 @@ async fn start_sshd(dir: &Path, authorized: &str) -> Option<(Child, SocketAddr)>
 impl Fixture {
     /// Starts everything; `with_sshd` also starts a real sshd for web-1:22.
     pub async fn start(with_sshd: bool) -> Fixture {
+        Self::start_with(with_sshd, None).await
+    }
+
+    /// [`Fixture::start`] recording to `database_url` (default: SQLite in
+    /// the fixture's directory).
+    pub async fn start_with(with_sshd: bool, database_url: Option<String>) -> Fixture {
         let dir = tempfile::tempdir().expect("tmp");
         let d = dir.path();
         keygen(&d.join("alice"));
@@ -249,6 +255,9 @@ required = true
 pattern = '^INC-[0-9]+'
 hint = "a ticket id like INC-123"
 
+[database]
+url = "{database}"
+
 [[users]]
 name = "alice"
 groups = ["sre"]
@@ -262,6 +271,7 @@ groups = ["dev"]
 public_key = "{ca}"
 "#,
             endpoint = sim.endpoint(),
+            database = database_url.unwrap_or_else(|| "sqlite://ssmgate.db".into()),
             alice = read(&d.join("alice.pub")),
             ca = read(&d.join("ca.pub")),
         );

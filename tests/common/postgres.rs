@@ -64,6 +64,36 @@ impl PgCluster {
                 "--no-sync".as_ref(),
             ],
         )?;
+        self.pg_start()?;
+        self.spawn_watchdog()
+    }
+
+    /// Stops the server (fast: open connections are told it is shutting
+    /// down), as an outage.
+    #[allow(dead_code)]
+    pub fn stop(&self) -> Result<(), String> {
+        let data = self.dir.join("data");
+        self.run_pg(
+            "pg_ctl",
+            &[
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-m".as_ref(),
+                "fast".as_ref(),
+                "-w".as_ref(),
+                "stop".as_ref(),
+            ],
+        )
+    }
+
+    /// Starts the server again after [`PgCluster::stop`].
+    #[allow(dead_code)]
+    pub fn restart(&self) -> Result<(), String> {
+        self.pg_start()
+    }
+
+    fn pg_start(&self) -> Result<(), String> {
+        let data = self.dir.join("data");
         let opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off \
              -c synchronous_commit=off -c max_connections=200",
@@ -90,7 +120,7 @@ impl PgCluster {
             let log = std::fs::read_to_string(&log).unwrap_or_default();
             return Err(format!("{e}\nserver log:\n{log}"));
         }
-        self.spawn_watchdog()
+        Ok(())
     }
 
     /// A command running binary `name` of the cluster's installation, as
