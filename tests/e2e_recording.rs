@@ -284,7 +284,7 @@ async fn wait_for(seen: &Mutex<Vec<u8>>, needle: &str) {
 async fn a_postgres_outage_loses_nothing_and_refuses_new_sessions() {
     let cluster = common::postgres::PgCluster::start().expect("postgres");
     let url = cluster.fresh_database().await;
-    let fx = Fixture::start_with(false, Some(url.clone())).await;
+    let fx = Fixture::start_with(false, Some(url.clone()), "").await;
     let mut cmd = fx.ssh("alice", "alice+web-1");
     cmd.arg("-T")
         .stdin(Stdio::piped())

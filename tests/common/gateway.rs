@@ -187,12 +187,13 @@ async fn start_sshd(dir: &Path, authorized: &str) -> Option<(Child, SocketAddr)>
 impl Fixture {
     /// Starts everything; `with_sshd` also starts a real sshd for web-1:22.
     pub async fn start(with_sshd: bool) -> Fixture {
-        Self::start_with(with_sshd, None).await
+        Self::start_with(with_sshd, None, "").await
     }
 
     /// [`Fixture::start`] recording to `database_url` (default: SQLite in
-    /// the fixture's directory).
-    pub async fn start_with(with_sshd: bool, database_url: Option<String>) -> Fixture {
+    /// the fixture's directory), with `extra` TOML sections appended to the
+    /// gateway's config (e.g. `[recording]`).
+    pub async fn start_with(with_sshd: bool, database_url: Option<String>, extra: &str) -> Fixture {
         let dir = tempfile::tempdir().expect("tmp");
         let d = dir.path();
         keygen(&d.join("alice"));
@@ -269,6 +270,8 @@ groups = ["dev"]
 
 [[user_ca]]
 public_key = "{ca}"
+
+{extra}
 "#,
             endpoint = sim.endpoint(),
             database = database_url.unwrap_or_else(|| "sqlite://ssmgate.db".into()),
