@@ -63,8 +63,6 @@ impl RunningGateway {
             let _ = stop.send(());
         }
         let _ = (&mut self.task).await;
-        // Channel tasks finish their taps as the connections drop.
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         self.recorder
             .audit(
                 AuditKind::Admin,

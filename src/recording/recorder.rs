@@ -8,10 +8,11 @@
 //! It also answers the fail-closed question ([`Recorder::ensure_available`]):
 //! may a new session start now?
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -19,10 +20,10 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::op::Op;
-use super::records::{AuditEvent, AuditKind, RecordingMode, SessionRecord, now};
+use super::records::{AuditEvent, AuditKind, EndReason, RecordingMode, SessionRecord, now};
 use super::spool::{Spool, SpoolError};
 use super::store::Store;
-use super::tap::SessionTap;
+use super::tap::{Inner as TapInner, SessionTap};
 use super::writer::{Msg, Timing, Writer};
 
 /// How the recorder behaves (`[recording]` in the config).
@@ -106,6 +107,8 @@ struct Shared {
     store: Arc<dyn Store>,
     options: RecorderOptions,
     writer: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// Sessions being recorded, to end them at shutdown.
+    live: std::sync::Mutex<HashMap<Uuid, Weak<TapInner>>>,
 }
 
 /// The gateway's handle on recording; cheap to clone.
@@ -159,6 +162,7 @@ impl Recorder {
                 store,
                 options,
                 writer: std::sync::Mutex::new(Some(handle)),
+                live: std::sync::Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -263,8 +267,37 @@ impl Recorder {
         }
     }
 
-    /// Stops the writer after it has written (or spooled) everything queued.
+    pub(crate) fn register(&self, id: Uuid, tap: Weak<TapInner>) {
+        self.live().insert(id, tap);
+    }
+
+    pub(crate) fn unregister(&self, id: Uuid) {
+        self.live().remove(&id);
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Weak<TapInner>>> {
+        self.shared.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sessions being recorded now.
+    pub fn live_sessions(&self) -> usize {
+        self.live().len()
+    }
+
+    /// Stops the writer after it has written (or spooled) everything
+    /// queued. Sessions still being recorded get a few seconds to end by
+    /// themselves; the rest are recorded as terminated.
     pub async fn close(&self) {
+        for _ in 0..50 {
+            if self.live_sessions() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let left: Vec<Weak<TapInner>> = self.live().drain().map(|(_, t)| t).collect();
+        for tap in left.iter().filter_map(Weak::upgrade) {
+            tap.finish(EndReason::Terminated, None).await;
+        }
         let (tx, rx) = oneshot::channel();
         if self.shared.tx.send(Msg::Close(tx)).is_ok() {
             let _ = rx.await;

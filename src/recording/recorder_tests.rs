@@ -343,3 +343,21 @@ async fn a_dropped_tap_still_ends_its_session() {
     assert_eq!(s.end.unwrap().reason, EndReason::Error);
     rec.close().await;
 }
+
+#[tokio::test]
+async fn close_ends_sessions_still_open_as_terminated() {
+    let t = setup().await;
+    let rec = Recorder::start(t.store.clone(), t.options.clone())
+        .await
+        .unwrap();
+    let id = Uuid::new_v4();
+    let tap = rec.begin(record(id)).await;
+    tap.output(&Bytes::from_static(b"still running")).await;
+    assert_eq!(rec.live_sessions(), 1);
+    rec.close().await;
+    let s = check_recorded(&*t.store, id, b"still running").await;
+    assert_eq!(s.end.unwrap().reason, EndReason::Terminated);
+    // The tap outliving the recorder records nothing more and does not panic.
+    tap.output(&Bytes::from_static(b"late")).await;
+    tap.finish(EndReason::ClientClosed, None).await;
+}

@@ -37,7 +37,7 @@ struct Pending {
     finished: bool,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     recorder: Recorder,
     id: Uuid,
     user: String,
@@ -67,7 +67,7 @@ impl SessionTap {
         content: bool,
     ) -> Self {
         let inner = Arc::new(Inner {
-            recorder,
+            recorder: recorder.clone(),
             id,
             user,
             source_ip,
@@ -85,6 +85,7 @@ impl SessionTap {
             next_conn: AtomicU64::new(0),
             finished: AtomicBool::new(false),
         });
+        recorder.register(id, Arc::downgrade(&inner));
         let weak = Arc::downgrade(&inner);
         let ticker = tokio::spawn(async move {
             let mut tick = tokio::time::interval(CHUNK_AGE / 2);
@@ -241,10 +242,12 @@ impl Inner {
         self.recorder.submit(Op::Chunk(chunk)).await;
     }
 
-    async fn finish(&self, reason: EndReason, exit_status: Option<i32>) {
+    /// Records the end (once; later calls do nothing).
+    pub(crate) async fn finish(&self, reason: EndReason, exit_status: Option<i32>) {
         if self.finished.swap(true, Ordering::SeqCst) {
             return;
         }
+        self.recorder.unregister(self.id);
         let mut p = self.pending.lock().await;
         self.seal(&mut p).await;
         p.finished = true;
