@@ -162,7 +162,7 @@ fn take<const N: usize>(r: &mut &[u8]) -> [u8; N] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::recording::records::*;
     use crate::recording::{ChainWriter, now};

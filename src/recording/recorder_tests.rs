@@ -101,32 +101,7 @@ async fn setup() -> Setup {
 }
 
 fn record(id: Uuid) -> SessionRecord {
-    SessionRecord {
-        id,
-        ssm_session_id: Some("alice-0abc".into()),
-        user: "alice".into(),
-        auth_method: AuthKind::PublicKey,
-        key_fingerprint: Some("SHA256:k".into()),
-        cert_key_id: None,
-        cert_serial: None,
-        cert_ca_fingerprint: None,
-        source_ip: "127.0.0.1".parse().unwrap(),
-        source_port: 40000,
-        client_version: Some("SSH-2.0-OpenSSH_9.6".into()),
-        target_id: "mi-0123456789abcdef0".into(),
-        target_name: Some("web-1".into()),
-        document: Some("SSM-SessionManagerRunShell".into()),
-        parameters: Some("{}".into()),
-        justification: Some("INC-1".into()),
-        aws_reason: Some("ssmgate: alice INC-1".into()),
-        decision: Decision::Allow,
-        policy_ids: vec!["p0".into()],
-        kind: SessionKind::Shell,
-        recording: RecordingMode::Full,
-        started_at: now(),
-        end: None,
-        chain_head: None,
-    }
+    crate::recording::op::tests::sample_session(id)
 }
 
 async fn check_recorded(store: &dyn Store, id: Uuid, expect_output: &[u8]) -> SessionRecord {
