@@ -55,7 +55,8 @@
 //! [database]
 //! url = "sqlite://ssmgate.db"                # sessions store: sqlite://PATH (relative to this file),
 //!                                            # sqlite::memory: or postgres://user:pass@host/db;
-//!                                            # `ssmgate migrate` applies its migrations
+//!                                            # `ssmgate migrate` applies its migrations;
+//!                                            # env SSMGATE_DATABASE_URL, when set, replaces it
 //!
 //! [recording]
 //! mode = "full"                              # "full": shell/exec input and output are recorded;

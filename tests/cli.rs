@@ -129,3 +129,35 @@ fn migrate_creates_the_sqlite_database_and_is_idempotent() {
         "{err}"
     );
 }
+
+#[test]
+fn the_database_url_can_come_from_the_environment() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("ssmgate.toml");
+    std::fs::write(
+        &config,
+        "[database]\nurl = \"sqlite://from-file.db\"\n\n[[users]]\nname = \"alice\"\n",
+    )
+    .expect("write");
+    let out = ssmgate()
+        .arg("migrate")
+        .arg("--config")
+        .arg(&config)
+        .env("SSMGATE_DATABASE_URL", "sqlite://from-env.db")
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{out:?}");
+    assert!(dir.path().join("from-env.db").exists());
+    assert!(!dir.path().join("from-file.db").exists());
+}
+
+#[test]
+fn the_deploy_example_config_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/ssmgate.toml");
+    let config = ssmgate::config::Config::load(std::path::Path::new(path)).expect("valid");
+    assert!(config.recording.fail_closed);
+    assert_eq!(
+        config.recording.spool_dir,
+        std::path::Path::new("/var/lib/ssmgate/spool")
+    );
+}

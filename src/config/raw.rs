@@ -121,6 +121,19 @@ impl Default for RawDatabase {
     }
 }
 
+/// `SSMGATE_DATABASE_URL`, when set, replaces `[database] url` (so a
+/// password can come from a secret store rather than the file).
+pub const DATABASE_URL_ENV: &str = "SSMGATE_DATABASE_URL";
+
+fn database_from_env(mut db: RawDatabase) -> RawDatabase {
+    if let Ok(url) = std::env::var(DATABASE_URL_ENV)
+        && !url.is_empty()
+    {
+        db.url = url;
+    }
+    db
+}
+
 impl RawDatabase {
     /// `sqlite://` paths are relative to the config file; other URLs are
     /// kept as they are.
@@ -312,7 +325,7 @@ impl RawConfig {
                 cache: Duration::from_secs(self.inventory.cache_secs),
             },
             policy,
-            database: self.database.build(base_dir)?,
+            database: database_from_env(self.database).build(base_dir)?,
             recording: self.recording.build(base_dir)?,
             users,
             user_cas,
