@@ -32,6 +32,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Check, test and explain the Cedar access policies.
     Policy(PolicyArgs),
+    /// Inspect, replay, export and verify recorded sessions.
+    Sessions(SessionsArgs),
 }
 
 /// `ssmgate serve`.
@@ -206,4 +208,129 @@ pub struct PolicyExplainArgs {
 
 fn parse_action(s: &str) -> Result<Action, String> {
     s.parse()
+}
+
+/// `ssmgate sessions`.
+#[derive(Debug, Args)]
+pub struct SessionsArgs {
+    /// The gateway's configuration file, whose `[database] url` is read.
+    #[arg(long, short, global = true, default_value = "ssmgate.toml")]
+    pub config: PathBuf,
+    /// The session database URL (wins over --config).
+    #[arg(
+        long,
+        global = true,
+        env = "SSMGATE_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
+    #[command(subcommand)]
+    pub command: SessionsCommand,
+}
+
+/// `ssmgate sessions …` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// List sessions, newest first.
+    List(SessionsListArgs),
+    /// Print every recorded detail of a session and its audit trail.
+    Show(SessionIdArgs),
+    /// Play a shell or command session's output back with its timing.
+    Replay(SessionsReplayArgs),
+    /// Export a session's terminal recording (asciicast v2, for `asciinema play`).
+    Export(SessionsExportArgs),
+    /// Check a session's hash chain (or every session's); exit 1 if broken.
+    Verify(SessionsVerifyArgs),
+}
+
+/// `ssmgate sessions list`.
+#[derive(Debug, Args)]
+pub struct SessionsListArgs {
+    /// Only this user's sessions.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only sessions to this target (instance id or name).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Only sessions started since WHEN: RFC 3339
+    /// (2026-11-03T10:00:00Z), a date (2026-11-03, UTC) or a duration ago
+    /// (90s, 30m, 2h, 7d, 2w).
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Only sessions that have not ended.
+    #[arg(long)]
+    pub live: bool,
+    /// At most this many sessions (0: no limit).
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// One JSON object per session and line, with every field.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A session named on the command line.
+#[derive(Debug, Args)]
+pub struct SessionIdArgs {
+    /// The session id, or a unique prefix of it (at least 4 hex digits).
+    pub id: String,
+}
+
+/// `ssmgate sessions replay`.
+#[derive(Debug, Args)]
+pub struct SessionsReplayArgs {
+    /// The session id, or a unique prefix of it (at least 4 hex digits).
+    pub id: String,
+    /// Playback speed (2 plays twice as fast).
+    #[arg(long, default_value_t = 1.0, value_parser = positive_f64)]
+    pub speed: f64,
+    /// Longest pause, in seconds (after --speed is applied).
+    #[arg(long, value_name = "SECS", default_value_t = 2.0, value_parser = non_negative_f64)]
+    pub max_idle: f64,
+}
+
+/// `ssmgate sessions export`.
+#[derive(Debug, Args)]
+pub struct SessionsExportArgs {
+    /// The session id, or a unique prefix of it (at least 4 hex digits).
+    pub id: String,
+    /// The file format.
+    #[arg(long, value_enum, default_value = "asciicast")]
+    pub format: ExportFormat,
+    /// Write to this file instead of stdout.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// asciicast v2 (asciinema).
+    Asciicast,
+}
+
+/// `ssmgate sessions verify`.
+#[derive(Debug, Args)]
+pub struct SessionsVerifyArgs {
+    /// The session id, or a unique prefix of it (at least 4 hex digits).
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub id: Option<String>,
+    /// Verify every session and print a summary.
+    #[arg(long)]
+    pub all: bool,
+}
+
+fn positive_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("expected a number greater than 0, got {s:?}")),
+    }
+}
+
+fn non_negative_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!(
+            "expected a number of seconds, 0 or more, got {s:?}"
+        )),
+    }
 }

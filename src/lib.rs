@@ -19,6 +19,7 @@ pub mod policy;
 pub mod recording;
 pub mod secret;
 pub mod serve;
+pub mod sessions;
 pub mod signals;
 pub mod sim;
 pub mod ssh;

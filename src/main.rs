@@ -40,6 +40,7 @@ fn main() -> ExitCode {
                 BenchTarget::Ssh => ssmgate::bench::ssh(args.mib).await,
             },
             Command::Policy(args) => run_policy(args).await,
+            Command::Sessions(args) => Ok(ssmgate::sessions::run(args).await?),
         }
     });
     match result {
