@@ -24,7 +24,9 @@ use common::gateway::Fixture;
 use ssmgate::recording::{self, SessionFilter, SessionKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const MARK: &str = "END-OF-CAT";
+/// What the shell prints after the cat (`echo CAT-$((40+2))`: the typed
+/// line that the terminal echoes does not contain it).
+const MARK: &str = "CAT-42";
 
 fn main() {
     let mib: usize = env("SSMGATE_BENCH_MIB", 64);
@@ -73,7 +75,7 @@ async fn cat(fx: &Fixture, file: &Path, ready: impl FnOnce()) -> (Duration, u64)
     ready();
     let start = Instant::now();
     stdin
-        .write_all(format!("cat {}; echo {MARK}\nexit\n", file.display()).as_bytes())
+        .write_all(format!("cat {}; echo CAT-$((40+2))\nexit\n", file.display()).as_bytes())
         .await
         .expect("type");
     let mut total = 0u64;
@@ -93,6 +95,8 @@ async fn cat(fx: &Fixture, file: &Path, ready: impl FnOnce()) -> (Duration, u64)
         }
     }
     let took = start.elapsed();
+    // Drain the rest so ssh never blocks on a full pipe.
+    while matches!(out.read(&mut buf).await, Ok(n) if n > 0) {}
     let _ = child.wait().await;
     (took, total)
 }

@@ -131,6 +131,78 @@ async fn a_shell_is_recorded_with_metadata_content_and_audit() {
     ] {
         assert!(audit.contains(&kind), "{kind} in {audit:?}");
     }
+
+    // The admin tools on the real recording: export, then tamper + verify.
+    let short = s.id.to_string()[..8].to_owned();
+    let cast = sessions(&fx, &["export", &short, "--format", "asciicast"]);
+    assert!(cast.status.success(), "{cast:?}");
+    let cast = String::from_utf8_lossy(&cast.stdout).into_owned();
+    let lines: Vec<serde_json::Value> = cast
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(lines[0]["version"], 2);
+    let text = |code: &str| {
+        lines[1..]
+            .iter()
+            .filter(|l| l[1] == code)
+            .map(|l| l[2].as_str().unwrap().to_owned())
+            .collect::<String>()
+    };
+    assert!(text("i").contains("echo recorded-$((6*7))"), "{cast}");
+    assert!(text("o").contains("recorded-42"), "{cast}");
+    let ok = sessions(&fx, &["verify", "--all"]);
+    assert!(ok.status.success(), "{ok:?}");
+
+    // Edit the recorded output in the database.
+    use sqlx::Row;
+    let url = format!("sqlite://{}", fx.path("ssmgate.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("sqlite");
+    let rows = sqlx::query("SELECT seq, events FROM session_chunks WHERE session_id = ?")
+        .bind(s.id.to_string())
+        .fetch_all(&pool)
+        .await
+        .expect("chunks");
+    let (seq, mut blob) = rows
+        .iter()
+        .map(|r| (r.get::<i64, _>(0), r.get::<Vec<u8>, _>(1)))
+        .find(|(_, b)| b.windows(11).any(|w| w == b"recorded-42"))
+        .expect("the chunk with the output");
+    let at = blob.windows(11).position(|w| w == b"recorded-42").unwrap();
+    blob[at + 10] = b'3';
+    sqlx::query("UPDATE session_chunks SET events = ? WHERE session_id = ? AND seq = ?")
+        .bind(blob)
+        .bind(s.id.to_string())
+        .bind(seq)
+        .execute(&pool)
+        .await
+        .expect("tamper");
+    let broken = sessions(&fx, &["verify", &short]);
+    assert!(!broken.status.success(), "{broken:?}");
+    let out = String::from_utf8_lossy(&broken.stdout);
+    assert!(
+        out.contains("BROKEN") && out.contains(&format!("chunk {seq}")),
+        "{out}"
+    );
+    // Looking at recordings is audited too.
+    let admin = sqlx_rows(&fx).await;
+    assert!(
+        admin
+            .iter()
+            .any(|(k, _, d)| k == "admin" && d.contains("sessions export")),
+        "{admin:?}"
+    );
+}
+
+/// Runs `ssmgate sessions --config <fixture config> ARGS`.
+fn sessions(fx: &Fixture, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ssmgate"))
+        .arg("sessions")
+        .arg("--config")
+        .arg(fx.path("ssmgate.toml"))
+        .args(args)
+        .output()
+        .expect("ssmgate sessions runs")
 }
 
 #[tokio::test]

@@ -29,8 +29,8 @@ use crate::cli::{SessionsArgs, SessionsCommand};
 use crate::config::Config;
 use crate::config_error::ConfigError;
 use crate::recording::{
-    Event, EventChunk, RecordingMode, SessionFilter, SessionKind, SessionRecord, Store, StoreError,
-    connect, redact_url,
+    AuditEvent, AuditKind, Event, EventChunk, RecordingMode, SessionFilter, SessionKind,
+    SessionRecord, Store, StoreError, connect, now, redact_url,
 };
 
 /// Why a `sessions` command failed.
@@ -109,6 +109,13 @@ pub enum SessionsError {
 /// Runs `ssmgate sessions …`.
 pub async fn run(args: SessionsArgs) -> Result<(), SessionsError> {
     let db = Db::open(args.database.as_deref(), &args.config).await?;
+    // Who looked at or checked recordings is itself part of the trail.
+    match &args.command {
+        SessionsCommand::Replay(a) => db.audit_admin("sessions replay", Some(&a.id)).await,
+        SessionsCommand::Export(a) => db.audit_admin("sessions export", Some(&a.id)).await,
+        SessionsCommand::Verify(a) => db.audit_admin("sessions verify", a.id.as_deref()).await,
+        SessionsCommand::List(_) | SessionsCommand::Show(_) => {}
+    }
     match args.command {
         SessionsCommand::List(a) => list::run(&db, &a).await,
         SessionsCommand::Show(a) => show::run(&db, &a.id).await,
@@ -125,6 +132,31 @@ pub struct Db {
 }
 
 impl Db {
+    /// Records an administrative action (who ran it: the OS user and host)
+    /// in the audit trail; a failure to record it is reported, not fatal.
+    async fn audit_admin(&self, action: &str, arg: Option<&str>) {
+        let os_user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| format!("uid {}", rustix::process::getuid().as_raw()));
+        let session_id = match arg {
+            Some(a) => self.resolve(a).await.ok().map(|s| s.id),
+            None => None,
+        };
+        let event = AuditEvent {
+            id: Uuid::new_v4(),
+            at: now(),
+            kind: AuditKind::Admin,
+            user: None,
+            session_id,
+            source_ip: None,
+            detail: serde_json::json!({ "action": action, "argument": arg, "os_user": os_user })
+                .to_string(),
+        };
+        if let Err(e) = self.store.insert_audit(&event).await {
+            eprintln!("ssmgate: could not record this action in the audit trail: {e}");
+        }
+    }
+
     /// Opens (and migrates) the database `url` names, or else the one the
     /// config file names.
     pub async fn open(url: Option<&str>, config: &Path) -> Result<Self, SessionsError> {
