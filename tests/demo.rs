@@ -100,5 +100,47 @@ async fn the_printed_commands_work() {
             "{out:?}"
         );
     }
+    // Everything above was recorded, and the printed `sessions` commands
+    // show it.
+    assert!(
+        text.contains("sessions --config") && text.contains(" replay ID"),
+        "{text}"
+    );
+    let config_path = demo.dir.join("ssmgate.toml");
+    let mut listed = String::new();
+    for _ in 0..50 {
+        let out = run(tokio::process::Command::new(env!("CARGO_BIN_EXE_ssmgate"))
+            .arg("sessions")
+            .arg("--config")
+            .arg(&config_path)
+            .args(["list", "--json"]))
+        .await;
+        assert!(out.status.success(), "{out:?}");
+        listed = String::from_utf8_lossy(&out.stdout).into_owned();
+        if listed.contains("\"exit_status\":3") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let first: serde_json::Value = serde_json::from_str(
+        listed
+            .lines()
+            .find(|l| l.contains("\"exit_status\":3"))
+            .unwrap_or_else(|| panic!("the exec session is recorded: {listed}")),
+    )
+    .expect("JSON");
+    assert_eq!(first["user"], "demo");
+    let id = first["id"].as_str().expect("id").to_owned();
+    let out = run(tokio::process::Command::new(env!("CARGO_BIN_EXE_ssmgate"))
+        .arg("sessions")
+        .arg("--config")
+        .arg(&config_path)
+        .args(["replay", &id, "--speed", "100"]))
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("hi"),
+        "{out:?}"
+    );
     demo.stop().await;
 }
