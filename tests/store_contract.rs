@@ -85,6 +85,7 @@ contract!(
     tampering_detected,
     concurrent_writers,
     reconnect_keeps_data,
+    chunk_batches_are_all_or_nothing,
 );
 
 #[tokio::test]

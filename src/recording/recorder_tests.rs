@@ -336,3 +336,41 @@ async fn close_ends_sessions_still_open_as_terminated() {
     tap.output(&Bytes::from_static(b"late")).await;
     tap.finish(EndReason::ClientClosed, None).await;
 }
+
+#[tokio::test]
+async fn a_hanging_store_does_not_stall_sessions() {
+    let mut t = setup().await;
+    t.options.memory_limit = 1 << 20;
+    t.options.write_timeout = Duration::from_secs(30);
+    let rec = Recorder::start(t.store.clone(), t.options.clone())
+        .await
+        .unwrap();
+    let id = Uuid::new_v4();
+    let tap = rec.begin(record(id)).await;
+    rec.flush().await;
+    // Every store call (pings included) now takes 3 s: a database that
+    // accepts connections but does not answer.
+    t.store.delay_ms.store(3000, Ordering::SeqCst);
+    let chunk = Bytes::from(vec![b'h'; 16 << 10]);
+    let mut expect = Vec::new();
+    let started = std::time::Instant::now();
+    for _ in 0..256 {
+        expect.extend_from_slice(&chunk);
+        tap.output(&chunk).await;
+    }
+    // 4 MiB went by without waiting for the store (one in-flight write at
+    // most held the queue until it passed half the budget).
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "sessions waited {:?}",
+        started.elapsed()
+    );
+    assert!(rec.stats().peak_queued_bytes <= 1 << 20);
+    t.store.delay_ms.store(0, Ordering::SeqCst);
+    tap.finish(EndReason::ClientClosed, None).await;
+    tokio::time::timeout(Duration::from_secs(30), rec.flush())
+        .await
+        .unwrap();
+    check_recorded(&*t.store, id, &expect).await;
+    rec.close().await;
+}

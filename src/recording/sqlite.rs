@@ -250,50 +250,13 @@ impl Store for SqliteStore {
     }
 
     async fn append_chunk(&self, chunk: &EventChunk) -> Result<(), StoreError> {
-        let c = ChunkRow::from_chunk(chunk)?;
-        let sid = c.session_id.to_string();
+        self.append_chunks(std::slice::from_ref(chunk)).await
+    }
+
+    async fn append_chunks(&self, chunks: &[EventChunk]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let inserted = sqlx::query(
-            "INSERT INTO session_chunks (session_id, seq, created_at, events, prev_hash, hash) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (session_id, seq) DO NOTHING",
-        )
-        .bind(&sid)
-        .bind(c.seq)
-        .bind(ts(c.created_at))
-        .bind(&c.events)
-        .bind(&c.prev_hash)
-        .bind(&c.hash)
-        .execute(&mut *tx)
-        .await;
-        let inserted = match inserted {
-            Ok(done) => done.rows_affected() == 1,
-            Err(e) if is_fk_violation(&e) => return Err(StoreError::SessionNotFound(c.session_id)),
-            Err(e) => return Err(e.into()),
-        };
-        if inserted {
-            sqlx::query(
-                "UPDATE sessions SET chain_head = ?2 WHERE id = ?1 AND NOT EXISTS \
-                 (SELECT 1 FROM session_chunks WHERE session_id = ?1 AND seq > ?3)",
-            )
-            .bind(&sid)
-            .bind(&c.hash)
-            .bind(c.seq)
-            .execute(&mut *tx)
-            .await?;
-        } else {
-            let stored: Vec<u8> = sqlx::query_scalar(
-                "SELECT hash FROM session_chunks WHERE session_id = ?1 AND seq = ?2",
-            )
-            .bind(&sid)
-            .bind(c.seq)
-            .fetch_one(&mut *tx)
-            .await?;
-            if stored != c.hash {
-                return Err(StoreError::ChunkConflict {
-                    session_id: c.session_id,
-                    seq: c.seq,
-                });
-            }
+        for chunk in chunks {
+            insert_chunk(&mut tx, chunk).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -396,4 +359,57 @@ impl Store for SqliteStore {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+}
+
+/// Stores one chunk inside `tx` and advances the session's head when it is
+/// the latest; see [`Store::append_chunk`].
+async fn insert_chunk(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    chunk: &EventChunk,
+) -> Result<(), StoreError> {
+    let c = ChunkRow::from_chunk(chunk)?;
+    let sid = c.session_id.to_string();
+    let inserted = sqlx::query(
+        "INSERT INTO session_chunks (session_id, seq, created_at, events, prev_hash, hash) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (session_id, seq) DO NOTHING",
+    )
+    .bind(&sid)
+    .bind(c.seq)
+    .bind(ts(c.created_at))
+    .bind(&c.events)
+    .bind(&c.prev_hash)
+    .bind(&c.hash)
+    .execute(&mut **tx)
+    .await;
+    let inserted = match inserted {
+        Ok(done) => done.rows_affected() == 1,
+        Err(e) if is_fk_violation(&e) => return Err(StoreError::SessionNotFound(c.session_id)),
+        Err(e) => return Err(e.into()),
+    };
+    if inserted {
+        sqlx::query(
+            "UPDATE sessions SET chain_head = ?2 WHERE id = ?1 AND NOT EXISTS \
+                 (SELECT 1 FROM session_chunks WHERE session_id = ?1 AND seq > ?3)",
+        )
+        .bind(&sid)
+        .bind(&c.hash)
+        .bind(c.seq)
+        .execute(&mut **tx)
+        .await?;
+    } else {
+        let stored: Vec<u8> = sqlx::query_scalar(
+            "SELECT hash FROM session_chunks WHERE session_id = ?1 AND seq = ?2",
+        )
+        .bind(&sid)
+        .bind(c.seq)
+        .fetch_one(&mut **tx)
+        .await?;
+        if stored != c.hash {
+            return Err(StoreError::ChunkConflict {
+                session_id: c.session_id,
+                seq: c.seq,
+            });
+        }
+    }
+    Ok(())
 }

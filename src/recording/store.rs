@@ -194,6 +194,15 @@ pub trait Store: Send + Sync {
     /// session is [`StoreError::SessionNotFound`].
     async fn append_chunk(&self, chunk: &EventChunk) -> Result<(), StoreError>;
 
+    /// Stores consecutive chunks (of one or several sessions) in one
+    /// transaction: all or none. Each is as [`Store::append_chunk`].
+    async fn append_chunks(&self, chunks: &[EventChunk]) -> Result<(), StoreError> {
+        for chunk in chunks {
+            self.append_chunk(chunk).await?;
+        }
+        Ok(())
+    }
+
     /// Records an audit event; idempotent on its id. `detail` must be JSON.
     async fn insert_audit(&self, e: &AuditEvent) -> Result<(), StoreError>;
 

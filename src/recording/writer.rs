@@ -19,6 +19,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::op::Op;
@@ -62,22 +63,31 @@ impl Writer {
         let mut spooling = !self.spool.is_empty();
         self.publish_spool();
         let mut next_try = Instant::now();
+        // The ping of an absent store runs beside the loop, so new ops keep
+        // going to the spool while a connection attempt hangs.
+        let mut ping: Option<JoinHandle<bool>> = None;
+        // A message taken while gathering a batch, to handle next.
+        let mut carry: Option<Msg> = None;
         loop {
             if !spooling {
-                let Some(msg) = rx.recv().await else { break };
+                let msg = match carry.take() {
+                    Some(m) => m,
+                    None => match rx.recv().await {
+                        Some(m) => m,
+                        None => break,
+                    },
+                };
                 match msg {
                     Msg::Op(op, permit) => {
-                        let backlog = self.state.queued.load(Ordering::Relaxed);
-                        if backlog > self.spool_threshold {
-                            tracing::warn!(
-                                queued_bytes = backlog,
-                                "the recording store is slower than the sessions; spooling to disk"
-                            );
-                            spooling = self.spool_op(&op).await;
-                        } else {
-                            spooling = self.write_direct(&op).await;
+                        let mut ops = vec![op];
+                        let mut permits = vec![permit];
+                        if matches!(ops[0], Op::Chunk(_)) {
+                            carry = gather_chunks(&mut rx, &mut ops, &mut permits);
                         }
-                        self.release(permit);
+                        spooling = self.write_direct(&ops).await;
+                        for p in permits {
+                            self.release(p);
+                        }
                         if spooling {
                             next_try = Instant::now() + self.timing.retry_interval;
                         }
@@ -93,7 +103,12 @@ impl Writer {
                 continue;
             }
             tokio::select! {
-                msg = rx.recv() => match msg {
+                msg = async {
+                    match carry.take() {
+                        Some(m) => Some(m),
+                        None => rx.recv().await,
+                    }
+                } => match msg {
                     Some(Msg::Op(op, permit)) => {
                         self.spool_op(&op).await;
                         self.release(permit);
@@ -109,11 +124,15 @@ impl Writer {
                         break;
                     }
                 },
-                _ = tokio::time::sleep_until(next_try) => {
-                    if let Err(e) = self.spool.sync().await {
-                        tracing::error!(error = %e, "cannot sync the recording spool");
+                answered = async {
+                    match ping.as_mut() {
+                        Some(p) => p.await.unwrap_or(false),
+                        None => std::future::pending().await,
                     }
-                    let progressed = self.replay_slice().await;
+                }, if ping.is_some() => {
+                    ping = None;
+                    self.state.healthy.store(answered, Ordering::SeqCst);
+                    let progressed = answered && self.replay_slice().await;
                     if self.spool.is_empty() {
                         spooling = false;
                         tracing::info!("recording store reachable again; the spool is replayed");
@@ -127,7 +146,20 @@ impl Writer {
                         Instant::now() + self.timing.retry_interval
                     };
                 }
+                _ = tokio::time::sleep_until(next_try), if ping.is_none() => {
+                    if let Err(e) = self.spool.sync().await {
+                        tracing::error!(error = %e, "cannot sync the recording spool");
+                    }
+                    let store = self.store.clone();
+                    let limit = self.timing.write_timeout;
+                    ping = Some(tokio::spawn(async move {
+                        matches!(tokio::time::timeout(limit, store.ping()).await, Ok(Ok(())))
+                    }));
+                }
             }
+        }
+        if let Some(p) = ping {
+            p.abort();
         }
         if let Err(e) = self.spool.sync().await {
             tracing::error!(error = %e, "cannot sync the recording spool");
@@ -141,19 +173,87 @@ impl Writer {
         }
     }
 
-    /// Writes one op; true when it had to be spooled (switch to spooling).
-    async fn write_direct(&mut self, op: &Op) -> bool {
-        match self.write(op).await {
-            Ok(()) => false,
-            Err(e) if e.is_unavailable() => {
+    /// Writes ops (one, or consecutive chunks in one transaction); true
+    /// when they had to be spooled (switch to spooling): the store is
+    /// unavailable, or the sessions queued more than the threshold while
+    /// the write was in flight (the store is slow; the abandoned write is
+    /// idempotent, so replaying it later is harmless).
+    async fn write_direct(&mut self, ops: &[Op]) -> bool {
+        let written = tokio::select! {
+            r = self.write_many(ops) => Some(r),
+            () = self.backlog() => None,
+        };
+        match written {
+            Some(Ok(())) => false,
+            None => {
+                tracing::warn!(
+                    queued_bytes = self.state.queued.load(Ordering::Relaxed),
+                    "the recording store is slower than the sessions; spooling to disk"
+                );
+                self.spool_all(ops).await
+            }
+            Some(Err(e)) if e.is_unavailable() => {
                 self.state.healthy.store(false, Ordering::SeqCst);
                 tracing::error!(error = %e, "recording store unavailable; spooling to disk, new sessions are refused until it is back");
-                self.spool_op(op).await
+                self.spool_all(ops).await
             }
-            Err(e) => {
-                self.refused(op, &e);
+            Some(Err(e)) if ops.len() == 1 => {
+                self.refused(&ops[0], &e);
                 false
             }
+            Some(Err(_)) => {
+                // One chunk of the batch was refused and the transaction
+                // rolled back: write them one by one to keep the others.
+                for (i, op) in ops.iter().enumerate() {
+                    match self.write(op).await {
+                        Ok(()) => {}
+                        Err(e) if e.is_unavailable() => {
+                            self.state.healthy.store(false, Ordering::SeqCst);
+                            return self.spool_all(ops.get(i..).unwrap_or_default()).await;
+                        }
+                        Err(e) => self.refused(op, &e),
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    async fn spool_all(&mut self, ops: &[Op]) -> bool {
+        for op in ops {
+            self.spool_op(op).await;
+        }
+        true
+    }
+
+    /// One op, or a batch of chunks in one transaction.
+    async fn write_many(&self, ops: &[Op]) -> Result<(), StoreError> {
+        if let [op] = ops {
+            return self.write(op).await;
+        }
+        let chunks: Vec<_> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Chunk(c) => Some(c.clone()),
+                _ => None,
+            })
+            .collect();
+        let result =
+            tokio::time::timeout(self.timing.write_timeout, self.store.append_chunks(&chunks))
+                .await
+                .unwrap_or(Err(StoreError::ConnectTimedOut(self.timing.write_timeout)));
+        if result.is_ok() {
+            self.state
+                .written
+                .fetch_add(ops.len() as u64, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Completes once the queue in memory is past the spool threshold.
+    async fn backlog(&self) {
+        while self.state.queued.load(Ordering::Relaxed) <= self.spool_threshold {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
@@ -185,14 +285,9 @@ impl Writer {
     }
 
     /// Replays spooled ops while the store takes them, for at most one
-    /// slice; true when at least one op was replayed.
+    /// slice, and only while no backlog builds up in memory; true when at
+    /// least one op was replayed.
     async fn replay_slice(&mut self) -> bool {
-        let ping = tokio::time::timeout(self.timing.write_timeout, self.store.ping()).await;
-        if !matches!(ping, Ok(Ok(()))) {
-            self.state.healthy.store(false, Ordering::SeqCst);
-            return false;
-        }
-        self.state.healthy.store(true, Ordering::SeqCst);
         let until = Instant::now() + self.timing.replay_slice;
         let mut progressed = false;
         while Instant::now() < until {
@@ -211,13 +306,18 @@ impl Writer {
                     continue;
                 }
             };
-            match self.write(&op).await {
-                Ok(()) => {}
-                Err(e) if e.is_unavailable() => {
+            let written = tokio::select! {
+                r = self.write(&op) => Some(r),
+                () = self.backlog() => None,
+            };
+            match written {
+                None => break,
+                Some(Ok(())) => {}
+                Some(Err(e)) if e.is_unavailable() => {
                     self.state.healthy.store(false, Ordering::SeqCst);
                     break;
                 }
-                Err(e) => self.refused(&op, &e),
+                Some(Err(e)) => self.refused(&op, &e),
             }
             if let Err(e) = self.spool.pop().await {
                 tracing::error!(error = %e, "cannot advance the recording spool");
@@ -232,7 +332,8 @@ impl Writer {
     /// At shutdown: replay what the store takes within a few slices.
     async fn last_chance(&mut self) {
         for _ in 0..20 {
-            if self.spool.is_empty() || !self.replay_slice().await {
+            let ping = tokio::time::timeout(self.timing.write_timeout, self.store.ping()).await;
+            if self.spool.is_empty() || !matches!(ping, Ok(Ok(()))) || !self.replay_slice().await {
                 break;
             }
         }
@@ -257,6 +358,33 @@ impl Writer {
             .spool_ops
             .store(self.spool.pending_ops(), Ordering::Relaxed);
     }
+}
+
+/// Most chunks written in one transaction, and most bytes of events.
+const BATCH_OPS: usize = 64;
+const BATCH_BYTES: usize = 8 << 20;
+
+/// Takes the chunks queued right behind the first one in `ops` (without
+/// waiting), up to the batch limits; returns the first message that is not
+/// a chunk, to be handled next.
+fn gather_chunks(
+    rx: &mut mpsc::UnboundedReceiver<Msg>,
+    ops: &mut Vec<Op>,
+    permits: &mut Vec<OwnedSemaphorePermit>,
+) -> Option<Msg> {
+    let mut bytes: usize = ops.iter().map(Op::weight).sum();
+    while ops.len() < BATCH_OPS && bytes < BATCH_BYTES {
+        match rx.try_recv() {
+            Ok(Msg::Op(op @ Op::Chunk(_), permit)) => {
+                bytes += op.weight();
+                ops.push(op);
+                permits.push(permit);
+            }
+            Ok(other) => return Some(other),
+            Err(_) => break,
+        }
+    }
+    None
 }
 
 fn op_name(op: &Op) -> &'static str {

@@ -444,3 +444,46 @@ pub async fn reconnect_keeps_data(db: &Db) {
     let again = db.store().await;
     assert_eq!(again.get_session(s.id).await.unwrap(), Some(s));
 }
+
+/// Chunks written as a batch land together, or not at all.
+pub async fn chunk_batches_are_all_or_nothing(db: &Db) {
+    let store = db.store().await;
+    let a = full_session("alice", "i-01", t0());
+    let b = full_session("bob", "i-02", t0());
+    store.insert_session(&a).await.unwrap();
+    store.insert_session(&b).await.unwrap();
+    let (ca, head_a) = chain(&a, 4);
+    let (cb, head_b) = chain(&b, 2);
+    // Two sessions interleaved in one batch, as the writer gathers them.
+    let batch = vec![
+        ca[0].clone(),
+        cb[0].clone(),
+        ca[1].clone(),
+        ca[2].clone(),
+        cb[1].clone(),
+    ];
+    store.append_chunks(&batch).await.unwrap();
+    // Replaying the same batch (a spool replay) is a no-op.
+    store.append_chunks(&batch).await.unwrap();
+    let stored_b = store.get_session(b.id).await.unwrap().unwrap();
+    assert_eq!(stored_b.chain_head, head_b);
+    verify(&stored_b, &store.chunks(b.id).await.unwrap()).unwrap();
+
+    // A batch with a conflicting chunk is refused whole: chunk 3 of alice
+    // is not stored although it came before the conflict.
+    let mut forged = ca[1].clone();
+    forged.hash = [7; 32];
+    let err = store
+        .append_chunks(&[ca[3].clone(), forged])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::ChunkConflict { seq: 1, .. }),
+        "{err}"
+    );
+    assert_eq!(store.chunks(a.id).await.unwrap(), ca[..3].to_vec());
+    store.append_chunks(&ca[3..]).await.unwrap();
+    let stored_a = store.get_session(a.id).await.unwrap().unwrap();
+    assert_eq!(stored_a.chain_head, head_a);
+    verify(&stored_a, &store.chunks(a.id).await.unwrap()).unwrap();
+}
