@@ -450,3 +450,31 @@ async fn a_postgres_outage_loses_nothing_and_refuses_new_sessions() {
     let out = output(c, 30).await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
+
+#[tokio::test]
+async fn sessions_cut_by_a_gateway_shutdown_are_recorded_as_terminated() {
+    let fx = Fixture::start(false).await;
+    let mut cmd = fx.ssh("alice", "alice+web-1");
+    cmd.arg("-T")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("ssh");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let seen = collect(child.stdout.take().expect("stdout"));
+    stdin.write_all(b"echo up-$((20+1))\n").await.expect("type");
+    wait_for(&seen, "up-21").await;
+    let db = fx.path("ssmgate.db");
+    let Fixture { gw, dir, .. } = fx;
+    tokio::time::timeout(Duration::from_secs(30), gw.shutdown())
+        .await
+        .expect("the gateway stops");
+    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    let store = recording::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("store");
+    let s = ended(&*store, SessionKind::Shell).await;
+    assert_eq!(s.end.clone().unwrap().reason, EndReason::Terminated);
+    assert!(bytes_of(&events(&*store, &s).await, EventKind::Output).contains("up-21"));
+    drop(dir);
+}

@@ -16,7 +16,7 @@ use crate::datachannel::payloads::Flag;
 use crate::datachannel::port::PortMode;
 use crate::datachannel::smux;
 use crate::gateway::pipe::{Ended, run_port_stream};
-use crate::gateway::record::end_of;
+use crate::gateway::record::{EndCause, end_of};
 use crate::gateway::request::{GatewayError, SessionRequest};
 use crate::gateway::session::{Gateway, Opened};
 use crate::recording::{EndReason, SessionTap};
@@ -30,6 +30,8 @@ pub struct MuxSession {
     tap: Option<SessionTap>,
     /// The gateway session id of the shared session.
     session_id: uuid::Uuid,
+    /// Why the gateway cut the connection, if it did.
+    cause: Arc<EndCause>,
 }
 
 impl Drop for MuxSession {
@@ -38,12 +40,14 @@ impl Drop for MuxSession {
         let gateway = self.gateway.clone();
         let id = self.ssm_session_id.clone();
         let tap = self.tap.take();
+        let cause = self.cause.clone();
         // The last connection is gone: end the SSM session too.
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 gateway.terminate(&id).await;
                 if let Some(tap) = tap {
-                    tap.finish(EndReason::ClientClosed, None).await;
+                    tap.finish(cause.resolve(EndReason::ClientClosed), None)
+                        .await;
                 }
             });
         }
@@ -56,6 +60,8 @@ pub struct PortSessions {
     live: Mutex<HashMap<(String, u16), Weak<MuxSession>>>,
     /// Serialises session creation so parallel connections share one.
     opening: tokio::sync::Mutex<()>,
+    /// Why the gateway cut the connection, if it did.
+    cause: Arc<EndCause>,
 }
 
 /// What a forwarded connection rides on.
@@ -67,6 +73,14 @@ pub enum Forward {
 }
 
 impl PortSessions {
+    /// The port sessions of a connection whose end cause is `cause`.
+    pub fn new(cause: Arc<EndCause>) -> Self {
+        Self {
+            cause,
+            ..Self::default()
+        }
+    }
+
     /// Finds or starts the session for `req` (a port request) and opens a
     /// connection on it.
     pub async fn connect(
@@ -113,6 +127,7 @@ impl PortSessions {
             gateway: gateway.clone(),
             tap: Some(tap),
             session_id,
+            cause: self.cause.clone(),
         });
         let stream = mux
             .smux
@@ -136,7 +151,12 @@ impl PortSessions {
 /// Copies a forwarded connection until both directions are done; returns
 /// bytes moved (client → target, target → client). A session of its own
 /// is terminated at the end.
-pub async fn run_forward<S>(gateway: &Gateway, forward: Forward, mut client: S) -> (u64, u64, Ended)
+pub async fn run_forward<S>(
+    gateway: &Gateway,
+    ports: &PortSessions,
+    forward: Forward,
+    mut client: S,
+) -> (u64, u64, Ended)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -176,7 +196,7 @@ where
             gateway.terminate(&ssm_session_id).await;
             tap.conn_close(conn, up, down).await;
             let (reason, exit) = end_of(&ended);
-            tap.finish(reason, exit).await;
+            tap.finish(ports.cause.resolve(reason), exit).await;
             (up, down, ended)
         }
     }

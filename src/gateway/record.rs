@@ -1,6 +1,6 @@
 //! What the gateway tells the recorder: the session row built from a
 //! request and its start, how a pipe's [`Ended`] maps to an end reason,
-//! and the audit detail of a policy decision.
+//! and [`EndCause`], why the gateway itself cut a connection.
 
 use std::collections::BTreeMap;
 
@@ -99,5 +99,54 @@ pub fn end_of(ended: &Ended) -> (EndReason, Option<i32>) {
         Ended::ClientClosed => (EndReason::ClientClosed, None),
         Ended::TargetExited { exit_status } => (EndReason::TargetExited, *exit_status),
         Ended::Error(_) => (EndReason::Error, None),
+    }
+}
+
+/// Why the gateway itself ended a connection (maximum duration, idle
+/// timeout, shutdown), set before it disconnects, so that the sessions the
+/// cut ends are recorded with that reason rather than as closed by the
+/// client.
+#[derive(Debug, Default)]
+pub struct EndCause(std::sync::Mutex<Option<EndReason>>);
+
+impl EndCause {
+    /// Remembers why the connection is being cut (the first cause wins).
+    pub fn set(&self, reason: EndReason) {
+        let mut cause = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        cause.get_or_insert(reason);
+    }
+
+    /// The reason to record for a session that ended as `seen` on this
+    /// connection: the gateway's cause wins over what the cut looks like
+    /// from the pipe (the client side closing, or an error).
+    pub fn resolve(&self, seen: EndReason) -> EndReason {
+        let cause = *self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match (cause, seen) {
+            (Some(c), EndReason::ClientClosed | EndReason::Error) => c,
+            _ => seen,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gateways_cause_wins_over_what_the_pipe_saw() {
+        let cause = EndCause::default();
+        assert_eq!(
+            cause.resolve(EndReason::ClientClosed),
+            EndReason::ClientClosed
+        );
+        cause.set(EndReason::TimedOut);
+        cause.set(EndReason::Terminated);
+        assert_eq!(cause.resolve(EndReason::ClientClosed), EndReason::TimedOut);
+        assert_eq!(cause.resolve(EndReason::Error), EndReason::TimedOut);
+        // A target that exited by itself did not time out.
+        assert_eq!(
+            cause.resolve(EndReason::TargetExited),
+            EndReason::TargetExited
+        );
     }
 }

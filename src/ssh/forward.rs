@@ -76,7 +76,7 @@ pub async fn run(
         }
     };
     reply.accept().await;
-    let (up, down, ended) = run_forward(&gateway, forward, channel.into_stream()).await;
+    let (up, down, ended) = run_forward(&gateway, &ports, forward, channel.into_stream()).await;
     tracing::info!(
         gateway_session = %request.id, user = %request.user.name, target = %target.id, port,
         bytes_up = up, bytes_down = down, ended = ?ended, "forward ended"

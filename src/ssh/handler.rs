@@ -23,6 +23,7 @@ use super::limits::StartupGuard;
 use super::login::{Login, parse_login};
 use super::session_channel::{self, Authenticated};
 use crate::gateway::ports::PortSessions;
+use crate::gateway::record::EndCause;
 use crate::recording::AuditKind;
 
 /// How often a malformed reason is asked for again before giving up.
@@ -45,11 +46,14 @@ pub struct ConnectionHandler {
     pub authenticated: Arc<AtomicBool>,
     ports: Arc<PortSessions>,
     refused_remote_forward: bool,
+    /// Why the gateway cut the connection (set by the server loop).
+    pub end_cause: Arc<EndCause>,
 }
 
 impl ConnectionHandler {
     /// A handler for a new connection holding an unauthenticated slot.
     pub fn new(ctx: Arc<ServerContext>, peer: SocketAddr, startup: StartupGuard) -> Self {
+        let end_cause = Arc::new(EndCause::default());
         Self {
             ctx,
             peer,
@@ -60,8 +64,9 @@ impl ConnectionHandler {
             user: None,
             startup: Some(startup),
             authenticated: Arc::new(AtomicBool::new(false)),
-            ports: Arc::new(PortSessions::default()),
+            ports: Arc::new(PortSessions::new(end_cause.clone())),
             refused_remote_forward: false,
+            end_cause,
         }
     }
 
@@ -127,6 +132,7 @@ impl ConnectionHandler {
             source: self.peer,
             remote_forward_refused: false,
             client_version: None,
+            end_cause: self.end_cause.clone(),
         }));
         Auth::Accept
     }

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use super::context::ServerContext;
 use super::handler::ConnectionHandler;
 use super::limits::StartupLimits;
+use crate::recording::EndReason;
 
 /// A bound SSH server, ready to run.
 pub struct SshServer {
@@ -109,6 +110,7 @@ async fn connection(
     mut stop: watch::Receiver<bool>,
 ) {
     let authenticated = handler.authenticated.clone();
+    let cause = handler.end_cause.clone();
     let mut session = match russh::server::run_stream(config, socket, handler).await {
         Ok(s) => s,
         Err(e) => {
@@ -128,6 +130,9 @@ async fn connection(
     loop {
         tokio::select! {
             result = &mut session => {
+                if let Err(russh::Error::InactivityTimeout) = &result {
+                    cause.set(EndReason::TimedOut);
+                }
                 if let Err(e) = result {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
@@ -142,9 +147,11 @@ async fn connection(
             }
             _ = &mut lifetime => {
                 tracing::info!(%peer, "maximum session duration reached; disconnecting");
+                cause.set(EndReason::TimedOut);
                 let _ = handle.disconnect(russh::Disconnect::ByApplication, "maximum session duration reached".into(), "en".into()).await;
             }
             _ = stop.changed() => {
+                cause.set(EndReason::Terminated);
                 let _ = handle.disconnect(russh::Disconnect::ByApplication, "the gateway is shutting down".into(), "en".into()).await;
             }
         }

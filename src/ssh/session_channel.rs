@@ -17,7 +17,7 @@ use super::context::ServerContext;
 use super::picker;
 use crate::config::UserConfig;
 use crate::gateway::pipe::{ClientInput, ClientOutput, Ended, Interrupt, run_terminal};
-use crate::gateway::record::end_of;
+use crate::gateway::record::{EndCause, end_of};
 use crate::gateway::{Kind, SessionRequest};
 
 /// An authenticated user, as the channel tasks see them.
@@ -37,6 +37,8 @@ pub struct Authenticated {
     pub remote_forward_refused: bool,
     /// The client's SSH version string.
     pub client_version: Option<String>,
+    /// Why the gateway cut this connection, if it did.
+    pub end_cause: Arc<EndCause>,
 }
 
 /// Environment variables a client may set (like sshd's AcceptEnv).
@@ -204,6 +206,7 @@ pub async fn run(ctx: Arc<ServerContext>, user: Arc<Authenticated>, channel: Cha
     }
     tracing::info!(gateway_session = %request.id, ssm_session = %opened.ssm_session_id, ended = ?ended, "session ended");
     let (reason, exit_status) = end_of(&ended);
+    let reason = user.end_cause.resolve(reason);
     opened.tap.finish(reason, exit_status).await;
 }
 
