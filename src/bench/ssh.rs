@@ -93,6 +93,14 @@ impl Bench {
         .context("starting the simulator")?;
         let gw_path = d.join("ssmgate.toml");
         std::fs::write(&gw_path, gateway_toml(&sim.endpoint(), &user_pub))?;
+        // Every request is decided by policy: the benchmark's user may do
+        // anything (the decision itself is part of what is measured).
+        std::fs::create_dir_all(d.join("policies"))?;
+        std::fs::write(d.join("policies/schema.cedarschema"), crate::policy::SCHEMA)?;
+        std::fs::write(
+            d.join("policies/bench.cedar"),
+            "@id(\"bench-all\")\npermit (principal == User::\"alice\", action, resource);\n",
+        )?;
         let config = Config::load(&gw_path)?;
         let gw = serve::start(&config)
             .await
