@@ -50,8 +50,13 @@ pub struct InboxSender {
     queued: Arc<AtomicUsize>,
 }
 
-/// Input messages queued beyond which the agent refuses more for now.
-pub const INBOX_LIMIT: usize = 256;
+/// Input messages queued beyond which the agent refuses more for now ("not
+/// ready": no ack, the client retransmits). The real agent acks after its
+/// plugin has taken a message (a port session's TCP write blocks rather
+/// than refuses), so refusals are the exception: the limit sits above the
+/// send window a client keeps in flight (4096 messages for ours), and a
+/// refusal only happens when a backend stops taking input altogether.
+pub const INBOX_LIMIT: usize = 8192;
 
 /// A new inbox pair.
 pub fn inbox() -> (InboxSender, Inbox) {

@@ -1,11 +1,18 @@
 //! The simulator's side of one client WebSocket, with fault injection on
 //! both directions. A session outlives its links: when the client
 //! reconnects, the agent swaps in a new [`Link`].
+//!
+//! Writes go through a writer task of their own, as the Session Manager
+//! service relays them: the agent never blocks on a client that is busy
+//! writing (after a reconnect both ends resend everything unacknowledged at
+//! once; two peers that each write before reading would deadlock once the
+//! socket buffers are full).
 
 use std::time::Duration;
 
 use axum::extract::ws::{Message as WsMessage, WebSocket};
 use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
@@ -26,14 +33,37 @@ pub type Delayed = (u64, Direction, Bytes);
 
 /// One client socket plus the faults applied to it.
 pub struct Link {
-    ws: WebSocket,
+    ws: SplitStream<WebSocket>,
+    /// Frames for the writer task.
+    out: mpsc::UnboundedSender<WsMessage>,
+    writer: tokio::task::JoinHandle<()>,
     /// Counts links of the session: frames delayed on an older link are
     /// discarded, as if they were lost with it.
     pub generation: u64,
     out_faults: Faults,
     in_faults: Faults,
     delayed: mpsc::UnboundedSender<Delayed>,
-    dirty: bool,
+}
+
+/// Writes queued messages, flushing whenever the queue runs dry.
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, WsMessage>,
+    mut rx: mpsc::UnboundedReceiver<WsMessage>,
+) {
+    while let Some(msg) = rx.recv().await {
+        let close = matches!(msg, WsMessage::Close(_));
+        if sink.feed(msg).await.is_err() {
+            return;
+        }
+        while let Ok(more) = rx.try_recv() {
+            if sink.feed(more).await.is_err() {
+                return;
+            }
+        }
+        if sink.flush().await.is_err() || close {
+            return;
+        }
+    }
 }
 
 /// Something read from the socket.
@@ -52,13 +82,17 @@ impl Link {
         faults: &FaultConfig,
         delayed: mpsc::UnboundedSender<Delayed>,
     ) -> Self {
+        let (sink, ws) = ws.split();
+        let (out, rx) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(write_loop(sink, rx));
         Self {
             ws,
+            out,
+            writer,
             generation,
             out_faults: Faults::new(faults.clone(), generation.wrapping_mul(2)),
             in_faults: Faults::new(faults.clone(), generation.wrapping_mul(2) + 1),
             delayed,
-            dirty: false,
         }
     }
 
@@ -75,15 +109,16 @@ impl Link {
 
     /// Queues a frame for the client, bypassing faults.
     pub async fn send_raw(&mut self, frame: Bytes) -> Result<(), axum::Error> {
-        self.dirty = true;
-        self.ws.feed(WsMessage::Binary(frame)).await
+        self.out
+            .send(WsMessage::Binary(frame))
+            .map_err(|_| axum::Error::new("the WebSocket writer has stopped"))
     }
 
-    /// Flushes queued frames if any.
+    /// Fails once the socket cannot be written any more (the writer task
+    /// flushes by itself).
     pub async fn flush(&mut self) -> Result<(), axum::Error> {
-        if self.dirty {
-            self.dirty = false;
-            self.ws.flush().await?;
+        if self.writer.is_finished() {
+            return Err(axum::Error::new("the WebSocket writer has stopped"));
         }
         Ok(())
     }
@@ -144,9 +179,16 @@ impl Link {
             && (self.out_faults.should_cut(true) || self.in_faults.should_cut(true))
     }
 
-    /// Closes politely.
+    /// Closes politely: what is queued goes out, then a close frame.
     pub async fn close(mut self) {
-        let _ = self.ws.flush().await;
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.close()).await;
+        let _ = self.out.send(WsMessage::Close(None));
+        let _ = tokio::time::timeout(Duration::from_secs(1), &mut self.writer).await;
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // A link dropped without close (cut, replaced) stops writing at once.
+        self.writer.abort();
     }
 }
