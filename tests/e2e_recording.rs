@@ -323,6 +323,26 @@ async fn proxyjump_scp_records_connection_byte_counts() {
     );
 }
 
+/// A `-T` shell on web-1 as alice: the process, its stdin, and its output
+/// as it comes.
+fn shell(
+    fx: &Fixture,
+) -> (
+    tokio::process::Child,
+    tokio::process::ChildStdin,
+    Arc<Mutex<Vec<u8>>>,
+) {
+    let mut cmd = fx.ssh("alice", "alice+web-1");
+    cmd.arg("-T")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("ssh");
+    let stdin = child.stdin.take().expect("stdin");
+    let seen = collect(child.stdout.take().expect("stdout"));
+    (child, stdin, seen)
+}
+
 /// Collects a child's output as it comes.
 fn collect(mut from: impl tokio::io::AsyncRead + Unpin + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -357,14 +377,7 @@ async fn a_postgres_outage_loses_nothing_and_refuses_new_sessions() {
     let cluster = common::postgres::PgCluster::start().expect("postgres");
     let url = cluster.fresh_database().await;
     let fx = Fixture::start_with(false, Some(url.clone()), "").await;
-    let mut cmd = fx.ssh("alice", "alice+web-1");
-    cmd.arg("-T")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("ssh");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let seen = collect(child.stdout.take().expect("stdout"));
+    let (mut child, mut stdin, seen) = shell(&fx);
     let mut typed = 0;
     let mut say = async |stdin: &mut tokio::process::ChildStdin, word: &str| {
         typed += 1;
@@ -454,14 +467,7 @@ async fn a_postgres_outage_loses_nothing_and_refuses_new_sessions() {
 #[tokio::test]
 async fn sessions_cut_by_a_gateway_shutdown_are_recorded_as_terminated() {
     let fx = Fixture::start(false).await;
-    let mut cmd = fx.ssh("alice", "alice+web-1");
-    cmd.arg("-T")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("ssh");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let seen = collect(child.stdout.take().expect("stdout"));
+    let (mut child, mut stdin, seen) = shell(&fx);
     stdin.write_all(b"echo up-$((20+1))\n").await.expect("type");
     wait_for(&seen, "up-21").await;
     let db = fx.path("ssmgate.db");

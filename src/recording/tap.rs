@@ -266,8 +266,8 @@ impl Inner {
             "bytes_out": end.bytes_out,
             "chunks": p.chain.next_seq(),
         });
-        self.recorder.submit(Op::Finish(self.id, end)).await;
-        drop(p);
+        // The audit event goes first: once the row shows the end, its
+        // audit event is stored too (ops are written in order).
         self.recorder
             .audit(
                 AuditKind::SessionEnd,
@@ -277,5 +277,7 @@ impl Inner {
                 detail,
             )
             .await;
+        self.recorder.submit(Op::Finish(self.id, end)).await;
+        drop(p);
     }
 }
