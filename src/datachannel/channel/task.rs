@@ -1,6 +1,11 @@
 //! The task that owns one data channel's WebSocket and reliable-stream
 //! state: it turns commands into numbered messages, frames into events,
 //! retransmits, and reconnects through ResumeSession.
+//!
+//! Bulk resends (everything unacknowledged after a reconnect, many overdue
+//! messages at once) go through a queue drained a batch per loop turn, so
+//! the task keeps reading between batches: a peer that also resends before
+//! reading can never deadlock with it on full socket buffers.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -54,6 +59,8 @@ pub(super) struct ChannelTask {
     pub(super) info: SessionInfo,
     /// Set by a local close: the deadline for draining acks.
     pub(super) closing: Option<Instant>,
+    /// Frames to resend, sent a batch per loop turn.
+    pub(super) resend: VecDeque<Bytes>,
     /// Events not yet taken by the consumer. While it is long, new data is
     /// refused unacknowledged and the agent retransmits it later: the
     /// protocol's own "not ready" backpressure, which never blocks this task.
@@ -135,11 +142,15 @@ impl ChannelTask {
                         }
                     }
                 }
-                _ = tick.tick() => {
-                    let due = self.reliable.due_retransmissions(Instant::now()).map_err(DataChannelError::from)?;
-                    for frame in due {
+                () = std::future::ready(()), if !self.resend.is_empty() => {
+                    for _ in 0..BATCH {
+                        let Some(frame) = self.resend.pop_front() else { break };
                         self.feed(frame).await?;
                     }
+                }
+                _ = tick.tick() => {
+                    let due = self.reliable.due_retransmissions(Instant::now()).map_err(DataChannelError::from)?;
+                    self.resend.extend(due);
                 }
                 _ = ping.tick() => {
                     let ping = WsMessage::Ping(Bytes::from_static(b"keepalive"));
@@ -331,13 +342,11 @@ impl ChannelTask {
                 Ok(ws) => {
                     self.ws = ws;
                     self.config.token = token;
-                    for frame in self.reliable.resend_all(Instant::now()) {
-                        // A failure here shows again at the next flush, which
-                        // reconnects once more.
-                        if self.ws.feed(WsMessage::Binary(frame)).await.is_err() {
-                            break;
-                        }
-                    }
+                    // Everything unacknowledged goes again, from the main
+                    // loop (which keeps reading meanwhile); what was queued
+                    // for the old socket is part of it.
+                    self.resend.clear();
+                    self.resend.extend(self.reliable.resend_all(Instant::now()));
                     self.dirty = true;
                     self.emit(Event::Reconnected {
                         attempts: attempt + 1,
