@@ -9,6 +9,7 @@
 //! goes out through a bounded event queue: consumers must drain [`Events`]
 //! concurrently with writing, or the channel stalls by design.
 
+mod link;
 mod task;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -244,8 +245,7 @@ pub async fn open(config: ChannelConfig) -> Result<(DataChannel, Events), DataCh
         reliable: Reliable::new(Role::Client, config.limits.clone()),
         config,
         client_id,
-        ws,
-        dirty: false,
+        ws: link::Link::new(ws),
         commands: cmd_rx,
         events: ev_tx,
         window,

@@ -2,21 +2,21 @@
 //! state: it turns commands into numbered messages, frames into events,
 //! retransmits, and reconnects through ResumeSession.
 //!
-//! Bulk resends (everything unacknowledged after a reconnect, many overdue
-//! messages at once) go through a queue drained a batch per loop turn, so
-//! the task keeps reading between batches: a peer that also resends before
-//! reading can never deadlock with it on full socket buffers.
+//! Writes never block the task (they go to the link's writer task, see
+//! [`super::link`]), and bulk resends (everything unacknowledged after a
+//! reconnect, many overdue messages at once) are queued a batch per loop
+//! turn, so reading goes on while they are sent.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use uuid::Uuid;
 
+use super::link::Link;
 use super::{ChannelConfig, CloseReason, Command, DataChannelError, Event, SessionInfo, backoff};
 use crate::datachannel::handshake;
 use crate::datachannel::message::{Message, MessageType, PayloadType};
@@ -24,7 +24,7 @@ use crate::datachannel::payloads::{
     Acknowledge, ChannelClosed, Flag, HandshakeComplete, HandshakeRequest, parse_exit_code,
 };
 use crate::datachannel::reliable::{RESEND_TICK, Reliable};
-use crate::datachannel::transport::{self, Ws};
+use crate::datachannel::transport;
 
 /// How long a local close waits for outstanding acknowledgements.
 const CLOSE_DRAIN: Duration = Duration::from_secs(2);
@@ -48,9 +48,7 @@ pub(super) struct ChannelTask {
     pub(super) config: ChannelConfig,
     pub(super) client_id: Uuid,
     pub(super) reliable: Reliable,
-    pub(super) ws: Ws,
-    /// Frames were fed to the socket since the last flush.
-    pub(super) dirty: bool,
+    pub(super) ws: Link,
     pub(super) commands: mpsc::Receiver<Command>,
     pub(super) events: mpsc::Sender<Event>,
     pub(super) window: Arc<Semaphore>,
@@ -77,7 +75,7 @@ impl ChannelTask {
             tracing::warn!(session = %self.config.session_id, error = %e, "data channel ended");
         }
         self.window.close();
-        let _ = self.ws.close(None).await;
+        self.ws.close().await;
         self.backlog.push_back(Event::Closed(reason));
         while let Some(event) = self.backlog.pop_front() {
             if self.events.send(event).await.is_err() {
@@ -95,12 +93,6 @@ impl ChannelTask {
         let mut ping = tokio::time::interval(PING_INTERVAL);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            if self.dirty {
-                if let Err(e) = self.ws.flush().await {
-                    self.reconnect(e.to_string()).await?;
-                }
-                self.dirty = false;
-            }
             if let Some(deadline) = self.closing
                 && (self.reliable.unacked() == 0 || Instant::now() >= deadline)
             {
@@ -154,10 +146,9 @@ impl ChannelTask {
                 }
                 _ = ping.tick() => {
                     let ping = WsMessage::Ping(Bytes::from_static(b"keepalive"));
-                    if let Err(e) = self.ws.feed(ping).await {
-                        self.reconnect(e.to_string()).await?;
+                    if let Err(e) = self.ws.send(ping) {
+                        self.reconnect(e).await?;
                     }
-                    self.dirty = true;
                 }
             }
         }
@@ -187,10 +178,9 @@ impl ChannelTask {
     }
 
     async fn feed(&mut self, frame: Bytes) -> Result<(), Stop> {
-        if let Err(e) = self.ws.feed(WsMessage::Binary(frame)).await {
-            self.reconnect(e.to_string()).await?;
+        if let Err(e) = self.ws.send(WsMessage::Binary(frame)) {
+            self.reconnect(e).await?;
         }
-        self.dirty = true;
         Ok(())
     }
 
@@ -340,14 +330,13 @@ impl ChannelTask {
             };
             match transport::connect(&self.config.stream_url, &token, self.client_id).await {
                 Ok(ws) => {
-                    self.ws = ws;
+                    self.ws = Link::new(ws);
                     self.config.token = token;
                     // Everything unacknowledged goes again, from the main
                     // loop (which keeps reading meanwhile); what was queued
                     // for the old socket is part of it.
                     self.resend.clear();
                     self.resend.extend(self.reliable.resend_all(Instant::now()));
-                    self.dirty = true;
                     self.emit(Event::Reconnected {
                         attempts: attempt + 1,
                     });
