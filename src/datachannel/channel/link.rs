@@ -34,6 +34,9 @@ impl Link {
                 if sink.feed(msg).await.is_err() {
                     return;
                 }
+                // Let the channel task queue what it has ready (acks of a
+                // burst of frames) so that one flush carries it all.
+                tokio::task::yield_now().await;
                 while let Ok(more) = rx.try_recv() {
                     if sink.feed(more).await.is_err() {
                         return;
