@@ -57,6 +57,8 @@ pub struct Spool {
     write_pos: u64,
     /// Frames between read_pos and write_pos.
     frames: u64,
+    /// Where the frame after the one [`Spool::peek`] read starts.
+    peeked_next: Option<u64>,
 }
 
 impl std::fmt::Debug for Spool {
@@ -120,12 +122,13 @@ impl Spool {
     }
 
     /// The next op to replay, without consuming it; `None` when empty.
-    pub async fn peek(&self) -> Result<Option<Op>, SpoolError> {
+    pub async fn peek(&mut self) -> Result<Option<Op>, SpoolError> {
         if self.is_empty() {
             return Ok(None);
         }
         let (file, at, path) = (self.file.clone(), self.read_pos, self.path.clone());
-        let (body, _) = blocking(move || read_frame(&file, at, &path)).await?;
+        let (body, next) = blocking(move || read_frame(&file, at, &path)).await?;
+        self.peeked_next = Some(next);
         Op::decode(&body)
             .map(Some)
             .map_err(|e: OpDecodeError| SpoolError::Corrupt {
@@ -141,8 +144,13 @@ impl Spool {
         if self.is_empty() {
             return Ok(());
         }
-        let (file, at, path) = (self.file.clone(), self.read_pos, self.path.clone());
-        let (_, next) = blocking(move || read_frame(&file, at, &path)).await?;
+        let next = match self.peeked_next.take() {
+            Some(next) => next,
+            None => {
+                let (file, at, path) = (self.file.clone(), self.read_pos, self.path.clone());
+                blocking(move || read_frame(&file, at, &path)).await?.1
+            }
+        };
         self.read_pos = next;
         self.frames -= 1;
         if self.frames == 0 {
@@ -216,6 +224,7 @@ fn open_blocking(dir: &Path) -> Result<Spool, SpoolError> {
         read_pos: HEADER,
         write_pos: pos,
         frames,
+        peeked_next: None,
     })
 }
 

@@ -34,7 +34,6 @@ struct Pending {
     events: Vec<Event>,
     bytes: usize,
     first_at: Option<Instant>,
-    finished: bool,
 }
 
 pub(crate) struct Inner {
@@ -78,7 +77,6 @@ impl SessionTap {
                 events: Vec::new(),
                 bytes: 0,
                 first_at: None,
-                finished: false,
             }),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
@@ -207,7 +205,7 @@ impl Inner {
     async fn push(&self, kind: EventKind, data: Bytes) {
         let offset_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut p = self.pending.lock().await;
-        if p.finished {
+        if self.finished.load(Ordering::SeqCst) {
             return;
         }
         p.bytes += data.len();
@@ -224,7 +222,7 @@ impl Inner {
 
     async fn seal_if(&self, due: impl Fn(&Pending) -> bool) {
         let mut p = self.pending.lock().await;
-        if !p.finished && due(&p) {
+        if !self.finished.load(Ordering::SeqCst) && due(&p) {
             self.seal(&mut p).await;
         }
     }
@@ -250,7 +248,6 @@ impl Inner {
         self.recorder.unregister(self.id);
         let mut p = self.pending.lock().await;
         self.seal(&mut p).await;
-        p.finished = true;
         let end = SessionEnd {
             ended_at: now(),
             reason,

@@ -345,7 +345,7 @@ impl Writer {
     }
 
     fn release(&self, permit: OwnedSemaphorePermit) {
-        let n = u64::from(permit.num_permits() as u32);
+        let n = permit.num_permits() as u64;
         self.state.queued.fetch_sub(n, Ordering::Relaxed);
         drop(permit);
     }

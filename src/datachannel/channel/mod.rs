@@ -252,7 +252,6 @@ pub async fn open(config: ChannelConfig) -> Result<(DataChannel, Events), DataCh
         ready,
         info: SessionInfo::default(),
         closing: None,
-        resend: VecDeque::new(),
         backlog: VecDeque::new(),
     };
     tokio::spawn(task.run());

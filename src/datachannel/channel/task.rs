@@ -2,10 +2,8 @@
 //! state: it turns commands into numbered messages, frames into events,
 //! retransmits, and reconnects through ResumeSession.
 //!
-//! Writes never block the task (they go to the link's writer task, see
-//! [`super::link`]), and bulk resends (everything unacknowledged after a
-//! reconnect, many overdue messages at once) are queued a batch per loop
-//! turn, so reading goes on while they are sent.
+//! Writes never block the task: they go to the link's writer task (see
+//! [`super::link`]), so reading goes on while bulk resends are sent.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -30,7 +28,7 @@ use crate::datachannel::transport;
 const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 /// WebSocket ping period (the plugin pings every 5 minutes).
 const PING_INTERVAL: Duration = Duration::from_secs(60);
-/// Commands taken per wake-up before flushing the socket.
+/// Commands taken per wake-up before the loop looks at the socket again.
 const BATCH: usize = 64;
 /// Undelivered events beyond which new data is refused (not acknowledged).
 const BACKLOG: usize = 64;
@@ -57,8 +55,6 @@ pub(super) struct ChannelTask {
     pub(super) info: SessionInfo,
     /// Set by a local close: the deadline for draining acks.
     pub(super) closing: Option<Instant>,
-    /// Frames to resend, sent a batch per loop turn.
-    pub(super) resend: VecDeque<Bytes>,
     /// Events not yet taken by the consumer. While it is long, new data is
     /// refused unacknowledged and the agent retransmits it later: the
     /// protocol's own "not ready" backpressure, which never blocks this task.
@@ -134,15 +130,11 @@ impl ChannelTask {
                         }
                     }
                 }
-                () = std::future::ready(()), if !self.resend.is_empty() => {
-                    for _ in 0..BATCH {
-                        let Some(frame) = self.resend.pop_front() else { break };
-                        self.feed(frame).await?;
-                    }
-                }
                 _ = tick.tick() => {
                     let due = self.reliable.due_retransmissions(Instant::now()).map_err(DataChannelError::from)?;
-                    self.resend.extend(due);
+                    for frame in due {
+                        self.feed(frame).await?;
+                    }
                 }
                 _ = ping.tick() => {
                     let ping = WsMessage::Ping(Bytes::from_static(b"keepalive"));
@@ -332,11 +324,13 @@ impl ChannelTask {
                 Ok(ws) => {
                     self.ws = Link::new(ws);
                     self.config.token = token;
-                    // Everything unacknowledged goes again, from the main
-                    // loop (which keeps reading meanwhile); what was queued
-                    // for the old socket is part of it.
-                    self.resend.clear();
-                    self.resend.extend(self.reliable.resend_all(Instant::now()));
+                    // Everything unacknowledged goes again; a failed write
+                    // shows at the next send, which reconnects once more.
+                    for frame in self.reliable.resend_all(Instant::now()) {
+                        if self.ws.send(WsMessage::Binary(frame)).is_err() {
+                            break;
+                        }
+                    }
                     self.emit(Event::Reconnected {
                         attempts: attempt + 1,
                     });
