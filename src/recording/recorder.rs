@@ -109,7 +109,13 @@ struct Shared {
     writer: std::sync::Mutex<Option<JoinHandle<()>>>,
     /// Sessions being recorded, to end them at shutdown.
     live: std::sync::Mutex<HashMap<Uuid, Weak<TapInner>>>,
+    /// The last availability ping and what it found: a burst of session
+    /// opens shares one ping instead of each taking a pool connection.
+    last_ping: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
 }
+
+/// How long an availability ping's answer is reused.
+const PING_FRESH: Duration = Duration::from_millis(500);
 
 /// The gateway's handle on recording; cheap to clone.
 #[derive(Clone)]
@@ -163,6 +169,7 @@ impl Recorder {
                 options,
                 writer: std::sync::Mutex::new(Some(handle)),
                 live: std::sync::Mutex::new(HashMap::new()),
+                last_ping: tokio::sync::Mutex::new(None),
             }),
         })
     }
@@ -252,9 +259,26 @@ impl Recorder {
         if !self.shared.state.healthy.load(Ordering::SeqCst) {
             return Err(RecordingUnavailable);
         }
-        match tokio::time::timeout(Duration::from_secs(2), self.shared.store.ping()).await {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(RecordingUnavailable),
+        // One ping at a time; callers queued behind it reuse its answer.
+        let mut last = self.shared.last_ping.lock().await;
+        if let Some((at, ok)) = *last
+            && at.elapsed() < PING_FRESH
+        {
+            return if ok {
+                Ok(())
+            } else {
+                Err(RecordingUnavailable)
+            };
+        }
+        let ok = matches!(
+            tokio::time::timeout(Duration::from_secs(2), self.shared.store.ping()).await,
+            Ok(Ok(()))
+        );
+        *last = Some((std::time::Instant::now(), ok));
+        if ok {
+            Ok(())
+        } else {
+            Err(RecordingUnavailable)
         }
     }
 

@@ -83,6 +83,16 @@ impl SqliteStore {
             pool.max_connections(options.max_connections.max(1))
         };
         let path = connect.get_filename().display().to_string();
+        if !memory {
+            // Owner-only before SQLite creates it; its WAL and shm files
+            // take the database file's mode.
+            crate::private_files::ensure_file(connect.get_filename()).map_err(|e| {
+                StoreError::Invalid {
+                    what: "sqlite database file",
+                    why: format!("{path}: {e}"),
+                }
+            })?;
+        }
         let pool =
             pool.connect_with(connect)
                 .await
