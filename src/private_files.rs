@@ -30,15 +30,9 @@ pub fn ensure_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Creates `file` empty and 0600 when missing (its directory as
-/// [`ensure_dir`]); warns when an existing one is readable by others.
+/// Creates `file` empty and 0600 when missing (its directory must exist);
+/// warns when an existing one is readable by others.
 pub fn ensure_file(file: &Path) -> io::Result<()> {
-    if let Some(parent) = file.parent()
-        && !parent.as_os_str().is_empty()
-        && !parent.exists()
-    {
-        ensure_dir(parent)?;
-    }
     match OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -82,7 +76,7 @@ mod tests {
             std::fs::metadata(&sub).expect("meta").permissions().mode() & 0o777,
             DIR_MODE
         );
-        let db = dir.path().join("c/ssmgate.db");
+        let db = dir.path().join("ssmgate.db");
         ensure_file(&db).expect("file");
         assert_eq!(
             std::fs::metadata(&db).expect("meta").permissions().mode() & 0o777,

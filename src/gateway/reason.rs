@@ -101,13 +101,7 @@ fn field(s: &str) -> String {
 fn free_text(s: &str) -> String {
     let cleaned: String = s
         .chars()
-        .map(|c| {
-            if c.is_control() && c.is_whitespace() {
-                ' '
-            } else {
-                c
-            }
-        })
+        .map(|c| if c.is_whitespace() { ' ' } else { c })
         .filter(|c| !dropped(*c))
         .collect();
     cleaned.split_whitespace().collect::<Vec<_>>().join(" ")
