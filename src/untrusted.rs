@@ -45,9 +45,14 @@ pub fn write_escaped(out: &mut impl fmt::Write, s: &str, max: usize) -> fmt::Res
 
 /// `s` escaped and bounded, as an owned string (for audit details).
 pub fn bounded(s: &str) -> String {
-    let mut out = String::with_capacity(s.len().min(MAX_CHARS * 2));
+    bounded_to(s, MAX_CHARS)
+}
+
+/// `s` escaped and bounded to `max` characters.
+pub fn bounded_to(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max * 2));
     // Writing to a String cannot fail.
-    let _ = write_escaped(&mut out, s, MAX_CHARS);
+    let _ = write_escaped(&mut out, s, max);
     out
 }
 

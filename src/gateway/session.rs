@@ -180,7 +180,9 @@ impl Gateway {
             "target_name": target.name,
             "action": Action::from(&req.kind).as_str(),
             "document": choice.0,
-            "parameters": parameters_json(&choice.1),
+            // The full parameters are in the session's row; the audit
+            // keeps a bounded copy.
+            "parameters": crate::untrusted::bounded_to(&parameters_json(&choice.1), 4096),
             "reason": req.reason,
             "policies": decision.determining_policies,
             "message": (!decision.allowed).then_some(&decision.message),

@@ -159,7 +159,12 @@ async fn connection(
                 grace_done = true;
                 if !authenticated.load(Ordering::Relaxed) {
                     tracing::info!(%peer, "login grace time over; disconnecting");
-                    let _ = handle.disconnect(russh::Disconnect::ByApplication, "login grace time exceeded".into(), "en".into()).await;
+                    // Say goodbye if the client still reads, then drop the
+                    // connection whatever it does (a client stalled in key
+                    // exchange must not keep its startup slot).
+                    let bye = handle.disconnect(russh::Disconnect::ByApplication, "login grace time exceeded".into(), "en".into());
+                    let _ = tokio::time::timeout(Duration::from_secs(1), bye).await;
+                    return;
                 }
             }
             _ = &mut lifetime => {
