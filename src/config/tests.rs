@@ -355,3 +355,19 @@ fn load_reports_file_name_and_io_errors() {
     let missing = Config::load(&dir.path().join("nope.toml")).unwrap_err();
     assert!(matches!(missing, ConfigError::Io { .. }));
 }
+
+#[test]
+fn recording_key_file_is_relative_to_the_config() {
+    let base = Path::new("/etc/ssmgate");
+    let c = Config::from_toml_str(&minimal(), base).unwrap();
+    assert_eq!(c.recording.key_file, base.join("recording.key"));
+    let text = format!("{}\n[recording]\nkey_file = \"keys/rec.key\"\n", minimal());
+    let c = Config::from_toml_str(&text, base).unwrap();
+    assert_eq!(c.recording.key_file, base.join("keys/rec.key"));
+    let text = format!("{}\n[recording]\nkey_file = \"/srv/k\"\n", minimal());
+    let c = Config::from_toml_str(&text, base).unwrap();
+    assert_eq!(c.recording.key_file, Path::new("/srv/k"));
+    let d = diag(&format!("{}\n[recording]\nkey_file = \"\"\n", minimal()));
+    assert_eq!(d.field.as_deref(), Some("recording.key_file"), "{d}");
+    assert!(d.message.contains("must not be empty"), "{d}");
+}
