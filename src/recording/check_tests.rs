@@ -1,0 +1,3 @@
+//! Tests of keyed verification.
+
+use super::*;

@@ -1,0 +1,3 @@
+//! Tests of the keyed seals.
+
+use super::*;
