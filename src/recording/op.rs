@@ -230,6 +230,7 @@ pub(crate) mod tests {
             started_at: now(),
             end: None,
             chain_head: None,
+            start_seal: None,
         }
     }
 
@@ -264,6 +265,11 @@ pub(crate) mod tests {
                     bytes_in: 1,
                     bytes_out: 2,
                     chain_head: Some([7; 32]),
+                    chunk_count: Some(4),
+                    seal: Some(Seal {
+                        key_id: "k1".into(),
+                        mac: [9; 32],
+                    }),
                 },
             ),
             Op::Audit(AuditEvent {
@@ -274,11 +280,62 @@ pub(crate) mod tests {
                 session_id: Some(id),
                 source_ip: None,
                 detail: r#"{"message":"no"}"#.into(),
+                link: Some(AuditLink {
+                    chain_id: Uuid::new_v4(),
+                    seq: 17,
+                    seal: Seal {
+                        key_id: "k-2".into(),
+                        mac: [3; 32],
+                    },
+                }),
             }),
         ];
         for op in ops {
             assert_eq!(Op::decode(&op.encode()).unwrap(), op);
         }
+    }
+
+    #[test]
+    fn sealed_and_unsealed_chunks_round_trip() {
+        let id = Uuid::new_v4();
+        let key = crate::recording::SealKeys::random("key.1")
+            .unwrap()
+            .signer()
+            .clone();
+        let events = vec![Event {
+            offset_ms: 1,
+            kind: EventKind::Input,
+            data: Bytes::from_static(b"ls\r"),
+        }];
+        let sealed = ChainWriter::sealed(id, key).seal(now(), events.clone());
+        assert!(sealed.seal.is_some());
+        let plain = ChainWriter::new(id).seal(now(), events);
+        for chunk in [sealed, plain] {
+            let bytes = Op::Chunk(chunk.clone()).encode();
+            assert_eq!(bytes[0], if chunk.seal.is_some() { TAG_CHUNK_SEALED } else { TAG_CHUNK });
+            assert_eq!(Op::decode(&bytes).unwrap(), Op::Chunk(chunk));
+        }
+    }
+
+    #[test]
+    fn spooled_json_from_before_sealing_still_reads() {
+        // A session row and an audit event as spooled by the version
+        // before seals: no seal fields.
+        let mut old = vec![TAG_AUDIT];
+        old.extend_from_slice(
+            br#"{"id":"6f1c2d3e-4a5b-4c6d-8e7f-0123456789ab","at":"2026-01-02T03:04:05.000006Z","kind":"admin","user":null,"session_id":null,"source_ip":null,"detail":"{}"}"#,
+        );
+        let Op::Audit(a) = Op::decode(&old).unwrap() else {
+            panic!("not an audit op")
+        };
+        assert_eq!(a.link, None);
+        let mut s = sample_session(Uuid::new_v4());
+        let mut json = serde_json::to_value(&s).unwrap();
+        json.as_object_mut().unwrap().remove("start_seal");
+        let mut old = vec![TAG_SESSION];
+        old.extend(serde_json::to_vec(&json).unwrap());
+        s.start_seal = None;
+        assert_eq!(Op::decode(&old).unwrap(), Op::Session(Box::new(s)));
     }
 
     #[test]

@@ -305,6 +305,7 @@ mod tests {
             session_id: None,
             source_ip: None,
             detail: format!(r#"{{"n":{n}}}"#),
+            link: None,
         })
     }
 
