@@ -73,7 +73,11 @@ struct Seals<'k> {
 impl Seals<'_> {
     /// Checks a seal; `Some(true)` valid, `Some(false)` mismatch, `None`
     /// when its key is unknown (recorded).
-    fn valid(&mut self, seal: &Seal, tag: impl FnOnce(&super::keys::SealKey) -> [u8; 32]) -> Option<bool> {
+    fn valid(
+        &mut self,
+        seal: &Seal,
+        tag: impl FnOnce(&super::keys::SealKey) -> [u8; 32],
+    ) -> Option<bool> {
         match check(self.keys, seal, tag) {
             SealCheck::Valid => Some(true),
             SealCheck::Mismatch => Some(false),
@@ -117,9 +121,9 @@ pub fn check_session(
     let any_sealed = s.start_seal.is_some()
         || s.end.as_ref().is_some_and(|e| e.seal.is_some())
         || chunks.iter().any(|c| c.seal.is_some())
-        || sealed_audit.iter().any(|a| {
-            matches!(a.kind, AuditKind::SessionStart | AuditKind::SessionEnd)
-        });
+        || sealed_audit
+            .iter()
+            .any(|a| matches!(a.kind, AuditKind::SessionStart | AuditKind::SessionEnd));
     r.unsealed = !any_sealed;
 
     let intact_chain = check_chunks(&mut seals, s, chunks, any_sealed, &mut r.problems);
@@ -224,7 +228,13 @@ fn check_chunks(
     };
     for (expected, c) in (0i64..).zip(chunks) {
         if c.session_id != s.id {
-            report(problems, format!("chain broken at chunk {}: it belongs to session {}", c.seq, c.session_id));
+            report(
+                problems,
+                format!(
+                    "chain broken at chunk {}: it belongs to session {}",
+                    c.seq, c.session_id
+                ),
+            );
             continue;
         }
         if c.seq > expected {
@@ -233,27 +243,51 @@ fn check_chunks(
             } else {
                 format!("chunks {expected}–{} are missing", c.seq - 1)
             };
-            report(problems, format!("chain broken at chunk {expected}: {what}"));
+            report(
+                problems,
+                format!("chain broken at chunk {expected}: {what}"),
+            );
             break;
         }
         if c.seq < expected {
-            report(problems, format!("chain broken at chunk {expected}: chunk {} appears out of order", c.seq));
+            report(
+                problems,
+                format!(
+                    "chain broken at chunk {expected}: chunk {} appears out of order",
+                    c.seq
+                ),
+            );
             break;
         }
         if c.prev_hash != prev {
-            report(problems, format!("chain broken at chunk {}: previous hash does not link to the chunk before", c.seq));
+            report(
+                problems,
+                format!(
+                    "chain broken at chunk {}: previous hash does not link to the chunk before",
+                    c.seq
+                ),
+            );
         }
         let hash = chunk_hash(&c.prev_hash, c.session_id, c.seq, c.created_at, &c.events);
         if hash != c.hash {
-            report(problems, format!("chain broken at chunk {}: content does not match its hash (edited)", c.seq));
+            report(
+                problems,
+                format!(
+                    "chain broken at chunk {}: content does not match its hash (edited)",
+                    c.seq
+                ),
+            );
         } else {
             match &c.seal {
                 Some(seal) => {
                     if seals.valid(seal, |k| chunk_tag(k, &c.hash)) == Some(false) {
-                        report(problems, format!(
-                            "chain broken at chunk {}: its hash does not match its seal (edited, and the hashes recomputed)",
-                            c.seq
-                        ));
+                        report(
+                            problems,
+                            format!(
+                                "chain broken at chunk {}: its hash does not match its seal (edited, and the hashes recomputed)",
+                                c.seq
+                            ),
+                        );
                     }
                 }
                 None if sealed => report(
@@ -332,17 +366,26 @@ fn start_hints(s: &SessionRecord, a: &AuditEvent) -> String {
         if let Some(sealed) = d.get(key)
             && *sealed != row
         {
-            diffs.push(format!("{field} is {row} but the sealed session_start event says {sealed}"));
+            diffs.push(format!(
+                "{field} is {row} but the sealed session_start event says {sealed}"
+            ));
         }
     };
     cmp("target_id", s.target_id.clone().into(), "target");
     cmp("kind", s.kind.as_str().into(), "kind");
-    cmp("ssm_session_id", s.ssm_session_id.clone().into(), "ssm_session_id");
+    cmp(
+        "ssm_session_id",
+        s.ssm_session_id.clone().into(),
+        "ssm_session_id",
+    );
     cmp("document", s.document.clone().into(), "document");
     if let Some(user) = &a.user
         && *user != s.user
     {
-        diffs.push(format!("user is {:?} but the sealed session_start event says {user:?}", s.user));
+        diffs.push(format!(
+            "user is {:?} but the sealed session_start event says {user:?}",
+            s.user
+        ));
     }
     hints(diffs)
 }
@@ -357,7 +400,9 @@ fn end_hints(s: &SessionRecord, stored_chunks: usize, a: &AuditEvent) -> String 
         if let Some(sealed) = d.get(key)
             && *sealed != row
         {
-            diffs.push(format!("{field} is {row} but the sealed session_end event says {sealed}"));
+            diffs.push(format!(
+                "{field} is {row} but the sealed session_end event says {sealed}"
+            ));
         }
     };
     cmp("end_reason", end.reason.as_str().into(), "reason");
@@ -422,7 +467,8 @@ pub fn check_audit_chain(
     let mut expected = 0i64;
     for a in rows {
         let Some(link) = a.link.as_ref().filter(|l| l.chain_id == chain_id) else {
-            r.problems.push(format!("audit event {} is not in this chain", a.id));
+            r.problems
+                .push(format!("audit event {} is not in this chain", a.id));
             continue;
         };
         let seq = link.seq;

@@ -22,7 +22,14 @@ struct Sealed {
     chain: Uuid,
 }
 
-fn audit_event(k: &SealKey, s: &SessionRecord, kind: AuditKind, detail: serde_json::Value, chain: Uuid, seq: i64) -> AuditEvent {
+fn audit_event(
+    k: &SealKey,
+    s: &SessionRecord,
+    kind: AuditKind,
+    detail: serde_json::Value,
+    chain: Uuid,
+    seq: i64,
+) -> AuditEvent {
     let mut a = AuditEvent {
         id: Uuid::new_v4(),
         at: now(),
@@ -72,15 +79,34 @@ fn sealed(n: usize) -> Sealed {
     end.seal = Some(seal_end(k, s.id, &end));
     let chain = Uuid::new_v4();
     let audit = vec![
-        audit_event(k, &s, AuditKind::SessionStart, serde_json::json!({"target": s.target_id, "kind": "shell"}), chain, 0),
-        audit_event(k, &s, AuditKind::SessionEnd, serde_json::json!({"reason": "target_exited", "exit_status": 3, "bytes_in": 1, "bytes_out": 2, "chunks": n}), chain, 1),
+        audit_event(
+            k,
+            &s,
+            AuditKind::SessionStart,
+            serde_json::json!({"target": s.target_id, "kind": "shell"}),
+            chain,
+            0,
+        ),
+        audit_event(
+            k,
+            &s,
+            AuditKind::SessionEnd,
+            serde_json::json!({"reason": "target_exited", "exit_status": 3, "bytes_in": 1, "bytes_out": 2, "chunks": n}),
+            chain,
+            1,
+        ),
     ];
     s.chain_head = end.chain_head;
     s.end = Some(SessionEnd {
         chain_head: None,
         ..end
     });
-    Sealed { s, chunks, audit, chain }
+    Sealed {
+        s,
+        chunks,
+        audit,
+        chain,
+    }
 }
 
 fn report(x: &Sealed) -> SessionReport {
@@ -111,13 +137,19 @@ fn edited_start_and_end_fields_are_named() {
     one_problem(&x, "metadata MAC mismatch (start seal)");
     let mut x = sealed(2);
     x.s.target_id = "i-0other".into();
-    one_problem(&x, "target_id is \"i-0other\" but the sealed session_start event says");
+    one_problem(
+        &x,
+        "target_id is \"i-0other\" but the sealed session_start event says",
+    );
     let mut x = sealed(2);
     if let Some(e) = x.s.end.as_mut() {
         e.exit_status = Some(0);
     }
     one_problem(&x, "metadata MAC mismatch (end seal)");
-    one_problem(&x, "exit_status is 0 but the sealed session_end event says 3");
+    one_problem(
+        &x,
+        "exit_status is 0 but the sealed session_end event says 3",
+    );
 }
 
 #[test]
@@ -133,26 +165,38 @@ fn truncation_and_recomputed_chains_are_found() {
     x.chunks.truncate(3);
     x.s.chain_head = Some(x.chunks[2].hash);
     one_problem(&x, "metadata MAC mismatch (end seal)");
-    one_problem(&x, "stored chunks is 3 but the sealed session_end event says 5");
+    one_problem(
+        &x,
+        "stored chunks is 3 but the sealed session_end event says 5",
+    );
     // Content edited and the unkeyed chain recomputed from there on.
     let mut x = sealed(4);
     let mut w = ChainWriter::resume(&x.chunks[0]);
     let forged: Vec<EventChunk> = x.chunks[1..]
         .iter()
         .map(|c| {
-            let mut f = w.seal(c.created_at, vec![Event {
-                offset_ms: 0,
-                kind: EventKind::Output,
-                data: Bytes::from_static(b"forged"),
-            }]);
+            let mut f = w.seal(
+                c.created_at,
+                vec![Event {
+                    offset_ms: 0,
+                    kind: EventKind::Output,
+                    data: Bytes::from_static(b"forged"),
+                }],
+            );
             f.seal = c.seal.clone();
             f
         })
         .collect();
     x.chunks.splice(1.., forged);
     x.s.chain_head = w.head();
-    assert!(crate::recording::verify(&x.s, &x.chunks).is_ok(), "the unkeyed chain holds");
-    one_problem(&x, "chain broken at chunk 1: its hash does not match its seal");
+    assert!(
+        crate::recording::verify(&x.s, &x.chunks).is_ok(),
+        "the unkeyed chain holds"
+    );
+    one_problem(
+        &x,
+        "chain broken at chunk 1: its hash does not match its seal",
+    );
 }
 
 #[test]
@@ -197,9 +241,20 @@ fn audit_chains_show_gaps_repeats_edits_and_missing_sessions() {
     let sessions: HashMap<Uuid, SessionRecord> = [(x.s.id, x.s.clone())].into();
     let mut rows = x.audit.clone();
     let closed = {
-        let mut a = audit_event(k, &x.s, AuditKind::Admin, serde_json::json!({"action": CHAIN_CLOSED}), x.chain, 2);
+        let mut a = audit_event(
+            k,
+            &x.s,
+            AuditKind::Admin,
+            serde_json::json!({"action": CHAIN_CLOSED}),
+            x.chain,
+            2,
+        );
         a.user = None;
-        a.link = Some(AuditLink { chain_id: x.chain, seq: 2, seal: seal_audit(k, &a, x.chain, 2) });
+        a.link = Some(AuditLink {
+            chain_id: x.chain,
+            seq: 2,
+            seal: seal_audit(k, &a, x.chain, 2),
+        });
         a
     };
     rows.push(closed);
@@ -224,7 +279,13 @@ fn audit_chains_show_gaps_repeats_edits_and_missing_sessions() {
     assert!(p[0].starts_with("row seq 1 altered"), "{p:?}");
     let p = problems(&rows, &HashMap::new());
     assert_eq!(p.len(), 2, "{p:?}");
-    assert!(p[0].contains(&format!("session {} referenced by audit seq 0 (session_start) is missing", x.s.id)), "{p:?}");
+    assert!(
+        p[0].contains(&format!(
+            "session {} referenced by audit seq 0 (session_start) is missing",
+            x.s.id
+        )),
+        "{p:?}"
+    );
     let open = check_audit_chain(&keys, x.chain, &rows[..2], &sessions);
     assert!(open.is_intact() && !open.closed);
 }

@@ -376,7 +376,10 @@ mod tests {
         assert!(keys.signer().id().starts_with('k'));
         // Debug output never shows key material.
         let shown = format!("{keys:?} {:?}", keys.signer());
-        assert!(!shown.contains(&hex::encode(keys.signer().bytes())), "{shown}");
+        assert!(
+            !shown.contains(&hex::encode(keys.signer().bytes())),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -417,7 +420,15 @@ mod tests {
         SealKeys::random("a").unwrap().write_new(&path).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = SealKeys::load(&path).err().unwrap();
-        assert!(matches!(err, KeyError::TooOpen { mode: 0o644, .. }), "{err}");
-        assert!(SealKeys::load(&dir.path().join("none")).err().unwrap().is_not_found());
+        assert!(
+            matches!(err, KeyError::TooOpen { mode: 0o644, .. }),
+            "{err}"
+        );
+        assert!(
+            SealKeys::load(&dir.path().join("none"))
+                .err()
+                .unwrap()
+                .is_not_found()
+        );
     }
 }

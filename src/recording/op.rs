@@ -124,7 +124,9 @@ impl Op {
                     // A seal is a short key id and 64 hex digits.
                     let len = u16::try_from(seal.len()).unwrap_or(u16::MAX);
                     out.extend_from_slice(&len.to_be_bytes());
-                    out.extend_from_slice(seal.as_bytes().get(..usize::from(len)).unwrap_or_default());
+                    out.extend_from_slice(
+                        seal.as_bytes().get(..usize::from(len)).unwrap_or_default(),
+                    );
                 }
                 out.extend_from_slice(&events);
                 out
@@ -312,7 +314,14 @@ pub(crate) mod tests {
         let plain = ChainWriter::new(id).seal(now(), events);
         for chunk in [sealed, plain] {
             let bytes = Op::Chunk(chunk.clone()).encode();
-            assert_eq!(bytes[0], if chunk.seal.is_some() { TAG_CHUNK_SEALED } else { TAG_CHUNK });
+            assert_eq!(
+                bytes[0],
+                if chunk.seal.is_some() {
+                    TAG_CHUNK_SEALED
+                } else {
+                    TAG_CHUNK
+                }
+            );
             assert_eq!(Op::decode(&bytes).unwrap(), Op::Chunk(chunk));
         }
     }

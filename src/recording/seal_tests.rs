@@ -17,7 +17,13 @@ fn seals_are_stored_as_key_id_and_hex() {
     let text = seal.to_string();
     assert_eq!(text, format!("k20261102-3f9a:{}", "ab".repeat(32)));
     assert_eq!(text.parse::<Seal>().unwrap(), seal);
-    for bad in ["", "k1", ":00", "k1:abcd", &format!("k1:{}", "zz".repeat(32))] {
+    for bad in [
+        "",
+        "k1",
+        ":00",
+        "k1:abcd",
+        &format!("k1:{}", "zz".repeat(32)),
+    ] {
         assert_eq!(bad.parse::<Seal>(), Err(BadSeal), "{bad:?}");
     }
     let json = serde_json::to_string(&seal).unwrap();
@@ -45,14 +51,23 @@ fn check_tells_valid_edited_and_unknown_key() {
     let hash = [5u8; 32];
     let old_seal = seal_chunk(keys.get("old").unwrap(), &hash);
     assert_eq!(old_seal.key_id, "old");
-    assert_eq!(check(&keys, &old_seal, |k| chunk_tag(k, &hash)), SealCheck::Valid);
-    assert_eq!(check(&keys, &old_seal, |k| chunk_tag(k, &[6; 32])), SealCheck::Mismatch);
+    assert_eq!(
+        check(&keys, &old_seal, |k| chunk_tag(k, &hash)),
+        SealCheck::Valid
+    );
+    assert_eq!(
+        check(&keys, &old_seal, |k| chunk_tag(k, &[6; 32])),
+        SealCheck::Mismatch
+    );
     // Another key's tag under the same id does not pass.
     let forged = Seal {
         key_id: "old".into(),
         mac: chunk_tag(&key("old", 3), &hash),
     };
-    assert_eq!(check(&keys, &forged, |k| chunk_tag(k, &hash)), SealCheck::Mismatch);
+    assert_eq!(
+        check(&keys, &forged, |k| chunk_tag(k, &hash)),
+        SealCheck::Mismatch
+    );
     let unknown = Seal {
         key_id: "gone".into(),
         mac: [0; 32],
@@ -72,25 +87,58 @@ fn every_start_field_is_sealed() {
         ("id", Box::new(|s| s.id = Uuid::new_v4())),
         ("ssm_session_id", Box::new(|s| s.ssm_session_id = None)),
         ("user", Box::new(|s| s.user = "mallory".into())),
-        ("auth_method", Box::new(|s| s.auth_method = crate::recording::AuthKind::PublicKey)),
-        ("key_fingerprint", Box::new(|s| s.key_fingerprint = Some("SHA256:x".into()))),
+        (
+            "auth_method",
+            Box::new(|s| s.auth_method = crate::recording::AuthKind::PublicKey),
+        ),
+        (
+            "key_fingerprint",
+            Box::new(|s| s.key_fingerprint = Some("SHA256:x".into())),
+        ),
         ("cert_key_id", Box::new(|s| s.cert_key_id = None)),
         ("cert_serial", Box::new(|s| s.cert_serial = Some(1))),
-        ("cert_ca_fingerprint", Box::new(|s| s.cert_ca_fingerprint = None)),
-        ("source_ip", Box::new(|s| s.source_ip = "192.0.2.8".parse().unwrap())),
+        (
+            "cert_ca_fingerprint",
+            Box::new(|s| s.cert_ca_fingerprint = None),
+        ),
+        (
+            "source_ip",
+            Box::new(|s| s.source_ip = "192.0.2.8".parse().unwrap()),
+        ),
         ("source_port", Box::new(|s| s.source_port = 1)),
         ("client_version", Box::new(|s| s.client_version = None)),
         ("target_id", Box::new(|s| s.target_id = "mi-1".into())),
         ("target_name", Box::new(|s| s.target_name = None)),
-        ("document", Box::new(|s| s.document = Some("AWS-Other".into()))),
-        ("parameters", Box::new(|s| s.parameters = Some("{ }".into()))),
-        ("justification", Box::new(|s| s.justification = Some("INC-2".into()))),
+        (
+            "document",
+            Box::new(|s| s.document = Some("AWS-Other".into())),
+        ),
+        (
+            "parameters",
+            Box::new(|s| s.parameters = Some("{ }".into())),
+        ),
+        (
+            "justification",
+            Box::new(|s| s.justification = Some("INC-2".into())),
+        ),
         ("aws_reason", Box::new(|s| s.aws_reason = None)),
-        ("decision", Box::new(|s| s.decision = crate::recording::Decision::Deny)),
+        (
+            "decision",
+            Box::new(|s| s.decision = crate::recording::Decision::Deny),
+        ),
         ("policy_ids", Box::new(|s| s.policy_ids.push("p".into()))),
-        ("kind", Box::new(|s| s.kind = crate::recording::SessionKind::Exec)),
-        ("recording", Box::new(|s| s.recording = crate::recording::RecordingMode::Metadata)),
-        ("started_at", Box::new(|s| s.started_at += chrono::Duration::microseconds(1))),
+        (
+            "kind",
+            Box::new(|s| s.kind = crate::recording::SessionKind::Exec),
+        ),
+        (
+            "recording",
+            Box::new(|s| s.recording = crate::recording::RecordingMode::Metadata),
+        ),
+        (
+            "started_at",
+            Box::new(|s| s.started_at += chrono::Duration::microseconds(1)),
+        ),
     ];
     for (field, edit) in edits {
         let mut t = s.clone();
@@ -127,7 +175,10 @@ fn every_end_field_is_sealed() {
     let base = end_tag(&k, id, &e, e.chain_head.as_ref());
     assert_eq!(seal_end(&k, id, &e).mac, base);
     let edits: Vec<(&str, Box<dyn Fn(&mut SessionEnd)>)> = vec![
-        ("ended_at", Box::new(|e| e.ended_at += chrono::Duration::seconds(1))),
+        (
+            "ended_at",
+            Box::new(|e| e.ended_at += chrono::Duration::seconds(1)),
+        ),
         ("reason", Box::new(|e| e.reason = EndReason::ClientClosed)),
         ("exit_status", Box::new(|e| e.exit_status = Some(0))),
         ("exit_status none", Box::new(|e| e.exit_status = None)),
@@ -140,7 +191,11 @@ fn every_end_field_is_sealed() {
     for (field, edit) in edits {
         let mut t = e.clone();
         edit(&mut t);
-        assert_ne!(end_tag(&k, id, &t, t.chain_head.as_ref()), base, "{field} is not sealed");
+        assert_ne!(
+            end_tag(&k, id, &t, t.chain_head.as_ref()),
+            base,
+            "{field} is not sealed"
+        );
     }
     assert_ne!(end_tag(&k, Uuid::new_v4(), &e, e.chain_head.as_ref()), base);
 }

@@ -89,7 +89,9 @@ pub enum SessionsError {
     MetadataOnly(Uuid),
     /// Some sessions or audit chains failed verification (each was
     /// reported on stdout).
-    #[error("verification failed: {broken} of {checked} checked sessions and audit chains are broken")]
+    #[error(
+        "verification failed: {broken} of {checked} checked sessions and audit chains are broken"
+    )]
     Broken {
         /// How many were broken.
         broken: usize,
