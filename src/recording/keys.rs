@@ -398,7 +398,7 @@ mod tests {
         let secret = "ab".repeat(31);
         for (bad, why) in [
             (format!("x:{secret}"), "64 hex digits"),
-            (format!("{}", "11".repeat(32)), "ID:HEX"),
+            ("11".repeat(32), "ID:HEX"),
             (format!("a b:{}", "11".repeat(32)), "key ids"),
             (format!("a:{0}\na:{0}", "11".repeat(32)), "twice"),
         ] {

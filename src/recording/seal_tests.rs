@@ -4,6 +4,9 @@
 use super::*;
 use crate::recording::records::{AuditKind, EndReason, SessionEnd};
 
+/// A named edit of a value, for "every field is sealed" tests.
+type Edit<'a, T> = (&'a str, Box<dyn Fn(&mut T)>);
+
 fn key(id: &str, byte: u8) -> SealKey {
     SealKey::new(id, [byte; 32]).unwrap()
 }
@@ -83,7 +86,7 @@ fn every_start_field_is_sealed() {
     let k = key("a", 1);
     let s = crate::recording::op::tests::sample_session(Uuid::new_v4());
     let base = start_tag(&k, &s);
-    let edits: Vec<(&str, Box<dyn Fn(&mut SessionRecord)>)> = vec![
+    let edits: Vec<Edit<SessionRecord>> = vec![
         ("id", Box::new(|s| s.id = Uuid::new_v4())),
         ("ssm_session_id", Box::new(|s| s.ssm_session_id = None)),
         ("user", Box::new(|s| s.user = "mallory".into())),
@@ -174,7 +177,7 @@ fn every_end_field_is_sealed() {
     };
     let base = end_tag(&k, id, &e, e.chain_head.as_ref());
     assert_eq!(seal_end(&k, id, &e).mac, base);
-    let edits: Vec<(&str, Box<dyn Fn(&mut SessionEnd)>)> = vec![
+    let edits: Vec<Edit<SessionEnd>> = vec![
         (
             "ended_at",
             Box::new(|e| e.ended_at += chrono::Duration::seconds(1)),
@@ -217,19 +220,25 @@ fn audit_seals_cover_the_event_and_its_place() {
     let base = audit_tag(&k, &e, chain, 7);
     assert_ne!(audit_tag(&k, &e, chain, 8), base);
     assert_ne!(audit_tag(&k, &e, Uuid::new_v4(), 7), base);
-    let edits: Vec<Box<dyn Fn(&mut AuditEvent)>> = vec![
-        Box::new(|e| e.id = Uuid::new_v4()),
-        Box::new(|e| e.at += chrono::Duration::microseconds(1)),
-        Box::new(|e| e.kind = AuditKind::Admin),
-        Box::new(|e| e.user = None),
-        Box::new(|e| e.session_id = None),
-        Box::new(|e| e.source_ip = None),
-        Box::new(|e| e.detail = r#"{"reason":"error"}"#.into()),
+    let edits: Vec<Edit<AuditEvent>> = vec![
+        ("id", Box::new(|e| e.id = Uuid::new_v4())),
+        (
+            "at",
+            Box::new(|e| e.at += chrono::Duration::microseconds(1)),
+        ),
+        ("kind", Box::new(|e| e.kind = AuditKind::Admin)),
+        ("user", Box::new(|e| e.user = None)),
+        ("session_id", Box::new(|e| e.session_id = None)),
+        ("source_ip", Box::new(|e| e.source_ip = None)),
+        (
+            "detail",
+            Box::new(|e| e.detail = r#"{"reason":"error"}"#.into()),
+        ),
     ];
-    for edit in edits {
+    for (field, edit) in edits {
         let mut t = e.clone();
         edit(&mut t);
-        assert_ne!(audit_tag(&k, &t, chain, 7), base);
+        assert_ne!(audit_tag(&k, &t, chain, 7), base, "{field} is not sealed");
     }
     // Different domains: a chunk tag never checks as another kind of tag.
     assert_ne!(chunk_tag(&k, &[0; 32]), audit_tag(&k, &e, chain, 0));
