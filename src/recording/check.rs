@@ -299,7 +299,10 @@ fn check_chunks(
         prev = c.hash;
     }
     if broken_later > 0 {
-        problems.push(format!("{broken_later} more chunk problems after that"));
+        let s = if broken_later == 1 { "" } else { "s" };
+        problems.push(format!(
+            "and {broken_later} more problem{s} with later chunks"
+        ));
     }
     if problems.len() > before {
         return false;
