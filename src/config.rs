@@ -14,8 +14,14 @@
 //! host_key = "ssmgate_host_ed25519_key"      # OpenSSH private key; generated (Ed25519, 0600) on first start if missing
 //! login_grace_secs = 120                     # time allowed to authenticate (>= 1)
 //! max_auth_tries = 6                         # authentication attempts per connection (>= 1)
-//! max_startups = 64                          # unauthenticated connections at once, overall (>= 1)
+//! max_startups = "16:30:64"                  # unauthenticated connections at once, as sshd's
+//!                                            # MaxStartups start:rate:full: from `start` on, drop
+//!                                            # `rate`% of new ones, rising to 100% at `full`;
+//!                                            # a plain number N means "N:100:N"
 //! max_startups_per_source = 10               # … from one source IP (>= 1)
+//! max_sessions_per_connection = 10           # open channels (shells, commands, forwards) per
+//!                                            # connection, like sshd's MaxSessions (>= 1)
+//! max_sessions_per_user = 32                 # open channels of one user over all connections (>= 1)
 //! idle_timeout_secs = 900                    # close a session idle this long; 0 = off
 //! max_session_secs = 28800                   # close a session after this long; 0 = off
 //!
@@ -156,14 +162,68 @@ pub struct ServerConfig {
     pub login_grace: Duration,
     /// Authentication attempts allowed per connection.
     pub max_auth_tries: u32,
-    /// Unauthenticated connections at once, overall.
-    pub max_startups: u32,
+    /// Unauthenticated connections at once, overall, with random early drop.
+    pub max_startups: MaxStartups,
     /// Unauthenticated connections at once from one source IP.
     pub max_startups_per_source: u32,
+    /// Open channels per connection (sshd's `MaxSessions`).
+    pub max_sessions_per_connection: u32,
+    /// Open channels of one user, over all their connections.
+    pub max_sessions_per_user: u32,
     /// Close idle sessions after this long (`None` = never).
     pub idle_timeout: Option<Duration>,
     /// Close sessions after this long (`None` = never).
     pub max_session: Option<Duration>,
+}
+
+/// sshd's `MaxStartups start:rate:full`: below `start` unauthenticated
+/// connections every new one is accepted; from `start` on a new one is
+/// dropped with probability `rate`%, rising linearly to 100% at `full`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxStartups {
+    /// Where random early drop begins.
+    pub start: u32,
+    /// Drop probability at `start`, in percent (1–100).
+    pub rate: u32,
+    /// Where every new connection is dropped.
+    pub full: u32,
+}
+
+impl MaxStartups {
+    /// Parses `start:rate:full` (or a plain `N`, meaning `N:100:N`).
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let bad = || format!("must be N or start:rate:full such as \"16:30:64\" (got \"{spec}\")");
+        let parts: Vec<&str> = spec.trim().split(':').collect();
+        let nums: Vec<u32> = parts
+            .iter()
+            .map(|p| p.trim().parse::<u32>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad())?;
+        let (start, rate, full) = match nums.as_slice() {
+            [n] => (*n, 100, *n),
+            [start, rate, full] => (*start, *rate, *full),
+            _ => return Err(bad()),
+        };
+        if start == 0 || full < start || rate == 0 || rate > 100 {
+            return Err(format!(
+                "needs 1 <= start <= full and 1 <= rate <= 100 (got \"{spec}\")"
+            ));
+        }
+        Ok(Self { start, rate, full })
+    }
+
+    /// The chance in percent that a new connection is dropped when
+    /// `current` unauthenticated connections are open.
+    pub fn drop_percent(&self, current: u32) -> u32 {
+        if current >= self.full {
+            100
+        } else if current < self.start {
+            0
+        } else {
+            let span = self.full - self.start;
+            self.rate + (100 - self.rate) * (current - self.start) / span.max(1)
+        }
+    }
 }
 
 /// `[aws]`: how to reach SSM.

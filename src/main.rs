@@ -6,15 +6,13 @@ use anyhow::Context;
 use clap::Parser;
 use ssmgate::cli::{BenchTarget, Cli, Command, PolicyArgs, PolicyCommand, ServeArgs, SimArgs};
 use ssmgate::sim::config::SimConfig;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = EnvFilter::try_from_env("SSMGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    if let Err(e) = ssmgate::logging::install(ssmgate::logging::filter_from_env(), std::io::stderr)
+    {
+        eprintln!("ssmgate: cannot set up logging: {e}");
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -20,6 +20,7 @@ use crate::ssh::auth::{Identities, Justification};
 use crate::ssh::context::ServerContext;
 use crate::ssh::hostkey;
 use crate::ssh::server::SshServer;
+use crate::ssh::session_limits::SessionLimits;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,8 @@ pub struct RunningGateway {
     pub host_key_openssh: String,
     /// Where sessions are recorded.
     pub recorder: Recorder,
+    /// Open channels per connection and per user.
+    pub session_limits: Arc<SessionLimits>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -113,11 +116,16 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
         policy.clone(),
         recorder.clone(),
     ));
+    let session_limits = SessionLimits::new(
+        config.server.max_sessions_per_connection as usize,
+        config.server.max_sessions_per_user as usize,
+    );
     let ctx = Arc::new(ServerContext {
         identities: Identities::from_config(config),
         justification: Justification::from_config(&config.justification),
         gateway,
         server: config.server.clone(),
+        sessions: session_limits.clone(),
     });
     let listen = config.server.listen;
     let server = SshServer::bind(ctx, host_key)
@@ -167,6 +175,7 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
         host_key_fingerprint,
         host_key_openssh: public.to_openssh().unwrap_or_default(),
         recorder,
+        session_limits,
         stop: Some(stop),
         task,
     })

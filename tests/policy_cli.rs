@@ -46,7 +46,7 @@ fn validate_accepts_the_shipped_policies() {
         .unwrap();
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
-    assert!(stdout.contains("OK, 8 policies in 7 files"), "{stdout}");
+    assert!(stdout.contains("OK, 9 policies in 7 files"), "{stdout}");
 }
 
 #[test]

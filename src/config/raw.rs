@@ -11,8 +11,8 @@ use serde::Deserialize;
 use super::{
     AwsConfig, AwsCredentials, Config, DEFAULT_ALLOWED_DOCUMENTS, DEFAULT_DOCUMENT,
     DEFAULT_REASON_HINT, DEFAULT_REASON_PATTERN, DatabaseConfig, InventoryConfig,
-    JustificationConfig, PolicyConfig, ServerConfig, SessionsConfig, UserConfig, check_document,
-    is_valid_user_name, parse_public_key_line, read_key_file,
+    JustificationConfig, MaxStartups, PolicyConfig, ServerConfig, SessionsConfig, UserConfig,
+    check_document, is_valid_user_name, parse_public_key_line, read_key_file,
 };
 use crate::policy::DEFAULT_EXAMPLE_REASON;
 use crate::recording::{RecorderOptions, RecordingMode};
@@ -48,10 +48,21 @@ struct RawServer {
     host_key: PathBuf,
     login_grace_secs: u64,
     max_auth_tries: u32,
-    max_startups: u32,
+    max_startups: RawMaxStartups,
     max_startups_per_source: u32,
+    max_sessions_per_connection: u32,
+    max_sessions_per_user: u32,
     idle_timeout_secs: u64,
     max_session_secs: u64,
+}
+
+/// `max_startups = 64` or `max_startups = "16:30:64"` (sshd's
+/// `MaxStartups start:rate:full`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawMaxStartups {
+    Full(u32),
+    Spec(String),
 }
 
 impl Default for RawServer {
@@ -61,8 +72,10 @@ impl Default for RawServer {
             host_key: "ssmgate_host_ed25519_key".into(),
             login_grace_secs: 120,
             max_auth_tries: 6,
-            max_startups: 64,
+            max_startups: RawMaxStartups::Spec("16:30:64".into()),
             max_startups_per_source: 10,
+            max_sessions_per_connection: 10,
+            max_sessions_per_user: 32,
             idle_timeout_secs: 900,
             max_session_secs: 28800,
         }
@@ -362,19 +375,38 @@ impl RawServer {
         };
         at_least_one("login_grace_secs", self.login_grace_secs)?;
         at_least_one("max_auth_tries", self.max_auth_tries.into())?;
-        at_least_one("max_startups", self.max_startups.into())?;
+        let max_startups = match &self.max_startups {
+            RawMaxStartups::Full(full) => {
+                at_least_one("max_startups", (*full).into())?;
+                MaxStartups {
+                    start: *full,
+                    rate: 100,
+                    full: *full,
+                }
+            }
+            RawMaxStartups::Spec(spec) => {
+                MaxStartups::parse(spec).map_err(|m| ("server.max_startups".to_owned(), m))?
+            }
+        };
         at_least_one(
             "max_startups_per_source",
             self.max_startups_per_source.into(),
         )?;
+        at_least_one(
+            "max_sessions_per_connection",
+            self.max_sessions_per_connection.into(),
+        )?;
+        at_least_one("max_sessions_per_user", self.max_sessions_per_user.into())?;
         let optional = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
         Ok(ServerConfig {
             listen,
             host_key: base_dir.join(self.host_key),
             login_grace: Duration::from_secs(self.login_grace_secs),
             max_auth_tries: self.max_auth_tries,
-            max_startups: self.max_startups,
+            max_startups,
             max_startups_per_source: self.max_startups_per_source,
+            max_sessions_per_connection: self.max_sessions_per_connection,
+            max_sessions_per_user: self.max_sessions_per_user,
             idle_timeout: optional(self.idle_timeout_secs),
             max_session: optional(self.max_session_secs),
         })

@@ -36,7 +36,16 @@ fn minimal_config_has_defaults() {
     );
     assert_eq!(c.server.login_grace, Duration::from_secs(120));
     assert_eq!(c.server.max_auth_tries, 6);
-    assert_eq!(c.server.max_startups, 64);
+    assert_eq!(
+        c.server.max_startups,
+        MaxStartups {
+            start: 16,
+            rate: 30,
+            full: 64
+        }
+    );
+    assert_eq!(c.server.max_sessions_per_connection, 10);
+    assert_eq!(c.server.max_sessions_per_user, 32);
     assert_eq!(c.server.max_startups_per_source, 10);
     assert_eq!(c.server.idle_timeout, Some(Duration::from_secs(900)));
     assert_eq!(c.server.max_session, Some(Duration::from_secs(28800)));
@@ -124,6 +133,15 @@ public_key_file = "ca.pub"
     assert_eq!(c.server.host_key, dir.path().join("hk/host_key"));
     assert_eq!(c.server.idle_timeout, None);
     assert_eq!(c.server.max_session, Some(Duration::from_secs(60)));
+    assert_eq!(
+        c.server.max_startups,
+        MaxStartups {
+            start: 5,
+            rate: 100,
+            full: 5
+        },
+        "a plain number is start = full"
+    );
     assert_eq!(c.aws.region.as_deref(), Some("eu-west-1"));
     assert_eq!(c.aws.endpoint.as_deref(), Some("http://127.0.0.1:4080"));
     assert!(c.justification.required);
@@ -257,6 +275,21 @@ fn bad_sections() {
             "server.login_grace_secs",
             "at least 1",
         ),
+        (
+            "[server]\nmax_startups = \"10:30\"\n",
+            "server.max_startups",
+            "start:rate:full",
+        ),
+        (
+            "[server]\nmax_startups = \"20:30:10\"\n",
+            "server.max_startups",
+            "start <= full",
+        ),
+        (
+            "[server]\nmax_sessions_per_connection = 0\n",
+            "server.max_sessions_per_connection",
+            "at least 1",
+        ),
         ("[aws]\nregion = \"US East\"\n", "aws.region", "us-east-1"),
         (
             "[aws]\nendpoint = \"127.0.0.1:4080\"\n",
@@ -354,6 +387,22 @@ fn load_reports_file_name_and_io_errors() {
     );
     let missing = Config::load(&dir.path().join("nope.toml")).unwrap_err();
     assert!(matches!(missing, ConfigError::Io { .. }));
+}
+
+#[test]
+fn max_startups_drop_chance_rises_from_start_to_full() {
+    let m = MaxStartups::parse("10:30:20").unwrap();
+    assert_eq!(m.drop_percent(0), 0);
+    assert_eq!(m.drop_percent(9), 0);
+    assert_eq!(m.drop_percent(10), 30);
+    assert_eq!(m.drop_percent(15), 65);
+    assert_eq!(m.drop_percent(19), 93);
+    assert_eq!(m.drop_percent(20), 100);
+    assert_eq!(MaxStartups::parse("8").unwrap().drop_percent(7), 0);
+    assert_eq!(MaxStartups::parse("8").unwrap().drop_percent(8), 100);
+    assert!(MaxStartups::parse("0:30:10").is_err());
+    assert!(MaxStartups::parse("5:0:10").is_err());
+    assert!(MaxStartups::parse("a:b:c").is_err());
 }
 
 #[test]

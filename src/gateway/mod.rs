@@ -7,6 +7,7 @@
 //! itself, and nothing here knows SSH. Each session is recorded through
 //! the [`crate::recording::SessionTap`] its [`Opened`] carries.
 
+pub mod documents;
 pub mod pipe;
 pub mod ports;
 pub mod reason;

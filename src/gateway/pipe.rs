@@ -70,6 +70,13 @@ pub async fn run_terminal(
     let to_target = async {
         while let Some(msg) = input.recv().await {
             let sent = match msg {
+                // A command without a terminal (AWS-StartNonInteractiveCommand)
+                // has no standard input at the agent: what was sent would be
+                // dropped, so the command is stopped instead, and nothing is
+                // recorded as input the target never got.
+                ClientInput::Data(data) if !shell && !data.is_empty() => {
+                    return InputEnd::NoStdin;
+                }
                 ClientInput::Data(data) => {
                     tap.input(&data).await;
                     channel.write(data).await
@@ -96,6 +103,7 @@ pub async fn run_terminal(
                 break;
             }
         }
+        InputEnd::Closed
     };
     let events = &mut opened.events;
     let to_client = async {
@@ -119,7 +127,11 @@ pub async fn run_terminal(
                     exit = Some(code);
                 }
                 Some(Event::Closed(CloseReason::Error(e))) => {
-                    let text = format!("\r\nssmgate: the session failed: {e}\r\n");
+                    tracing::warn!(gateway_session = %tap.id(), error = %e, "session failed");
+                    let text = format!(
+                        "\r\nssmgate: the session failed: the connection to the target was lost (gateway session {}; the gateway's log has the details)\r\n",
+                        tap.id()
+                    );
                     out.stderr(Bytes::from(text)).await;
                     out.finish(255).await;
                     return Ended::Error(e.to_string());
@@ -132,11 +144,30 @@ pub async fn run_terminal(
             }
         }
     };
-    tokio::select! {
-        ended = to_client => ended,
-        _ = to_target => Ended::ClientClosed,
+    let input_end = tokio::select! {
+        ended = to_client => return ended,
+        end = to_target => end,
+    };
+    match input_end {
+        InputEnd::Closed => Ended::ClientClosed,
+        InputEnd::NoStdin => {
+            out.stderr(Bytes::from_static(NO_STDIN)).await;
+            out.finish(255).await;
+            Ended::Error("standard input was sent to a command that has none".into())
+        }
     }
 }
+
+/// Why the client's side of a terminal session stopped.
+enum InputEnd {
+    /// The client closed (or the target stopped taking input).
+    Closed,
+    /// Data was sent to a command that has no standard input.
+    NoStdin,
+}
+
+/// What a user sees when they send stdin to a command without a terminal.
+const NO_STDIN: &[u8] = b"\r\nssmgate: this command has no standard input through SSM (AWS-StartNonInteractiveCommand), so the data sent to it was not delivered and the command was stopped. Run it with a terminal (ssh -t), or copy the data separately.\r\n";
 
 /// How long the target may still send after the client has finished.
 const LINGER: Duration = Duration::from_secs(1);
@@ -184,6 +215,35 @@ where
         up.load(Ordering::Relaxed),
         down.load(Ordering::Relaxed),
         ended,
+    )
+}
+
+/// Copies both ways between `a` and `b` until both directions reach EOF
+/// (each EOF is passed on as a shutdown) or either fails. Returns bytes
+/// moved a → b and b → a, counted as they go, so the counts are true even
+/// when the copy ends in an error (a client dropping its whole SSH
+/// connection with forwards open), and the first error if any.
+pub async fn copy_counted<A, B>(a: A, b: B) -> (u64, u64, std::io::Result<()>)
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut a_rd, mut a_wr) = tokio::io::split(a);
+    let (mut b_rd, mut b_wr) = tokio::io::split(b);
+    let (up, down) = (AtomicU64::new(0), AtomicU64::new(0));
+    let upload = async {
+        pump(&mut a_rd, &mut b_wr, &up).await?;
+        b_wr.shutdown().await
+    };
+    let download = async {
+        pump(&mut b_rd, &mut a_wr, &down).await?;
+        a_wr.shutdown().await
+    };
+    let result = tokio::try_join!(upload, download).map(|_| ());
+    (
+        up.load(Ordering::Relaxed),
+        down.load(Ordering::Relaxed),
+        result,
     )
 }
 

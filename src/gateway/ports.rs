@@ -15,7 +15,7 @@ use crate::datachannel::io::byte_stream;
 use crate::datachannel::payloads::Flag;
 use crate::datachannel::port::PortMode;
 use crate::datachannel::smux;
-use crate::gateway::pipe::{Ended, run_port_stream};
+use crate::gateway::pipe::{Ended, copy_counted, run_port_stream};
 use crate::gateway::record::{EndCause, end_of};
 use crate::gateway::request::{GatewayError, SessionRequest};
 use crate::gateway::session::{Gateway, Opened};
@@ -166,11 +166,11 @@ where
                 Some(tap) => Some(tap.conn_open().await),
                 None => None,
             };
-            let result = tokio::io::copy_bidirectional(&mut client, &mut stream).await;
+            let (up, down, result) = copy_counted(&mut client, &mut stream).await;
             drop(stream);
-            let (up, down, ended) = match result {
-                Ok((up, down)) => (up, down, Ended::ClientClosed),
-                Err(e) => (0, 0, Ended::Error(e.to_string())),
+            let ended = match result {
+                Ok(()) => Ended::ClientClosed,
+                Err(e) => Ended::Error(e.to_string()),
             };
             if let (Some(tap), Some(conn)) = (&mux.tap, conn) {
                 tap.conn_close(conn, up, down).await;

@@ -13,16 +13,24 @@ const MAX_SESSION_CHARS: usize = 64;
 /// Appended where text was cut.
 const ELLIPSIS: char = '…';
 
-/// `ssmgate user=<user> session=<id>[ reason=<justification>]`.
+/// `ssmgate user=<user> session=<id>[ reason="<justification>"]`.
+///
+/// The gateway's fields come first, always in this order; the user's text
+/// comes last, in double quotes, with `\`, `"` and `=` escaped by a
+/// backslash, so that no justification can look like a field of the
+/// gateway's (`… user=root` becomes `… user\=root`), whether the reader
+/// parses quotes or takes the last `key=value` it sees.
 ///
 /// Control characters (every Unicode `Cc`, so `\t`, `\r` and `\n` too) and
-/// bidirectional-override characters are removed; runs of whitespace in the
-/// justification become one space, and whitespace inside the user name or
-/// session id becomes `_` (so neither can fake another field). The result
-/// has at most [`MAX_REASON_CHARS`] characters (characters, not bytes):
-/// the justification is cut and ends with `…` when it does not fit; the
-/// user and session id are never cut (unless absurdly long). An empty
-/// justification is left out.
+/// invisible formatting characters (bidi controls, zero-width characters;
+/// [`crate::untrusted::is_invisible_format`]) are removed; runs of
+/// whitespace in the justification become one space, and whitespace inside
+/// the user name or session id becomes `_` (so neither can fake another
+/// field). The result has at most [`MAX_REASON_CHARS`] characters
+/// (characters, not bytes): the justification is cut and ends with `…`
+/// when it does not fit (never inside an escape); the user and session id
+/// are never cut (unless absurdly long). An empty justification is left
+/// out.
 pub fn compose_reason(user: &str, justification: Option<&str>, gateway_session_id: &str) -> String {
     let user = cut(&field(user), MAX_USER_CHARS);
     let session = cut(&field(gateway_session_id), MAX_SESSION_CHARS);
@@ -31,20 +39,52 @@ pub fn compose_reason(user: &str, justification: Option<&str>, gateway_session_i
     if text.is_empty() {
         return out;
     }
-    const LABEL: &str = " reason=";
-    let room = MAX_REASON_CHARS.saturating_sub(out.chars().count() + LABEL.chars().count());
-    if room == 0 {
+    const LABEL: &str = " reason=\"";
+    // The label, and the closing quote.
+    let room = MAX_REASON_CHARS.saturating_sub(out.chars().count() + LABEL.chars().count() + 1);
+    if room < 2 {
         return out;
     }
     out.push_str(LABEL);
-    out.push_str(&cut(&text, room));
+    out.push_str(&quote_cut(&text, room));
+    out.push('"');
+    out
+}
+
+/// `text` with `\`, `"` and `=` escaped, in at most `room` characters;
+/// cut text ends with `…` and never splits an escape.
+fn quote_cut(text: &str, room: usize) -> String {
+    let pieces: Vec<String> = text
+        .chars()
+        .map(|c| match c {
+            '\\' | '"' | '=' => format!("\\{c}"),
+            c => c.to_string(),
+        })
+        .collect();
+    let total: usize = pieces.iter().map(|p| p.chars().count()).sum();
+    if total <= room {
+        return pieces.concat();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for piece in &pieces {
+        let n = piece.chars().count();
+        if used + n > room - 1 {
+            break;
+        }
+        out.push_str(piece);
+        used += n;
+    }
+    while out.ends_with(' ') {
+        out.pop();
+    }
+    out.push(ELLIPSIS);
     out
 }
 
 /// Characters that are dropped outright: controls and bidi overrides.
 fn dropped(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
+    c.is_control() || crate::untrusted::is_invisible_format(c)
 }
 
 /// A single-token field: controls dropped, whitespace → `_`.
@@ -61,13 +101,7 @@ fn field(s: &str) -> String {
 fn free_text(s: &str) -> String {
     let cleaned: String = s
         .chars()
-        .map(|c| {
-            if c.is_control() && c.is_whitespace() {
-                ' '
-            } else {
-                c
-            }
-        })
+        .map(|c| if c.is_whitespace() { ' ' } else { c })
         .filter(|c| !dropped(*c))
         .collect();
     cleaned.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -105,7 +139,7 @@ mod tests {
     fn plain() {
         assert_eq!(
             compose_reason("alice", Some("INC-123 disk full"), SID),
-            format!("ssmgate user=alice session={SID} reason=INC-123 disk full")
+            format!("ssmgate user=alice session={SID} reason=\"INC-123 disk full\"")
         );
         assert_eq!(
             compose_reason("alice", None, SID),
@@ -126,7 +160,7 @@ mod tests {
         );
         assert_eq!(
             r,
-            format!("ssmgate user=alice session={SID} reason=a b cd[31m e f g")
+            format!("ssmgate user=alice session={SID} reason=\"a b cd[31m e f g\"")
         );
         assert!(api_ok(&r));
     }
@@ -143,13 +177,23 @@ mod tests {
         let first_session = r.find("session=").unwrap();
         assert_eq!(&r[first_session + 8..first_session + 8 + SID.len()], SID);
         assert!(r.starts_with(&format!(
-            "ssmgate user=alice session={SID} reason=ok ssmgate"
+            "ssmgate user=alice session={SID} reason=\"ok ssmgate user\\=root session\\=evil"
         )));
+        // A reader taking the last `user=`/`session=` still finds ours.
+        assert_eq!(r.matches(" user=").count(), 1, "{r}");
+        assert_eq!(r.matches(" session=").count(), 1, "{r}");
+        let r = compose_reason("alice", Some("x\" session=evil user=root"), SID);
+        assert!(
+            r.ends_with("reason=\"x\\\" session\\=evil user\\=root\""),
+            "{r}"
+        );
+        let r = compose_reason("alice", Some("INC-1 \u{202E}toor\u{200B}"), SID);
+        assert!(r.ends_with("reason=\"INC-1 toor\""), "{r}");
 
         let r = compose_reason("alice session=evil\n", Some("x"), SID);
         assert_eq!(
             r,
-            format!("ssmgate user=alice_session=evil session={SID} reason=x")
+            format!("ssmgate user=alice_session=evil session={SID} reason=\"x\"")
         );
         let r = compose_reason("\u{202E}bob", None, "s\u{0}id");
         assert_eq!(r, "ssmgate user=bob session=sid");
@@ -161,8 +205,8 @@ mod tests {
         let r = compose_reason("ålice", Some(&just), SID);
         assert_eq!(r.chars().count(), MAX_REASON_CHARS);
         assert!(r.len() > MAX_REASON_CHARS, "more bytes than characters");
-        assert!(r.ends_with('…'));
-        assert!(r.starts_with(&format!("ssmgate user=ålice session={SID} reason=日本語")));
+        assert!(r.ends_with("…\""));
+        assert!(r.starts_with(&format!("ssmgate user=ålice session={SID} reason=\"日本語")));
         assert!(api_ok(&r));
     }
 
@@ -171,27 +215,31 @@ mod tests {
         let just = "x".repeat(10 * 1024);
         let r = compose_reason("alice", Some(&just), SID);
         assert_eq!(r.chars().count(), MAX_REASON_CHARS);
-        assert!(r.starts_with(&format!("ssmgate user=alice session={SID} reason=xxx")));
-        assert!(r.ends_with("x…"));
+        assert!(r.starts_with(&format!("ssmgate user=alice session={SID} reason=\"xxx")));
+        assert!(r.ends_with("x…\""));
         assert!(api_ok(&r));
     }
 
     #[test]
     fn exactly_fitting_text_is_not_cut() {
-        let prefix = format!("ssmgate user=alice session={SID} reason=");
-        let just = "y".repeat(MAX_REASON_CHARS - prefix.chars().count());
+        let prefix = format!("ssmgate user=alice session={SID} reason=\"");
+        let just = "y".repeat(MAX_REASON_CHARS - prefix.chars().count() - 1);
         let r = compose_reason("alice", Some(&just), SID);
-        assert_eq!(r, format!("{prefix}{just}"));
+        assert_eq!(r, format!("{prefix}{just}\""));
         let r = compose_reason("alice", Some(&format!("{just}y")), SID);
         assert_eq!(r.chars().count(), MAX_REASON_CHARS);
-        assert!(r.ends_with('…'));
+        assert!(r.ends_with("…\""));
+        // An escape is never split by the cut.
+        let r = compose_reason("alice", Some(&"=".repeat(300)), SID);
+        assert!(api_ok(&r));
+        assert!(r.ends_with("\\=…\""), "{r}");
     }
 
     #[test]
     fn absurd_user_names_still_fit() {
         let r = compose_reason(&"u".repeat(5000), Some(&"j".repeat(5000)), &"s".repeat(500));
         assert!(api_ok(&r));
-        assert!(r.contains(" reason=j"));
+        assert!(r.contains(" reason=\"j"));
         let r = compose_reason("", None, "");
         assert_eq!(r, "ssmgate user=- session=-");
     }

@@ -36,6 +36,7 @@ pub fn session_record(s: &Started<'_>) -> SessionRecord {
             key_id,
             serial,
             ca_fingerprint,
+            ..
         } => (
             AuthKind::Certificate,
             Some(fingerprint.clone()),

@@ -60,7 +60,8 @@ pub struct SessionRequest {
     pub client_version: Option<String>,
 }
 
-/// Why a session was not opened. Texts are for the person at the prompt.
+/// Why a session was not opened. [`GatewayError::for_user`] is what the
+/// person at the prompt sees; the full text (`Display`) goes to the log.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     #[error("{0}")]
@@ -73,6 +74,12 @@ pub enum GatewayError {
     },
     #[error("document {document} is not allowed here; allowed: {allowed}")]
     DocumentNotAllowed { document: String, allowed: String },
+    #[error("document {document} opens a {session_type} session, which a {channel} channel cannot carry{}", if *session_type == "Port" { " (for SSH or port forwarding use ssh -J or ssh -L)" } else { "" })]
+    DocumentKindMismatch {
+        document: String,
+        session_type: &'static str,
+        channel: &'static str,
+    },
     #[error("{0}")]
     Ssm(#[from] SsmError),
     #[error("the session could not be started: {0}")]
@@ -83,4 +90,80 @@ pub enum GatewayError {
     Denied { message: String, needs_reason: bool },
     #[error("{0}")]
     RecordingUnavailable(#[from] crate::recording::RecordingUnavailable),
+}
+
+impl GatewayError {
+    /// One line for the user. Refusals they can act on (no such target,
+    /// denied by policy, document not allowed, recording down, …) are
+    /// shown as they are; internal failures (AWS errors that name the
+    /// gateway's role, data channel and protocol errors) are summarised,
+    /// naming the gateway session id under which the log has the details.
+    pub fn for_user(&self, gateway_session: Uuid) -> String {
+        let internal = |summary: &str| {
+            format!(
+                "{summary} (gateway session {gateway_session}; the gateway's log has the details)"
+            )
+        };
+        match self {
+            GatewayError::Resolve(ResolveError::Api(_)) => {
+                internal("the target could not be looked up in SSM")
+            }
+            GatewayError::Ssm(
+                SsmError::TargetNotConnected { .. }
+                | SsmError::InvalidDocument { .. }
+                | SsmError::Throttled
+                | SsmError::InvalidParameters(_),
+            ) => one_line(&self.to_string()),
+            GatewayError::Ssm(SsmError::AccessDenied(_)) => {
+                internal("AWS refused to start the session (access denied)")
+            }
+            GatewayError::Ssm(_) => internal("SSM could not start the session"),
+            GatewayError::DataChannel(DataChannelError::KmsUnsupported) => {
+                one_line(&self.to_string())
+            }
+            GatewayError::DataChannel(_) | GatewayError::NotReady(_) => {
+                internal("the session could not be started")
+            }
+            _ => one_line(&self.to_string()),
+        }
+    }
+}
+
+/// `text` on one line (any line break becomes a space).
+fn one_line(text: &str) -> String {
+    text.split(['\r', '\n'])
+        .filter(|l| !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_are_summarised_with_the_session_id() {
+        let id = Uuid::new_v4();
+        let e = GatewayError::NotReady(
+            "Error(ReconnectFailed { attempts: 6, last: \"User is not authorized to perform: ssm:ResumeSession\" })".into(),
+        );
+        let text = e.for_user(id);
+        assert!(
+            !text.contains("ReconnectFailed") && !text.contains("ssm:ResumeSession"),
+            "{text}"
+        );
+        assert!(text.contains(&id.to_string()), "{text}");
+        let e = GatewayError::Ssm(SsmError::AccessDenied(
+            "User: arn:aws:sts::123456789012:assumed-role/gw is not authorized".into(),
+        ));
+        assert!(!e.for_user(id).contains("arn:aws"), "{}", e.for_user(id));
+        let e = GatewayError::Denied {
+            message: "only port 80 may be forwarded".into(),
+            needs_reason: false,
+        };
+        assert_eq!(
+            e.for_user(id),
+            "access denied: only port 80 may be forwarded"
+        );
+    }
 }

@@ -13,8 +13,9 @@ use std::time::{Duration, SystemTime};
 use crate::aws::{SsmApi, SsmResumer, StartRequest};
 use crate::config::SessionsConfig;
 use crate::datachannel::{
-    self, ChannelConfig, DataChannel, Event, Events, SessionInfo, SessionKind,
+    self, ChannelConfig, CloseReason, DataChannel, Event, Events, SessionInfo, SessionKind,
 };
+use crate::gateway::documents::{self, SessionType};
 use crate::gateway::reason::compose_reason;
 use crate::gateway::record::{Started, parameters_json, session_record};
 use crate::gateway::request::{GatewayError, Kind, SessionRequest};
@@ -24,15 +25,6 @@ use crate::recording::{AuditKind, EndReason, Recorder, SessionTap};
 
 /// How long a handshake may take after StartSession.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Documents the gateway picks by itself.
-pub mod documents {
-    pub const SHELL: &str = "SSM-SessionManagerRunShell";
-    pub const INTERACTIVE_COMMAND: &str = "AWS-StartInteractiveCommand";
-    pub const NON_INTERACTIVE_COMMAND: &str = "AWS-StartNonInteractiveCommand";
-    pub const SSH: &str = "AWS-StartSSHSession";
-    pub const PORT_FORWARDING: &str = "AWS-StartPortForwardingSession";
-}
 
 /// A document, its StartSession parameters, and how its channel behaves.
 pub type DocumentChoice = (String, BTreeMap<String, Vec<String>>, SessionKind);
@@ -188,7 +180,9 @@ impl Gateway {
             "target_name": target.name,
             "action": Action::from(&req.kind).as_str(),
             "document": choice.0,
-            "parameters": parameters_json(&choice.1),
+            // The full parameters are in the session's row; the audit
+            // keeps a bounded copy.
+            "parameters": crate::untrusted::bounded_to(&parameters_json(&choice.1), 4096),
             "reason": req.reason,
             "policies": decision.determining_policies,
             "message": (!decision.allowed).then_some(&decision.message),
@@ -259,6 +253,7 @@ impl Gateway {
         let opened = async {
             let (channel, mut events) = datachannel::open(config).await?;
             let info = wait_ready(&mut events).await?;
+            check_announced_type(req, &document, &info)?;
             Ok::<_, GatewayError>((channel, events, info))
         }
         .await;
@@ -288,25 +283,28 @@ impl Gateway {
         }
     }
 
-    /// The document, its parameters and the data-channel kind for a request.
+    /// The document, its parameters and the data-channel kind for a
+    /// request. The document's session type must fit the channel: a port
+    /// or SSH document is never started for a shell or command (it would
+    /// carry an unrecorded, end-to-end encrypted stream decided as a shell).
     fn document_for(&self, req: &SessionRequest) -> Result<DocumentChoice, GatewayError> {
         let mut params = BTreeMap::new();
-        let (default, kind) = match &req.kind {
-            Kind::Shell => (self.sessions.default_document.as_str(), SessionKind::Shell),
+        let default = match &req.kind {
+            Kind::Shell => self.sessions.default_document.as_str(),
             Kind::Exec { command } => {
                 params.insert("command".to_owned(), vec![command.clone()]);
                 if req.pty {
-                    (documents::INTERACTIVE_COMMAND, SessionKind::Shell)
+                    documents::INTERACTIVE_COMMAND
                 } else {
-                    (documents::NON_INTERACTIVE_COMMAND, SessionKind::Exec)
+                    documents::NON_INTERACTIVE_COMMAND
                 }
             }
             Kind::Port { port } => {
                 params.insert("portNumber".to_owned(), vec![port.to_string()]);
                 if *port == 22 {
-                    (documents::SSH, SessionKind::Port)
+                    documents::SSH
                 } else {
-                    (documents::PORT_FORWARDING, SessionKind::Port)
+                    documents::PORT_FORWARDING
                 }
             }
         };
@@ -318,11 +316,72 @@ impl Gateway {
             .any(|d| d == &document)
         {
             return Err(GatewayError::DocumentNotAllowed {
-                document,
+                document: crate::untrusted::bounded(&document),
                 allowed: self.sessions.allowed_documents.join(", "),
             });
         }
+        let known = SessionType::of_known(&document);
+        let kind = match (&req.kind, known) {
+            (Kind::Port { .. }, Some(SessionType::Port) | None) => SessionKind::Port,
+            (Kind::Shell | Kind::Exec { .. }, Some(SessionType::Port)) => {
+                return Err(GatewayError::DocumentKindMismatch {
+                    document,
+                    session_type: SessionType::Port.as_str(),
+                    channel: req.kind.as_str(),
+                });
+            }
+            (Kind::Shell | Kind::Exec { .. }, Some(SessionType::NonInteractiveCommands)) => {
+                SessionKind::Exec
+            }
+            (Kind::Shell | Kind::Exec { .. }, Some(_)) => SessionKind::Shell,
+            // A custom document: its type is checked at the handshake.
+            (Kind::Exec { .. }, None) if !req.pty => SessionKind::Exec,
+            (Kind::Shell | Kind::Exec { .. }, None) => SessionKind::Shell,
+            (Kind::Port { .. }, Some(other)) => {
+                return Err(GatewayError::DocumentKindMismatch {
+                    document,
+                    session_type: other.as_str(),
+                    channel: req.kind.as_str(),
+                });
+            }
+        };
         Ok((document, params, kind))
+    }
+}
+
+/// Checks the session type the agent announced against the channel: a
+/// custom document that turns out to be a port session never reaches a
+/// shell or command channel, and a port channel never gets a shell.
+fn check_announced_type(
+    req: &SessionRequest,
+    document: &str,
+    info: &SessionInfo,
+) -> Result<(), GatewayError> {
+    let Some(announced) = info.session_type.as_deref() else {
+        // Agents that skip the handshake only run shells.
+        return if matches!(req.kind, Kind::Port { .. }) {
+            Err(GatewayError::DocumentKindMismatch {
+                document: document.to_owned(),
+                session_type: "Standard_Stream",
+                channel: req.kind.as_str(),
+            })
+        } else {
+            Ok(())
+        };
+    };
+    let fits = match SessionType::from_handshake(announced) {
+        Some(t) => t.is_terminal() != matches!(req.kind, Kind::Port { .. }),
+        None => false,
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(GatewayError::DocumentKindMismatch {
+            document: document.to_owned(),
+            session_type: SessionType::from_handshake(announced)
+                .map_or("unknown", SessionType::as_str),
+            channel: req.kind.as_str(),
+        })
     }
 }
 
@@ -332,7 +391,16 @@ async fn wait_ready(events: &mut Events) -> Result<SessionInfo, GatewayError> {
             match events.recv().await {
                 Some(Event::Ready(info)) => return Ok(info),
                 Some(Event::Closed(reason)) => {
-                    return Err(GatewayError::NotReady(format!("{reason:?}")));
+                    return Err(GatewayError::NotReady(match reason {
+                        CloseReason::ChannelClosed { output } if output.is_empty() => {
+                            "the service closed the channel".to_owned()
+                        }
+                        CloseReason::ChannelClosed { output } => {
+                            format!("the service closed the channel: {output}")
+                        }
+                        CloseReason::Local => "closed locally".to_owned(),
+                        CloseReason::Error(e) => e.to_string(),
+                    }));
                 }
                 Some(_) => {}
                 None => return Err(GatewayError::NotReady("no events".into())),

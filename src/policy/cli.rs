@@ -14,7 +14,7 @@ use super::{Action, AuthzRequest, ContextInput, PolicyEngine, PolicyError, Princ
 use crate::aws::{Ssm, SsmApi};
 use crate::config::{AwsCredentials, Config};
 use crate::inventory::Inventory;
-use crate::ssh::auth::AuthMethod;
+use crate::ssh::auth::{AuthMethod, DEFAULT_CERT_EXTENSIONS};
 
 /// The policy directory: `--policies`, else the config's `[policy] dir`,
 /// else `./policies`.
@@ -153,6 +153,8 @@ pub async fn explain(opts: &ExplainOptions) -> anyhow::Result<String> {
             key_id: key_id.clone(),
             serial: 0,
             ca_fingerprint: "SHA256:(explain)".into(),
+            extensions: DEFAULT_CERT_EXTENSIONS.map(String::from).to_vec(),
+            critical_options: Vec::new(),
         },
         None => AuthMethod::PublicKey {
             fingerprint: "SHA256:(explain)".into(),

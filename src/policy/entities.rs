@@ -78,12 +78,18 @@ impl Vocabulary {
                 fingerprint,
                 key_id,
                 ca_fingerprint,
+                extensions,
+                critical_options,
                 ..
             } => {
                 attrs.insert("auth_method".into(), s("certificate"));
                 attrs.insert("key_fingerprint".into(), s(fingerprint));
                 attrs.insert("key_id".into(), s(key_id));
                 attrs.insert("ca_fingerprint".into(), s(ca_fingerprint));
+                let set =
+                    |names: &[String]| RestrictedExpression::new_set(names.iter().map(|n| s(n)));
+                attrs.insert("cert_extensions".into(), set(extensions));
+                attrs.insert("cert_critical_options".into(), set(critical_options));
             }
         }
         let groups: Vec<EntityUid> = p.user.groups.iter().map(|g| self.group_uid(g)).collect();
@@ -234,6 +240,8 @@ pub fn check_schema(vocab: &Vocabulary, schema: &Schema) -> Result<(), String> {
         key_id: "id".into(),
         serial: 1,
         ca_fingerprint: "SHA256:ca".into(),
+        extensions: vec!["permit-pty".into()],
+        critical_options: vec!["source-address".into()],
     };
     let mut target = Target {
         id: "i-0123456789abcdef0".into(),

@@ -9,7 +9,8 @@
 //! [users.alice]                   # principals, by login name
 //! groups = ["sre"]
 //! attributes = { team = "platform" }   # the user's tags
-//! auth = "publickey"              # or "certificate" (then key_id, ca_fingerprint)
+//! auth = "publickey"              # or "certificate" (then key_id, ca_fingerprint,
+//!                                 # extensions = ["permit-pty", …]; default ssh-keygen's)
 //!
 //! [targets.web-prod]              # targets, by a label used in cases
 //! id = "i-0123456789abcdef0"      # required
@@ -46,7 +47,7 @@ use super::clock::parse_rfc3339;
 use super::{Action, AuthzRequest, ContextInput, Decision, PolicyEngine, Principal, Recording};
 use crate::config::UserConfig;
 use crate::inventory::Target;
-use crate::ssh::auth::AuthMethod;
+use crate::ssh::auth::{AuthMethod, DEFAULT_CERT_EXTENSIONS};
 
 /// Longest case name shown in the table.
 const NAME_WIDTH: usize = 64;
@@ -83,6 +84,8 @@ struct TestUser {
     auth: Option<String>,
     key_id: Option<String>,
     ca_fingerprint: Option<String>,
+    /// Certificate extensions (default: ssh-keygen's five).
+    extensions: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,7 +149,7 @@ struct Prepared {
 
 /// The document a session of `action` uses unless told otherwise.
 pub fn default_document(action: Action) -> &'static str {
-    use crate::gateway::session::documents;
+    use crate::gateway::documents;
     match action {
         Action::Shell => documents::SHELL,
         Action::Exec => documents::NON_INTERACTIVE_COMMAND,
@@ -206,6 +209,11 @@ impl TestFile {
                     .ca_fingerprint
                     .clone()
                     .unwrap_or_else(|| "SHA256:test-ca".into()),
+                extensions: u
+                    .extensions
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_CERT_EXTENSIONS.map(String::from).to_vec()),
+                critical_options: Vec::new(),
             },
             Some(other) => {
                 return Err(format!(

@@ -140,6 +140,9 @@ struct Shared {
     writer: std::sync::Mutex<Option<JoinHandle<()>>>,
     /// Sessions being recorded, to end them at shutdown.
     live: std::sync::Mutex<HashMap<Uuid, Weak<TapInner>>>,
+    /// The last availability ping and what it found: a burst of session
+    /// opens shares one ping instead of each taking a pool connection.
+    last_ping: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
     /// The keys; the first seals.
     keys: SealKeys,
     /// This recorder's audit chain.
@@ -147,6 +150,9 @@ struct Shared {
     /// The next audit event's number in it.
     next_audit_seq: AtomicI64,
 }
+
+/// How long an availability ping's answer is reused.
+const PING_FRESH: Duration = Duration::from_millis(500);
 
 /// The `action` of the audit event that closes a recorder's audit chain.
 pub const CHAIN_CLOSED: &str = "audit_chain_closed";
@@ -209,6 +215,7 @@ impl Recorder {
                 options,
                 writer: std::sync::Mutex::new(Some(handle)),
                 live: std::sync::Mutex::new(HashMap::new()),
+                last_ping: tokio::sync::Mutex::new(None),
                 keys,
                 chain_id,
                 next_audit_seq: AtomicI64::new(0),
@@ -340,9 +347,26 @@ impl Recorder {
         if !self.shared.state.healthy.load(Ordering::SeqCst) {
             return Err(RecordingUnavailable);
         }
-        match tokio::time::timeout(Duration::from_secs(2), self.shared.store.ping()).await {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(RecordingUnavailable),
+        // One ping at a time; callers queued behind it reuse its answer.
+        let mut last = self.shared.last_ping.lock().await;
+        if let Some((at, ok)) = *last
+            && at.elapsed() < PING_FRESH
+        {
+            return if ok {
+                Ok(())
+            } else {
+                Err(RecordingUnavailable)
+            };
+        }
+        let ok = matches!(
+            tokio::time::timeout(Duration::from_secs(2), self.shared.store.ping()).await,
+            Ok(Ok(()))
+        );
+        *last = Some((std::time::Instant::now(), ok));
+        if ok {
+            Ok(())
+        } else {
+            Err(RecordingUnavailable)
         }
     }
 

@@ -14,6 +14,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -169,15 +170,20 @@ impl Spool {
 }
 
 fn open_blocking(dir: &Path) -> Result<Spool, SpoolError> {
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    // Owner-only: the spool holds what users typed.
+    crate::private_files::ensure_dir(dir).map_err(|e| io(dir, e))?;
     let path = dir.join(FILE_NAME);
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(crate::private_files::FILE_MODE)
         .open(&path)
         .map_err(|e| io(&path, e))?;
+    if crate::private_files::wide_bits(&path).is_some() {
+        tracing::warn!(path = %path.display(), "the spool file is accessible to other users; chmod it 0600");
+    }
     if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
         return Err(SpoolError::Locked { path });
     }

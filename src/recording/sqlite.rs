@@ -70,7 +70,12 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
             .synchronous(SqliteSynchronous::Full);
-        if !memory {
+        let parent_exists = connect
+            .get_filename()
+            .parent()
+            .is_none_or(|p| p.as_os_str().is_empty() || p.is_dir());
+        // A missing directory is left for SQLite to report, naming the path.
+        if !memory && parent_exists {
             connect = connect.journal_mode(SqliteJournalMode::Wal);
         }
         let mut pool = SqlitePoolOptions::new().acquire_timeout(options.acquire_timeout);
@@ -84,6 +89,21 @@ impl SqliteStore {
             pool.max_connections(options.max_connections.max(1))
         };
         let path = connect.get_filename().display().to_string();
+        let parent_exists = connect
+            .get_filename()
+            .parent()
+            .is_none_or(|p| p.as_os_str().is_empty() || p.is_dir());
+        // A missing directory is left for SQLite to report, naming the path.
+        if !memory && parent_exists {
+            // Owner-only before SQLite creates it; its WAL and shm files
+            // take the database file's mode.
+            crate::private_files::ensure_file(connect.get_filename()).map_err(|e| {
+                StoreError::Invalid {
+                    what: "sqlite database file",
+                    why: format!("{path}: {e}"),
+                }
+            })?;
+        }
         let pool =
             pool.connect_with(connect)
                 .await

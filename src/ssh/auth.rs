@@ -48,8 +48,26 @@ pub enum AuthMethod {
         serial: u64,
         /// `SHA256:…` of the signing CA.
         ca_fingerprint: String,
+        /// The certificate's extensions by name (`permit-pty`, …), sorted.
+        extensions: Vec<String>,
+        /// Its critical options by name (only `source-address` gets this
+        /// far; the others make a certificate unusable), sorted.
+        critical_options: Vec<String>,
     },
 }
+
+/// The extensions `ssh-keygen` puts in a certificate unless told otherwise.
+pub const DEFAULT_CERT_EXTENSIONS: [&str; 5] = [
+    "permit-X11-forwarding",
+    "permit-agent-forwarding",
+    "permit-port-forwarding",
+    "permit-pty",
+    "permit-user-rc",
+];
+/// The extension that allows a PTY.
+pub const PERMIT_PTY: &str = "permit-pty";
+/// The extension that allows `-L`, `-W`, `-J`.
+pub const PERMIT_PORT_FORWARDING: &str = "permit-port-forwarding";
 
 /// Why an authentication attempt was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -180,16 +198,31 @@ impl Identities {
                 other => return Err(Rejection::UnsupportedCriticalOption(other.to_owned())),
             }
         }
+        let mut extensions: Vec<String> = cert.extensions().keys().cloned().collect();
+        extensions.sort();
+        let mut critical_options: Vec<String> = cert.critical_options().keys().cloned().collect();
+        critical_options.sort();
         Ok(AuthMethod::Certificate {
             fingerprint: cert.public_key().fingerprint(HashAlg::Sha256).to_string(),
             key_id: cert.key_id().to_owned(),
             serial: cert.serial(),
             ca_fingerprint: ca.to_string(),
+            extensions,
+            critical_options,
         })
     }
 }
 
 impl AuthMethod {
+    /// Whether the credential allows what `extension` names, as sshd
+    /// decides: a certificate only with that extension, a plain key always.
+    pub fn permits(&self, extension: &str) -> bool {
+        match self {
+            AuthMethod::PublicKey { .. } => true,
+            AuthMethod::Certificate { extensions, .. } => extensions.iter().any(|e| e == extension),
+        }
+    }
+
     /// `SHA256:…` of the key the user authenticated with.
     pub fn fingerprint(&self) -> &str {
         match self {
@@ -209,6 +242,7 @@ impl fmt::Display for AuthMethod {
                 key_id,
                 serial,
                 ca_fingerprint,
+                ..
             } => write!(
                 f,
                 "certificate {fingerprint} id {key_id:?} serial {serial} CA {ca_fingerprint}"
@@ -285,7 +319,8 @@ impl Justification {
         }
     }
 
-    /// Checks a reason: trimmed, no control characters, at most
+    /// Checks a reason: trimmed, no control or invisible formatting
+    /// characters, at most
     /// [`MAX_REASON_CHARS`] characters, matching the regex. Returns the
     /// trimmed reason, or a message for the user naming the rule and hint.
     /// An empty reason is accepted (as `""`) only when none is required.
@@ -300,6 +335,12 @@ impl Justification {
         }
         if reason.chars().any(char::is_control) {
             return Err("the reason must not contain control characters".into());
+        }
+        if reason.chars().any(crate::untrusted::is_invisible_format) {
+            return Err(
+                "the reason must not contain invisible formatting characters (bidi controls, zero-width characters)"
+                    .into(),
+            );
         }
         let len = reason.chars().count();
         if len > MAX_REASON_CHARS {

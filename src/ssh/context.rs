@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::auth::{Identities, Justification};
+use super::session_limits::SessionLimits;
 use crate::config::ServerConfig;
 use crate::gateway::Gateway;
 
@@ -17,4 +18,6 @@ pub struct ServerContext {
     pub gateway: Arc<Gateway>,
     /// Listen address, limits, timeouts.
     pub server: ServerConfig,
+    /// Open channels per connection and per user.
+    pub sessions: Arc<SessionLimits>,
 }

@@ -12,7 +12,8 @@ use uuid::Uuid;
 use super::context::ServerContext;
 use super::session_channel::Authenticated;
 use crate::gateway::ports::{PortSessions, run_forward};
-use crate::gateway::{Kind, SessionRequest};
+use crate::gateway::{GatewayError, Kind, SessionRequest};
+use crate::untrusted::Untrusted;
 
 /// SSH_OPEN_ADMINISTRATIVELY_PROHIBITED.
 const PROHIBITED: u32 = 1;
@@ -52,8 +53,14 @@ pub async fn run(
     let target = match gateway.resolve(&req.host).await {
         Ok(t) => t,
         Err(e) => {
-            tracing::info!(user = %user.user.name, host = %req.host, port, error = %e, "forward refused");
-            return reply.reject(refuse(format!("ssmgate: {e}"))).await;
+            let id = Uuid::new_v4();
+            tracing::info!(gateway_session = %id, user = %user.user.name, host = %Untrusted(&req.host), port, error = %e, "forward refused");
+            return reply
+                .reject(refuse(format!(
+                    "ssmgate: {}",
+                    GatewayError::from(e).for_user(id)
+                )))
+                .await;
         }
     };
     let request = SessionRequest {
@@ -72,7 +79,9 @@ pub async fn run(
         Ok(f) => f,
         Err(e) => {
             tracing::info!(gateway_session = %request.id, error = %e, "forward refused");
-            return reply.reject(refuse(format!("ssmgate: {e}"))).await;
+            return reply
+                .reject(refuse(format!("ssmgate: {}", e.for_user(request.id))))
+                .await;
         }
     };
     reply.accept().await;

@@ -7,25 +7,31 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use russh::keys::Certificate;
 use russh::server::{
     Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Response, Session, VerifiedPublicKey,
 };
-use russh::{Channel, ChannelId, MethodKind, MethodSet};
+use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet};
 
-use super::auth::{AuthMethod, Rejection};
+use super::auth::{AuthMethod, PERMIT_PORT_FORWARDING, PERMIT_PTY, Rejection};
 use super::context::ServerContext;
 use super::forward;
 use super::limits::StartupGuard;
 use super::login::{Login, parse_login};
 use super::session_channel::{self, Authenticated};
+use super::session_limits::SessionSlot;
 use crate::gateway::ports::PortSessions;
 use crate::gateway::record::EndCause;
 use crate::recording::AuditKind;
+use crate::untrusted::{Untrusted, bounded};
 
+/// SSH_OPEN_ADMINISTRATIVELY_PROHIBITED.
+const PROHIBITED: u32 = 1;
+/// SSH_OPEN_RESOURCE_SHORTAGE.
+const RESOURCE_SHORTAGE: u32 = 4;
 /// How often a malformed reason is asked for again before giving up.
 const REASON_TRIES: u32 = 3;
 /// The keyboard-interactive prompt.
@@ -35,6 +41,12 @@ const REASON_PROMPT: &str = "Reason for access: ";
 pub struct ConnectionHandler {
     ctx: Arc<ServerContext>,
     peer: SocketAddr,
+    /// The login name of the first authentication request, exactly as sent.
+    /// Every later request must repeat it: a different user (or `+target`)
+    /// ends the connection, as OpenSSH's sshd does ("Change of username or
+    /// service not allowed"). Without this, a factor proven for one user
+    /// could be completed as another.
+    bound_login: Option<String>,
     login: Option<Login>,
     /// The key or certificate that passed, waiting for the reason.
     first_factor: Option<AuthMethod>,
@@ -45,6 +57,8 @@ pub struct ConnectionHandler {
     /// Set once authenticated; the login-grace timer reads it.
     pub authenticated: Arc<AtomicBool>,
     ports: Arc<PortSessions>,
+    /// Channels of this connection now open (shells, commands, forwards).
+    open_channels: Arc<AtomicUsize>,
     refused_remote_forward: bool,
     /// Why the gateway cut the connection (set by the server loop).
     pub end_cause: Arc<EndCause>,
@@ -57,6 +71,7 @@ impl ConnectionHandler {
         Self {
             ctx,
             peer,
+            bound_login: None,
             login: None,
             first_factor: None,
             reason: None,
@@ -65,22 +80,53 @@ impl ConnectionHandler {
             startup: Some(startup),
             authenticated: Arc::new(AtomicBool::new(false)),
             ports: Arc::new(PortSessions::new(end_cause.clone())),
+            open_channels: Arc::new(AtomicUsize::new(0)),
             refused_remote_forward: false,
             end_cause,
         }
     }
 
-    fn login(&mut self, raw: &str) -> Option<Login> {
-        match parse_login(raw) {
-            Ok(login) => {
-                self.login = Some(login.clone());
-                Some(login)
+    /// Binds the connection to the first login name and parses it. A later
+    /// request for another name is an error, which ends the connection.
+    async fn login(&mut self, raw: &str) -> Result<Option<Login>, russh::Error> {
+        match &self.bound_login {
+            None => {
+                self.bound_login = Some(raw.to_owned());
+                self.login = match parse_login(raw) {
+                    Ok(login) => Some(login),
+                    Err(e) => {
+                        tracing::info!(peer = %self.peer, error = %e, "refused login name");
+                        None
+                    }
+                };
             }
-            Err(e) => {
-                tracing::info!(peer = %self.peer, error = %e, "refused login name");
-                None
+            Some(bound) if bound == raw => {}
+            Some(bound) => {
+                let first = bound.clone();
+                tracing::warn!(
+                    peer = %self.peer, first = %Untrusted(&first), now = %Untrusted(raw),
+                    "login name changed during authentication; disconnecting"
+                );
+                let user = self
+                    .login
+                    .as_ref()
+                    .map(|l| l.user.clone())
+                    .unwrap_or_default();
+                self.audit(
+                    AuditKind::AuthFailure,
+                    &user,
+                    serde_json::json!({
+                        "reason": "login name changed during authentication",
+                        "first_login": bounded(&first),
+                        "later_login": bounded(raw),
+                        "source_port": self.peer.port(),
+                    }),
+                )
+                .await;
+                return Err(russh::Error::Disconnect);
             }
         }
+        Ok(self.login.clone())
     }
 
     /// A first factor passed: accept, or ask for the reason.
@@ -145,6 +191,40 @@ impl ConnectionHandler {
         }
     }
 
+    /// A slot for one more channel, or the refusal sent to the client
+    /// (with the limit's text) and written to the log and the audit.
+    async fn channel_slot(
+        &self,
+        user: &Authenticated,
+        kind: &str,
+    ) -> Result<SessionSlot, ChannelOpenFailure> {
+        match self
+            .ctx
+            .sessions
+            .acquire(&user.user.name, &self.open_channels)
+        {
+            Ok(slot) => Ok(slot),
+            Err(limit) => {
+                tracing::warn!(peer = %self.peer, user = %user.user.name, kind, reason = %limit, "channel refused: session limit");
+                self.audit(
+                    AuditKind::DecisionDeny,
+                    &user.user.name,
+                    serde_json::json!({
+                        "action": kind,
+                        "message": limit.to_string(),
+                        "limit": true,
+                        "source_port": self.peer.port(),
+                    }),
+                )
+                .await;
+                Err(ChannelOpenFailure::Other {
+                    code: RESOURCE_SHORTAGE,
+                    reason: limit.to_string(),
+                })
+            }
+        }
+    }
+
     fn session_user(&self) -> Option<Arc<Authenticated>> {
         let user = self.user.clone()?;
         if self.refused_remote_forward && !user.remote_forward_refused {
@@ -164,7 +244,7 @@ impl russh::server::Handler for ConnectionHandler {
         user: &str,
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        let Some(login) = self.login(user) else {
+        let Some(login) = self.login(user).await? else {
             return Ok(Auth::reject());
         };
         // Spare the signature when this key cannot pass anyway. russh offers
@@ -184,7 +264,7 @@ impl russh::server::Handler for ConnectionHandler {
         user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
-        let Some(login) = self.login(user) else {
+        let Some(login) = self.login(user).await? else {
             return Ok(Auth::reject());
         };
         Ok(
@@ -200,7 +280,7 @@ impl russh::server::Handler for ConnectionHandler {
         user: &str,
         cert: &Certificate,
     ) -> Result<Auth, Self::Error> {
-        let Some(login) = self.login(user) else {
+        let Some(login) = self.login(user).await? else {
             return Ok(Auth::reject());
         };
         let checked = self.ctx.identities.check_certificate(
@@ -215,13 +295,23 @@ impl russh::server::Handler for ConnectionHandler {
         })
     }
 
+    async fn auth_none(&mut self, user: &str) -> Result<Auth, Self::Error> {
+        self.login(user).await?;
+        Ok(Auth::reject())
+    }
+
+    async fn auth_password(&mut self, user: &str, _password: &str) -> Result<Auth, Self::Error> {
+        self.login(user).await?;
+        Ok(Auth::reject())
+    }
+
     async fn auth_keyboard_interactive<'a>(
         &'a mut self,
-        _user: &str,
+        user: &str,
         _submethods: &str,
         response: Option<Response<'a>>,
     ) -> Result<Auth, Self::Error> {
-        if self.first_factor.is_none() {
+        if self.login(user).await?.is_none() || self.first_factor.is_none() {
             return Ok(Auth::reject());
         }
         let Some(mut response) = response else {
@@ -309,8 +399,26 @@ impl russh::server::Handler for ConnectionHandler {
                 .await;
             return Ok(());
         };
+        let slot = match self.channel_slot(&user, "session").await {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                // Accepted only to say why on stderr: a refused open is
+                // shown by OpenSSH at log level INFO only.
+                reply.accept().await;
+                let text = match refusal {
+                    ChannelOpenFailure::Other { reason, .. } => reason,
+                    _ => "ssmgate: session refused".into(),
+                };
+                tokio::spawn(session_channel::refuse(channel, format!("{text}\r\n")));
+                return Ok(());
+            }
+        };
         reply.accept().await;
-        tokio::spawn(session_channel::run(self.ctx.clone(), user, channel));
+        let ctx = self.ctx.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            session_channel::run(ctx, user, channel).await;
+        });
         Ok(())
     }
 
@@ -330,18 +438,32 @@ impl russh::server::Handler for ConnectionHandler {
                 .await;
             return Ok(());
         };
+        if !user.auth.permits(PERMIT_PORT_FORWARDING) {
+            tracing::info!(peer = %self.peer, user = %user.user.name, "forward refused: certificate lacks permit-port-forwarding");
+            reply
+                .reject(ChannelOpenFailure::Other {
+                    code: PROHIBITED,
+                    reason: "ssmgate: your certificate does not permit port forwarding (no permit-port-forwarding extension)".into(),
+                })
+                .await;
+            return Ok(());
+        }
+        let slot = match self.channel_slot(&user, "direct-tcpip").await {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                reply.reject(refusal).await;
+                return Ok(());
+            }
+        };
         let request = forward::Request {
             host: host.to_owned(),
             port,
         };
-        tokio::spawn(forward::run(
-            self.ctx.clone(),
-            user,
-            self.ports.clone(),
-            request,
-            channel,
-            reply,
-        ));
+        let (ctx, ports) = (self.ctx.clone(), self.ports.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            forward::run(ctx, user, ports, request, channel, reply).await;
+        });
         Ok(())
     }
 
@@ -356,7 +478,12 @@ impl russh::server::Handler for ConnectionHandler {
         _modes: &[(russh::Pty, u32)],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        session.channel_success(channel)
+        // A certificate without permit-pty gets none, as with sshd (the
+        // channel task ignores the request too).
+        match &self.user {
+            Some(u) if u.auth.permits(PERMIT_PTY) => session.channel_success(channel),
+            _ => session.channel_failure(channel),
+        }
     }
 
     async fn env_request(

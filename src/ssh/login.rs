@@ -5,6 +5,7 @@
 use std::fmt;
 
 use crate::config::is_valid_user_name;
+use crate::untrusted::bounded;
 
 /// Longest accepted target.
 pub const MAX_TARGET_LEN: usize = 255;
@@ -34,8 +35,8 @@ pub enum LoginError {
     /// Nothing before the `+` (or an empty login).
     #[error("empty user name (use USER or USER+TARGET)")]
     EmptyUser,
-    /// The user part is not a valid user name.
-    #[error("invalid user name {0:?}: must match ^[a-z_][a-z0-9_.-]{{0,31}}$")]
+    /// The user part is not a valid user name (kept escaped and bounded).
+    #[error("invalid user name \"{0}\": must match ^[a-z_][a-z0-9_.-]{{0,31}}$")]
     BadUser(String),
     /// `alice+` with nothing after the `+`.
     #[error("empty target after '+' (use USER+TARGET, e.g. alice+web-1)")]
@@ -44,9 +45,11 @@ pub enum LoginError {
     #[error("target is too long ({0} characters, at most 255)")]
     TargetTooLong(usize),
     /// Target with a character outside `A-Z a-z 0-9 . _ : -`.
-    #[error("invalid target {target:?}: character {bad:?} not allowed (only A-Z a-z 0-9 . _ : -)")]
+    #[error(
+        "invalid target \"{target}\": character {bad:?} not allowed (only A-Z a-z 0-9 . _ : -)"
+    )]
     BadTarget {
-        /// The target as given.
+        /// The target as given, escaped and bounded.
         target: String,
         /// The first offending character.
         bad: char,
@@ -63,7 +66,7 @@ pub fn parse_login(raw: &str) -> Result<Login, LoginError> {
         return Err(LoginError::EmptyUser);
     }
     if !is_valid_user_name(user) {
-        return Err(LoginError::BadUser(user.to_owned()));
+        return Err(LoginError::BadUser(bounded(user)));
     }
     let target = match target {
         None => None,
@@ -90,7 +93,7 @@ pub fn check_target(target: &str) -> Result<&str, LoginError> {
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
     {
         return Err(LoginError::BadTarget {
-            target: target.to_owned(),
+            target: bounded(target),
             bad,
         });
     }
@@ -165,6 +168,16 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn huge_names_are_bounded_in_errors() {
+        let e = parse_login(&"A".repeat(64 * 1024)).unwrap_err().to_string();
+        assert!(e.len() < 400, "{}", e.len());
+        let e = parse_login(&format!("a+web\n{}", "x".repeat(200)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 400 && !e.contains('\n'), "{e}");
     }
 
     #[test]

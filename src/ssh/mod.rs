@@ -5,7 +5,8 @@
 //! - [`handler`]: russh callbacks; every decision is delegated to [`auth`]
 //!   (keys, user certificates, the reason for access);
 //! - [`session_channel`]: one task per shell/exec channel, with the target
-//!   [`picker`]; [`forward`]: one task per direct-tcpip channel;
+//!   [`picker`]; [`forward`]: one task per direct-tcpip channel; both hold
+//!   a slot of the [`session_limits`] (per connection, per user);
 //! - [`hostkey`]: the gateway's own host key; [`context`]: shared state.
 //!
 //! Nothing here calls AWS: channels hand a `SessionRequest` to the gateway.
@@ -20,3 +21,4 @@ pub mod login;
 pub mod picker;
 pub mod server;
 pub mod session_channel;
+pub mod session_limits;

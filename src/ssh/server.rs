@@ -47,8 +47,7 @@ impl SshServer {
             nodelay: true,
             ..Default::default()
         };
-        let limits =
-            StartupLimits::new(s.max_startups as usize, s.max_startups_per_source as usize);
+        let limits = StartupLimits::new(s.max_startups, s.max_startups_per_source as usize);
         Ok(Self {
             listener,
             ctx,
@@ -81,10 +80,17 @@ impl SshServer {
             };
             // russh applies `nodelay` only in its own accept loop.
             let _ = socket.set_nodelay(true);
-            let Some(guard) = self.limits.try_acquire(peer.ip()) else {
-                tracing::warn!(%peer, "too many unauthenticated connections; dropping");
-                continue;
+            let guard = match self.limits.try_acquire(peer.ip()) {
+                Ok(guard) => guard,
+                Err(why) => {
+                    tracing::warn!(%peer, reason = %why, "dropping a new connection");
+                    continue;
+                }
             };
+            // The login grace time runs from accept, so a connection that
+            // never sends a byte cannot hold its startup slot for ever.
+            let login_deadline = tokio::time::Instant::now()
+                + self.ctx.server.login_grace.max(Duration::from_secs(1));
             let handler = ConnectionHandler::new(self.ctx.clone(), peer, guard);
             tokio::spawn(connection(
                 self.russh.clone(),
@@ -92,6 +98,7 @@ impl SshServer {
                 socket,
                 peer,
                 handler,
+                login_deadline,
                 stop_rx.clone(),
             ));
         }
@@ -107,19 +114,29 @@ async fn connection(
     socket: tokio::net::TcpStream,
     peer: SocketAddr,
     handler: ConnectionHandler,
+    login_deadline: tokio::time::Instant,
     mut stop: watch::Receiver<bool>,
 ) {
     let authenticated = handler.authenticated.clone();
     let cause = handler.end_cause.clone();
-    let mut session = match russh::server::run_stream(config, socket, handler).await {
-        Ok(s) => s,
-        Err(e) => {
+    let started = tokio::time::timeout_at(
+        login_deadline,
+        russh::server::run_stream(config, socket, handler),
+    )
+    .await;
+    let mut session = match started {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
             tracing::debug!(%peer, error = %e, "SSH handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%peer, "login grace time over before the SSH handshake; disconnecting");
             return;
         }
     };
     let handle = session.handle();
-    let grace = tokio::time::sleep(ctx.server.login_grace.max(Duration::from_secs(1)));
+    let grace = tokio::time::sleep_until(login_deadline);
     let lifetime = tokio::time::sleep(
         ctx.server
             .max_session
@@ -142,7 +159,12 @@ async fn connection(
                 grace_done = true;
                 if !authenticated.load(Ordering::Relaxed) {
                     tracing::info!(%peer, "login grace time over; disconnecting");
-                    let _ = handle.disconnect(russh::Disconnect::ByApplication, "login grace time exceeded".into(), "en".into()).await;
+                    // Say goodbye if the client still reads, then drop the
+                    // connection whatever it does (a client stalled in key
+                    // exchange must not keep its startup slot).
+                    let bye = handle.disconnect(russh::Disconnect::ByApplication, "login grace time exceeded".into(), "en".into());
+                    let _ = tokio::time::timeout(Duration::from_secs(1), bye).await;
+                    return;
                 }
             }
             _ = &mut lifetime => {

@@ -12,7 +12,7 @@ use russh::{Channel, ChannelMsg, ChannelWriteHalf, Sig};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::auth::AuthMethod;
+use super::auth::{AuthMethod, PERMIT_PTY};
 use super::context::ServerContext;
 use super::picker;
 use crate::config::UserConfig;
@@ -69,11 +69,12 @@ pub async fn run(ctx: Arc<ServerContext>, user: Arc<Authenticated>, channel: Cha
     let mut req = Requests::default();
     let start = loop {
         match rd.wait().await {
+            // Refused (channel failure) without permit-pty; see the handler.
             Some(ChannelMsg::RequestPty {
                 col_width,
                 row_height,
                 ..
-            }) => req.pty = Some((col_width, row_height)),
+            }) if user.auth.permits(PERMIT_PTY) => req.pty = Some((col_width, row_height)),
             Some(ChannelMsg::WindowChange {
                 col_width,
                 row_height,
@@ -152,7 +153,9 @@ pub async fn run(ctx: Arc<ServerContext>, user: Arc<Authenticated>, channel: Cha
         Ok(o) => o,
         Err(e) => {
             tracing::info!(gateway_session = %request.id, user = %request.user.name, error = %e, "session refused");
-            return out.fail(&format!("ssmgate: {e}\r\n")).await;
+            return out
+                .fail(&format!("ssmgate: {}\r\n", e.for_user(request.id)))
+                .await;
         }
     };
     if let Some((cols, rows)) = req.pty {
@@ -208,6 +211,12 @@ pub async fn run(ctx: Arc<ServerContext>, user: Arc<Authenticated>, channel: Cha
     let (reason, exit_status) = end_of(&ended);
     let reason = user.end_cause.resolve(reason);
     opened.tap.finish(reason, exit_status).await;
+}
+
+/// Writes `text` on the channel's stderr and closes it with status 255.
+pub async fn refuse(channel: Channel<Msg>, text: String) {
+    let (_rd, wr) = channel.split();
+    SshOutput { wr }.fail(&text).await;
 }
 
 /// The checked reason for this channel: from the prompt, or from

@@ -46,6 +46,21 @@ forbid (principal, action == Action::"ssh", resource)
 when { resource.hasTag("recording") && resource.getTag("recording") == "required" };
 "#;
 
+/// What a fixture differs in.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// Also start a real sshd for web-1:22.
+    pub with_sshd: bool,
+    /// Record here (default: SQLite in the fixture's directory).
+    pub database_url: Option<String>,
+    /// TOML sections appended to the gateway's config.
+    pub extra: String,
+    /// Keys added to the gateway's `[server]` section.
+    pub server: String,
+    /// TOML appended to the simulator's config (e.g. `[faults]`).
+    pub sim: String,
+}
+
 /// A running gateway + simulator with users and keys.
 pub struct Fixture {
     pub dir: TempDir,
@@ -194,6 +209,30 @@ impl Fixture {
     /// the fixture's directory), with `extra` TOML sections appended to the
     /// gateway's config (e.g. `[recording]`).
     pub async fn start_with(with_sshd: bool, database_url: Option<String>, extra: &str) -> Fixture {
+        Self::start_opts(Options {
+            with_sshd,
+            database_url,
+            extra: extra.to_owned(),
+            ..Options::default()
+        })
+        .await
+    }
+
+    /// Starts everything as `o` says. With `SSMGATE_TEST_LOG` set (a
+    /// filter such as `debug`), the gateway's log goes to stderr.
+    pub async fn start_opts(o: Options) -> Fixture {
+        if let Ok(filter) = std::env::var("SSMGATE_TEST_LOG") {
+            let _ =
+                ssmgate::logging::install(ssmgate::logging::Filter::new(filter), std::io::stderr);
+        }
+        let Options {
+            with_sshd,
+            database_url,
+            extra,
+            server,
+            sim,
+        } = o;
+        let extra = extra.as_str();
         let dir = tempfile::tempdir().expect("tmp");
         let d = dir.path();
         keygen(&d.join("alice"));
@@ -232,6 +271,7 @@ name = "twin"
 [[instances]]
 id = "{DUP_B}"
 name = "twin"
+{sim}
 "#
         );
         let sim = SimServer::start(
@@ -244,7 +284,8 @@ name = "twin"
             r#"[server]
 listen = "127.0.0.1:0"
 host_key = "host_key"
-login_grace_secs = 20
+{grace}
+{server}
 
 [aws]
 region = "us-east-1"
@@ -273,6 +314,11 @@ public_key = "{ca}"
 
 {extra}
 "#,
+            grace = if server.contains("login_grace_secs") {
+                ""
+            } else {
+                "login_grace_secs = 20"
+            },
             endpoint = sim.endpoint(),
             database = database_url.unwrap_or_else(|| "sqlite://ssmgate.db".into()),
             alice = read(&d.join("alice.pub")),
@@ -313,6 +359,24 @@ public_key = "{ca}"
 
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// (kind, user, detail) of every audit event in the fixture's SQLite
+    /// store, oldest first, once what the recorder holds is written.
+    pub async fn audit_rows(&self) -> Vec<(String, String, String)> {
+        use sqlx::Row;
+        self.gw.recorder.flush().await;
+        let url = format!("sqlite://{}", self.path("ssmgate.db").display());
+        let pool = sqlx::SqlitePool::connect(&url).await.expect("sqlite");
+        let rows = sqlx::query(
+            "SELECT kind, coalesce(user_name, ''), detail FROM audit_events ORDER BY n",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("select");
+        rows.iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
     }
 
     /// Options every client command gets: no config, no host key checks,

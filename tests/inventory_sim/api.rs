@@ -83,7 +83,7 @@ async fn start_session_opens_a_working_shell_and_carries_the_reason() {
     assert_eq!(ours.reason(), Some(reason.as_str()));
     assert_eq!(
         ours.reason(),
-        Some("ssmgate user=alice session=gw-session-1 reason=INC-123 disk full")
+        Some("ssmgate user=alice session=gw-session-1 reason=\"INC-123 disk full\"")
     );
     api.terminate_session(&started.session_id).await.unwrap();
 }

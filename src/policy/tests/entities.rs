@@ -15,6 +15,8 @@ fn user_entity_has_groups_as_parents_and_attributes_as_tags() {
         key_id: "alice@laptop".into(),
         serial: 7,
         ca_fingerprint: "SHA256:ca".into(),
+        extensions: vec!["permit-pty".into()],
+        critical_options: vec!["source-address".into()],
     };
     let entities = vocab
         .principal(&Principal {
@@ -180,6 +182,8 @@ when {
         key_id: "alice@laptop".into(),
         serial: 1,
         ca_fingerprint: "SHA256:ca".into(),
+        extensions: vec!["permit-pty".into()],
+        critical_options: vec!["source-address".into()],
     };
     let db = target("i-0123456789abcdef0", "db-1", &[("role", "db")]);
     let mut c = ctx(

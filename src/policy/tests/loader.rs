@@ -161,7 +161,7 @@ fn load_reads_a_directory_and_skips_other_files() {
 fn shipped_policies_validate() {
     let e = PolicyEngine::load(&shipped()).unwrap();
     let snap = e.snapshot();
-    assert_eq!(snap.policies.len(), 8);
+    assert_eq!(snap.policies.len(), 9);
     assert!(snap.warnings.is_empty(), "{:?}", snap.warnings);
     for p in &snap.policies {
         assert!(p.description.is_some(), "{} has a description", p.id);

@@ -161,6 +161,8 @@ fn good_certificate() {
             key_id: "alice@corp".into(),
             serial: 42,
             ca_fingerprint: keys.keygen_fingerprint(&keys.path("ca.pub")),
+            extensions: DEFAULT_CERT_EXTENSIONS.map(String::from).to_vec(),
+            critical_options: Vec::new(),
         }
     );
     assert!(method.to_string().contains("serial 42"), "{method}");
@@ -406,6 +408,15 @@ fn justification() {
     assert!(e.contains("required") && e.contains("a ticket id"), "{e}");
     let e = j.check("INC-1 disk\u{1b}[2J full").unwrap_err();
     assert!(e.contains("control characters"), "{e}");
+    for hidden in [
+        "INC-1 \u{202E}toor",
+        "INC-1 fix\u{200B}",
+        "\u{FEFF}INC-1 x",
+        "INC-1 \u{2066}x\u{2069}",
+    ] {
+        let e = j.check(hidden).unwrap_err();
+        assert!(e.contains("invisible formatting"), "{hidden:?}: {e}");
+    }
     let long = format!("INC-1 {}", "x".repeat(200));
     let e = j.check(&long).unwrap_err();
     assert!(e.contains("too long (206 characters, at most 200)"), "{e}");
