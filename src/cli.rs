@@ -239,7 +239,9 @@ pub enum SessionsCommand {
     Replay(SessionsReplayArgs),
     /// Export a session's terminal recording (asciicast v2, for `asciinema play`).
     Export(SessionsExportArgs),
-    /// Check a session's hash chain (or every session's); exit 1 if broken.
+    /// Check a session's chain and seals (or every session's and the audit
+    /// trail's); exit 1 if anything was tampered with, 3 if the key file is
+    /// missing or lacks a key that sealed something.
     Verify(SessionsVerifyArgs),
 }
 
@@ -314,9 +316,12 @@ pub struct SessionsVerifyArgs {
     /// The session id, or a unique prefix of it (at least 4 hex digits).
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     pub id: Option<String>,
-    /// Verify every session and print a summary.
+    /// Verify every session and every audit chain, and print a summary.
     #[arg(long)]
     pub all: bool,
+    /// The recording key file (default: the config's `[recording] key_file`).
+    #[arg(long, value_name = "PATH", env = "SSMGATE_RECORDING_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
 }
 
 fn positive_f64(s: &str) -> Result<f64, String> {

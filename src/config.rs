@@ -73,6 +73,13 @@
 //! memory_limit_mib = 16                      # most recording data held in memory (1-4096); past half
 //!                                            # of it writes go to the spool
 //! write_timeout_secs = 10                    # a database write slower than this is spooled (1-3600)
+//! key_file = "recording.key"                 # HMAC keys that seal recordings and the audit trail,
+//!                                            # kept outside the database; generated (mode 0600) on
+//!                                            # first start if missing. Lines ID:HEX (64 hex digits);
+//!                                            # the first key seals, every key listed verifies: rotate
+//!                                            # by adding a line at the top. Replicas sharing a
+//!                                            # database share this file. `ssmgate sessions verify`
+//!                                            # reads it (see README "Tamper evidence")
 //!
 //! [[users]]                                  # at least one
 //! name = "alice"                             # ^[a-z_][a-z0-9_.-]{0,31}$, unique; the SSH login name

@@ -45,7 +45,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ssmgate: {e:#}");
-            ExitCode::FAILURE
+            e.downcast_ref::<ssmgate::sessions::SessionsError>()
+                .map_or(ExitCode::FAILURE, |e| ExitCode::from(e.exit_code()))
         }
     }
 }

@@ -40,7 +40,7 @@ pub enum ServeError {
         source: crate::recording::StoreError,
     },
     #[error("recording: {0}")]
-    Spool(#[from] crate::recording::SpoolError),
+    Recording(#[from] crate::recording::RecorderError),
 }
 
 /// A gateway running in this process.

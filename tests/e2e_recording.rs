@@ -153,6 +153,20 @@ async fn a_shell_is_recorded_with_metadata_content_and_audit() {
     assert!(text("o").contains("recorded-42"), "{cast}");
     let ok = sessions(&fx, &["verify", "--all"]);
     assert!(ok.status.success(), "{ok:?}");
+    let ok = String::from_utf8_lossy(&ok.stdout).into_owned();
+    assert!(ok.contains(&format!("OK {}", s.id)), "{ok}");
+    // The running gateway's audit chain: intact, and still open.
+    assert!(ok.contains("OK audit chain") && ok.contains("open"), "{ok}");
+    assert!(
+        ok.contains("audit chains") && ok.contains(": 0 broken"),
+        "{ok}"
+    );
+    // Sealed with the key the gateway generated beside its config.
+    let keys = recording::SealKeys::load(&fx.path("recording.key")).expect("generated key");
+    let chunks = store.chunks(s.id).await.expect("chunks");
+    let trail = store.audit_for_session(s.id).await.expect("audit");
+    let report = recording::check_session(&keys, &s, Ok(&chunks), &trail);
+    assert!(report.is_intact() && !report.unsealed, "{report:?}");
 
     // Edit the recorded output in the database.
     use sqlx::Row;
@@ -184,6 +198,16 @@ async fn a_shell_is_recorded_with_metadata_content_and_audit() {
         out.contains("BROKEN") && out.contains(&format!("chunk {seq}")),
         "{out}"
     );
+    // An edited reason on the real session row breaks its start seal.
+    sqlx::query("UPDATE sessions SET justification = 'INC-9 routine' WHERE id = ?")
+        .bind(s.id.to_string())
+        .execute(&pool)
+        .await
+        .expect("tamper");
+    let broken = sessions(&fx, &["verify", &short]);
+    assert_eq!(broken.status.code(), Some(1), "{broken:?}");
+    let out = String::from_utf8_lossy(&broken.stdout);
+    assert!(out.contains("metadata MAC mismatch (start seal)"), "{out}");
     // Looking at recordings is audited too.
     let admin = sqlx_rows(&fx).await;
     assert!(

@@ -10,6 +10,8 @@ mod cases;
 mod common;
 #[path = "store_contract/fixtures.rs"]
 mod fixtures;
+#[path = "store_contract/sealing.rs"]
+mod sealing;
 
 use std::future::Future;
 use std::time::Duration;
@@ -58,7 +60,7 @@ macro_rules! contract {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     let (db, _dir) = super::sqlite_db();
-                    super::within(super::cases::$case(&db)).await;
+                    super::within(super::$case(&db)).await;
                 }
             )+
         }
@@ -68,7 +70,7 @@ macro_rules! contract {
                 async fn $case() {
                     super::within(async {
                         let db = super::postgres_db().await;
-                        super::cases::$case(&db).await;
+                        super::$case(&db).await;
                     })
                     .await;
                 }
@@ -77,7 +79,13 @@ macro_rules! contract {
     };
 }
 
+use cases::*;
+use sealing::*;
+
 contract!(
+    seals_and_audit_chains_round_trip,
+    keyed_tampering_detected,
+    replicas_keep_separate_audit_chains,
     round_trip,
     list_filters,
     chunks_order_and_idempotency,

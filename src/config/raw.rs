@@ -181,6 +181,7 @@ struct RawRecording {
     spool_dir: PathBuf,
     memory_limit_mib: u64,
     write_timeout_secs: u64,
+    key_file: PathBuf,
 }
 
 impl Default for RawRecording {
@@ -191,6 +192,7 @@ impl Default for RawRecording {
             spool_dir: "spool".into(),
             memory_limit_mib: 16,
             write_timeout_secs: 10,
+            key_file: "recording.key".into(),
         }
     }
 }
@@ -210,6 +212,9 @@ impl RawRecording {
         if self.spool_dir.as_os_str().is_empty() {
             return Err(("recording.spool_dir".into(), "must not be empty".into()));
         }
+        if self.key_file.as_os_str().is_empty() {
+            return Err(("recording.key_file".into(), "must not be empty".into()));
+        }
         if !(1..=4096).contains(&self.memory_limit_mib) {
             return Err((
                 "recording.memory_limit_mib".into(),
@@ -227,6 +232,7 @@ impl RawRecording {
         options.fail_closed = self.fail_closed;
         options.memory_limit = usize::try_from(self.memory_limit_mib << 20).unwrap_or(usize::MAX);
         options.write_timeout = Duration::from_secs(self.write_timeout_secs);
+        options.key_file = base_dir.join(self.key_file);
         Ok(options)
     }
 }

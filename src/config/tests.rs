@@ -404,3 +404,19 @@ fn max_startups_drop_chance_rises_from_start_to_full() {
     assert!(MaxStartups::parse("5:0:10").is_err());
     assert!(MaxStartups::parse("a:b:c").is_err());
 }
+
+#[test]
+fn recording_key_file_is_relative_to_the_config() {
+    let base = Path::new("/etc/ssmgate");
+    let c = Config::from_toml_str(&minimal(), base).unwrap();
+    assert_eq!(c.recording.key_file, base.join("recording.key"));
+    let text = format!("{}\n[recording]\nkey_file = \"keys/rec.key\"\n", minimal());
+    let c = Config::from_toml_str(&text, base).unwrap();
+    assert_eq!(c.recording.key_file, base.join("keys/rec.key"));
+    let text = format!("{}\n[recording]\nkey_file = \"/srv/k\"\n", minimal());
+    let c = Config::from_toml_str(&text, base).unwrap();
+    assert_eq!(c.recording.key_file, Path::new("/srv/k"));
+    let d = diag(&format!("{}\n[recording]\nkey_file = \"\"\n", minimal()));
+    assert_eq!(d.field.as_deref(), Some("recording.key_file"), "{d}");
+    assert!(d.message.contains("must not be empty"), "{d}");
+}

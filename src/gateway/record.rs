@@ -76,6 +76,7 @@ pub fn session_record(s: &Started<'_>) -> SessionRecord {
         started_at: crate::recording::now(),
         end: None,
         chain_head: None,
+        start_seal: None,
     }
 }
 

@@ -1,4 +1,4 @@
-//! Tamper evidence: the hash chain over a session's event chunks.
+//! Tamper evidence, part 1: the hash chain over a session's event chunks.
 //!
 //! Every chunk carries `hash = SHA-256(prev_hash ‖ canonical bytes)` where
 //! the canonical bytes are, in order:
@@ -17,6 +17,13 @@
 //!
 //! [`ChainWriter`] seals chunks as the recorder produces them; [`verify`]
 //! recomputes a stored chain and names the first broken link.
+//!
+//! This chain alone is unkeyed: anyone who can write to the database can
+//! edit a chunk and recompute every hash after it, and the head. What
+//! makes that evident is part 2, the keyed seals ([`super::seal`]): a
+//! [`ChainWriter`] given a key also seals each chunk's hash with an
+//! HMAC (one per chunk, over 32 bytes), and the session's end seal covers
+//! the chunk count and the final head; [`super::check`] verifies both.
 
 use std::fmt;
 
@@ -25,7 +32,9 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::codec::encode_events;
+use super::keys::SealKey;
 use super::records::{Event, EventChunk, SessionRecord, truncate_micros};
+use super::seal::seal_chunk;
 
 /// Domain separation prefix of the canonical chunk bytes.
 const DOMAIN: &[u8; 16] = b"ssmgate-chunk-v1";
@@ -55,13 +64,15 @@ pub fn chunk_hash(
     h.finalize().into()
 }
 
-/// Seals a session's chunks one after the other, tracking seq and head.
+/// Seals a session's chunks one after the other, tracking seq and head;
+/// with a key, each chunk also gets its keyed seal.
 #[derive(Debug, Clone)]
 pub struct ChainWriter {
     session_id: Uuid,
     next_seq: i64,
     prev: [u8; 32],
     head: Option<[u8; 32]>,
+    key: Option<SealKey>,
 }
 
 impl ChainWriter {
@@ -72,6 +83,15 @@ impl ChainWriter {
             next_seq: 0,
             prev: genesis(session_id),
             head: None,
+            key: None,
+        }
+    }
+
+    /// A chain for a new session whose chunks are sealed with `key`.
+    pub fn sealed(session_id: Uuid, key: SealKey) -> Self {
+        Self {
+            key: Some(key),
+            ..Self::new(session_id)
         }
     }
 
@@ -82,6 +102,15 @@ impl ChainWriter {
             next_seq: last.seq.saturating_add(1),
             prev: last.hash,
             head: Some(last.hash),
+            key: None,
+        }
+    }
+
+    /// The same chain, sealing the chunks it makes from now on with `key`.
+    pub fn with_key(self, key: SealKey) -> Self {
+        Self {
+            key: Some(key),
+            ..self
         }
     }
 
@@ -98,6 +127,7 @@ impl ChainWriter {
             prev_hash: self.prev,
             hash,
             created_at,
+            seal: self.key.as_ref().map(|k| seal_chunk(k, &hash)),
         };
         self.next_seq = seq.saturating_add(1);
         self.prev = hash;

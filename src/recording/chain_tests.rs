@@ -35,6 +35,7 @@ fn session(id: Uuid) -> SessionRecord {
         started_at: now(),
         end: None,
         chain_head: None,
+        start_seal: None,
     }
 }
 

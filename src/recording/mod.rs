@@ -1,6 +1,7 @@
 //! Session recording and audit storage: the [`Store`] trait with its
 //! Postgres and SQLite implementations, the records it keeps, the binary
-//! event encoding, and the hash chain that makes tampering evident.
+//! event encoding, and the hash chain and keyed seals that make tampering
+//! evident.
 //!
 //! Layout:
 //! - [`records`]: the values stored (sessions, event chunks, audit events);
@@ -10,7 +11,13 @@
 //! - [`postgres`], [`sqlite`]: the two backends;
 //! - [`codec`]: how a chunk's events are encoded (the `events` column, and
 //!   what is hashed);
-//! - [`chain`]: sealing chunks into a hash chain and verifying it.
+//! - [`chain`]: linking chunks into a hash chain and verifying it;
+//! - [`keys`]: the recording key file (HMAC keys kept outside the
+//!   database, rotated by id);
+//! - [`seal`]: the keyed seals of chunks, session starts and ends, and
+//!   audit events;
+//! - [`check`]: keyed verification of sessions and audit chains (what
+//!   `ssmgate sessions verify` reports).
 //!
 //!
 //! Writing from the gateway:
@@ -23,12 +30,15 @@
 //! - [`op`]: one write ([`Op`]) and its spool encoding.
 
 pub mod chain;
+pub mod check;
 pub mod codec;
+pub mod keys;
 pub mod op;
 pub mod postgres;
 pub mod recorder;
 pub mod records;
 mod rows;
+pub mod seal;
 pub mod spool;
 pub mod sqlite;
 pub mod store;
@@ -36,14 +46,19 @@ pub mod tap;
 mod writer;
 
 pub use chain::{BrokenLink, ChainWriter, LinkError, verify};
+pub use check::{ChainReport, SessionReport, check_audit_chain, check_session};
+pub use keys::{KeyError, SealKey, SealKeys};
 pub use op::Op;
 pub use postgres::PgStore;
-pub use recorder::{Recorder, RecorderOptions, RecorderStats, RecordingUnavailable};
+pub use recorder::{
+    CHAIN_CLOSED, Recorder, RecorderError, RecorderOptions, RecorderStats, RecordingUnavailable,
+};
 pub use records::{
-    AuditEvent, AuditKind, AuthKind, Decision, EndReason, Event, EventChunk, EventKind,
+    AuditEvent, AuditKind, AuditLink, AuthKind, Decision, EndReason, Event, EventChunk, EventKind,
     RecordingMode, SessionEnd, SessionFilter, SessionKind, SessionRecord, UnknownCode, now,
     truncate_micros,
 };
+pub use seal::Seal;
 pub use spool::SpoolError;
 pub use sqlite::SqliteStore;
 pub use store::{Store, StoreError, StoreOptions, connect, connect_with, redact_url};

@@ -4,12 +4,17 @@
 //!
 //! Encoding: a tag byte, then for chunks a fixed binary header followed by
 //! the [`codec`](super::codec) event bytes (terminal output is bulk binary),
-//! and for the small rows (session, end, audit) their JSON.
+//! and for the small rows (session, end, audit) their JSON. A sealed chunk
+//! (tag 5) has its seal (`KEY_ID:HEX`, u16 length first) between header
+//! and events; tag 2 is a chunk without a seal, as spooled by versions
+//! before sealing (still read). The seals of the other rows are fields of
+//! their JSON (absent in spools written before sealing).
 
 use uuid::Uuid;
 
 use super::codec::{decode_events, encode_events};
 use super::records::{AuditEvent, EventChunk, SessionEnd, SessionRecord};
+use super::seal::Seal;
 use super::store::{Store, StoreError};
 
 /// A write to the store. Every op is idempotent, so replaying one that may
@@ -39,12 +44,15 @@ pub enum OpDecodeError {
     Events(#[from] super::codec::DecodeError),
     #[error("bad chunk timestamp")]
     Time,
+    #[error("bad chunk seal")]
+    Seal,
 }
 
 const TAG_SESSION: u8 = 1;
 const TAG_CHUNK: u8 = 2;
 const TAG_FINISH: u8 = 3;
 const TAG_AUDIT: u8 = 4;
+const TAG_CHUNK_SEALED: u8 = 5;
 /// session id, seq, created_at micros, prev hash, hash.
 const CHUNK_HEADER: usize = 16 + 8 + 8 + 32 + 32;
 
@@ -99,13 +107,27 @@ impl Op {
             Op::Audit(a) => json(TAG_AUDIT, serde_json::to_vec(a)),
             Op::Chunk(c) => {
                 let events = encode_events(&c.events);
-                let mut out = Vec::with_capacity(1 + CHUNK_HEADER + events.len());
-                out.push(TAG_CHUNK);
+                let seal = c.seal.as_ref().map(Seal::to_string);
+                let seal_len = seal.as_ref().map_or(0, |s| 2 + s.len());
+                let mut out = Vec::with_capacity(1 + CHUNK_HEADER + seal_len + events.len());
+                out.push(if seal.is_some() {
+                    TAG_CHUNK_SEALED
+                } else {
+                    TAG_CHUNK
+                });
                 out.extend_from_slice(c.session_id.as_bytes());
                 out.extend_from_slice(&c.seq.to_be_bytes());
                 out.extend_from_slice(&c.created_at.timestamp_micros().to_be_bytes());
                 out.extend_from_slice(&c.prev_hash);
                 out.extend_from_slice(&c.hash);
+                if let Some(seal) = seal {
+                    // A seal is a short key id and 64 hex digits.
+                    let len = u16::try_from(seal.len()).unwrap_or(u16::MAX);
+                    out.extend_from_slice(&len.to_be_bytes());
+                    out.extend_from_slice(
+                        seal.as_bytes().get(..usize::from(len)).unwrap_or_default(),
+                    );
+                }
                 out.extend_from_slice(&events);
                 out
             }
@@ -122,17 +144,32 @@ impl Op {
                 Op::Finish(id, end)
             }
             TAG_AUDIT => Op::Audit(serde_json::from_slice(body)?),
-            TAG_CHUNK => {
+            TAG_CHUNK | TAG_CHUNK_SEALED => {
                 if body.len() < CHUNK_HEADER {
                     return Err(OpDecodeError::Truncated);
                 }
-                let (head, events) = body.split_at(CHUNK_HEADER);
+                let (head, mut events) = body.split_at(CHUNK_HEADER);
                 let mut r = head;
                 let id = Uuid::from_bytes(take::<16>(&mut r));
                 let seq = i64::from_be_bytes(take::<8>(&mut r));
                 let micros = i64::from_be_bytes(take::<8>(&mut r));
                 let prev_hash = take::<32>(&mut r);
                 let hash = take::<32>(&mut r);
+                let seal = if tag == TAG_CHUNK_SEALED {
+                    if events.len() < 2 {
+                        return Err(OpDecodeError::Truncated);
+                    }
+                    let len = usize::from(u16::from_be_bytes(take::<2>(&mut events)));
+                    if events.len() < len {
+                        return Err(OpDecodeError::Truncated);
+                    }
+                    let (text, rest) = events.split_at(len);
+                    events = rest;
+                    let text = std::str::from_utf8(text).map_err(|_| OpDecodeError::Seal)?;
+                    Some(text.parse::<Seal>().map_err(|_| OpDecodeError::Seal)?)
+                } else {
+                    None
+                };
                 Op::Chunk(EventChunk {
                     session_id: id,
                     seq,
@@ -141,6 +178,7 @@ impl Op {
                     hash,
                     created_at: chrono::DateTime::from_timestamp_micros(micros)
                         .ok_or(OpDecodeError::Time)?,
+                    seal,
                 })
             }
             other => return Err(OpDecodeError::Tag(other)),
@@ -194,6 +232,7 @@ pub(crate) mod tests {
             started_at: now(),
             end: None,
             chain_head: None,
+            start_seal: None,
         }
     }
 
@@ -228,6 +267,11 @@ pub(crate) mod tests {
                     bytes_in: 1,
                     bytes_out: 2,
                     chain_head: Some([7; 32]),
+                    chunk_count: Some(4),
+                    seal: Some(Seal {
+                        key_id: "k1".into(),
+                        mac: [9; 32],
+                    }),
                 },
             ),
             Op::Audit(AuditEvent {
@@ -238,11 +282,69 @@ pub(crate) mod tests {
                 session_id: Some(id),
                 source_ip: None,
                 detail: r#"{"message":"no"}"#.into(),
+                link: Some(AuditLink {
+                    chain_id: Uuid::new_v4(),
+                    seq: 17,
+                    seal: Seal {
+                        key_id: "k-2".into(),
+                        mac: [3; 32],
+                    },
+                }),
             }),
         ];
         for op in ops {
             assert_eq!(Op::decode(&op.encode()).unwrap(), op);
         }
+    }
+
+    #[test]
+    fn sealed_and_unsealed_chunks_round_trip() {
+        let id = Uuid::new_v4();
+        let key = crate::recording::SealKeys::random("key.1")
+            .unwrap()
+            .signer()
+            .clone();
+        let events = vec![Event {
+            offset_ms: 1,
+            kind: EventKind::Input,
+            data: Bytes::from_static(b"ls\r"),
+        }];
+        let sealed = ChainWriter::sealed(id, key).seal(now(), events.clone());
+        assert!(sealed.seal.is_some());
+        let plain = ChainWriter::new(id).seal(now(), events);
+        for chunk in [sealed, plain] {
+            let bytes = Op::Chunk(chunk.clone()).encode();
+            assert_eq!(
+                bytes[0],
+                if chunk.seal.is_some() {
+                    TAG_CHUNK_SEALED
+                } else {
+                    TAG_CHUNK
+                }
+            );
+            assert_eq!(Op::decode(&bytes).unwrap(), Op::Chunk(chunk));
+        }
+    }
+
+    #[test]
+    fn spooled_json_from_before_sealing_still_reads() {
+        // A session row and an audit event as spooled by the version
+        // before seals: no seal fields.
+        let mut old = vec![TAG_AUDIT];
+        old.extend_from_slice(
+            br#"{"id":"6f1c2d3e-4a5b-4c6d-8e7f-0123456789ab","at":"2026-01-02T03:04:05.000006Z","kind":"admin","user":null,"session_id":null,"source_ip":null,"detail":"{}"}"#,
+        );
+        let Op::Audit(a) = Op::decode(&old).unwrap() else {
+            panic!("not an audit op")
+        };
+        assert_eq!(a.link, None);
+        let mut s = sample_session(Uuid::new_v4());
+        let mut json = serde_json::to_value(&s).unwrap();
+        json.as_object_mut().unwrap().remove("start_seal");
+        let mut old = vec![TAG_SESSION];
+        old.extend(serde_json::to_vec(&json).unwrap());
+        s.start_seal = None;
+        assert_eq!(Op::decode(&old).unwrap(), Op::Session(Box::new(s)));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::records::{AuditEvent, EventChunk, SessionEnd, SessionFilter, SessionRecord};
 use super::rows::{AuditRow, ChunkRow, EndRow, SessionRow, same_start};
-use super::store::{Store, StoreError, StoreOptions};
+use super::store::{Store, StoreError, StoreOptions, to_u64};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -30,14 +30,15 @@ macro_rules! session_columns {
          cert_ca_fingerprint, source_ip, source_port, client_version, target_id, target_name, \
          document, parameters::text AS parameters, justification, aws_reason, decision, \
          policy_ids::text AS policy_ids, kind, recording, started_at, ended_at, end_reason, \
-         exit_status, bytes_in, bytes_out, chain_head"
+         exit_status, bytes_in, bytes_out, chain_head, start_seal, end_seal, chunk_count"
     };
 }
 
 /// Columns of `audit_events` (detail as text).
 macro_rules! audit_columns {
     () => {
-        "id, at, kind, user_name, session_id, source_ip, detail::text AS detail"
+        "id, at, kind, user_name, session_id, source_ip, detail::text AS detail, chain_id, \
+         chain_seq, seal"
     };
 }
 
@@ -86,8 +87,8 @@ fn session_from_row(row: &PgRow) -> Result<SessionRecord, StoreError> {
         row.try_get("ended_at")?,
         row.try_get("end_reason")?,
         row.try_get("exit_status")?,
-        row.try_get("bytes_in")?,
-        row.try_get("bytes_out")?,
+        (row.try_get("bytes_in")?, row.try_get("bytes_out")?),
+        (row.try_get("chunk_count")?, row.try_get("end_seal")?),
     )?;
     SessionRow {
         id: row.try_get("id")?,
@@ -114,6 +115,7 @@ fn session_from_row(row: &PgRow) -> Result<SessionRecord, StoreError> {
         started_at: row.try_get("started_at")?,
         end,
         chain_head: row.try_get("chain_head")?,
+        start_seal: row.try_get("start_seal")?,
     }
     .into_record()
 }
@@ -127,6 +129,9 @@ fn audit_from_row(row: &PgRow) -> Result<AuditEvent, StoreError> {
         session_id: row.try_get("session_id")?,
         source_ip: row.try_get("source_ip")?,
         detail: row.try_get("detail")?,
+        chain_id: row.try_get("chain_id")?,
+        chain_seq: row.try_get("chain_seq")?,
+        seal: row.try_get("seal")?,
     }
     .into_event()
 }
@@ -146,9 +151,11 @@ impl Store for PgStore {
              cert_key_id, cert_serial, cert_ca_fingerprint, source_ip, source_port, \
              client_version, target_id, target_name, document, parameters, justification, \
              aws_reason, decision, policy_ids, kind, recording, started_at, ended_at, \
-             end_reason, exit_status, bytes_in, bytes_out, chain_head) \
+             end_reason, exit_status, bytes_in, bytes_out, chain_head, start_seal, end_seal, \
+             chunk_count) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::json, \
-             $16, $17, $18, $19::json, $20, $21, $22, $23, $24, $25, $26, $27, $28) \
+             $16, $17, $18, $19::json, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, \
+             $31) \
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(r.id)
@@ -179,6 +186,9 @@ impl Store for PgStore {
         .bind(end.map(|e| e.bytes_in))
         .bind(end.map(|e| e.bytes_out))
         .bind(&r.chain_head)
+        .bind(&r.start_seal)
+        .bind(end.and_then(|e| e.end_seal.clone()))
+        .bind(end.and_then(|e| e.chunk_count))
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
@@ -194,7 +204,8 @@ impl Store for PgStore {
         let e = EndRow::from_end(end)?;
         let done = sqlx::query(
             "UPDATE sessions SET ended_at = $2, end_reason = $3, exit_status = $4, \
-             bytes_in = $5, bytes_out = $6, chain_head = COALESCE($7, chain_head) WHERE id = $1",
+             bytes_in = $5, bytes_out = $6, chain_head = COALESCE($7, chain_head), \
+             chunk_count = $8, end_seal = $9 WHERE id = $1",
         )
         .bind(id)
         .bind(e.ended_at)
@@ -203,6 +214,8 @@ impl Store for PgStore {
         .bind(e.bytes_in)
         .bind(e.bytes_out)
         .bind(&e.chain_head)
+        .bind(e.chunk_count)
+        .bind(&e.end_seal)
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
@@ -227,8 +240,9 @@ impl Store for PgStore {
     async fn insert_audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
         let a = AuditRow::from_event(e)?;
         sqlx::query(
-            "INSERT INTO audit_events (id, at, kind, user_name, session_id, source_ip, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7::json) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO audit_events (id, at, kind, user_name, session_id, source_ip, detail, \
+             chain_id, chain_seq, seal) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
         )
         .bind(a.id)
         .bind(a.at)
@@ -237,6 +251,9 @@ impl Store for PgStore {
         .bind(a.session_id)
         .bind(&a.source_ip)
         .bind(&a.detail)
+        .bind(a.chain_id)
+        .bind(a.chain_seq)
+        .bind(&a.seal)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -280,7 +297,7 @@ impl Store for PgStore {
 
     async fn chunks(&self, id: Uuid) -> Result<Vec<EventChunk>, StoreError> {
         let rows = sqlx::query(
-            "SELECT seq, created_at, events, prev_hash, hash FROM session_chunks \
+            "SELECT seq, created_at, events, prev_hash, hash, seal FROM session_chunks \
              WHERE session_id = $1 ORDER BY seq",
         )
         .bind(id)
@@ -295,6 +312,7 @@ impl Store for PgStore {
                     events: row.try_get("events")?,
                     prev_hash: row.try_get("prev_hash")?,
                     hash: row.try_get("hash")?,
+                    seal: row.try_get("seal")?,
                 }
                 .into_chunk()
             })
@@ -313,6 +331,34 @@ impl Store for PgStore {
         rows.iter().map(audit_from_row).collect()
     }
 
+    async fn audit_chain_ids(&self) -> Result<Vec<Uuid>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT chain_id FROM audit_events WHERE chain_id IS NOT NULL \
+             GROUP BY chain_id ORDER BY min(n)",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn audit_chain(&self, chain_id: Uuid) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_events WHERE chain_id = $1 ORDER BY chain_seq, n"
+        ))
+        .bind(chain_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn unchained_audit_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE chain_id IS NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        to_u64("audit count", n)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -327,8 +373,8 @@ async fn insert_chunk(
 ) -> Result<(), StoreError> {
     let c = ChunkRow::from_chunk(chunk)?;
     let inserted = sqlx::query(
-        "INSERT INTO session_chunks (session_id, seq, created_at, events, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (session_id, seq) DO NOTHING",
+        "INSERT INTO session_chunks (session_id, seq, created_at, events, prev_hash, hash, seal) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (session_id, seq) DO NOTHING",
     )
     .bind(c.session_id)
     .bind(c.seq)
@@ -336,6 +382,7 @@ async fn insert_chunk(
     .bind(&c.events)
     .bind(&c.prev_hash)
     .bind(&c.hash)
+    .bind(&c.seal)
     .execute(&mut **tx)
     .await;
     let inserted = match inserted {

@@ -7,11 +7,23 @@
 //!
 //! It also answers the fail-closed question ([`Recorder::ensure_available`]):
 //! may a new session start now?
+//!
+//! Sealing: every op is sealed here, as it is queued ([`Recorder::submit`]),
+//! with the first key of the key file ([`super::keys`], generated on first
+//! start): the session's start, each chunk, the end (with the chunk count
+//! and final head) and each audit event ([`super::seal`]). So the spool
+//! carries the seals and a replay after an outage stores exactly what was
+//! sealed. Audit events go into this recorder's own audit chain: a random
+//! chain id per recorder, sequence numbers from 0, so replicas sharing a
+//! database never write to the same chain. [`Recorder::close`] ends the
+//! chain with a sealed `audit_chain_closed` event, and the chain id and
+//! its last sequence number are logged at start and close, so an external
+//! log can anchor the chain's tail (which the database alone cannot).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -19,8 +31,12 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use super::keys::{KeyError, SealKeys};
 use super::op::Op;
-use super::records::{AuditEvent, AuditKind, EndReason, RecordingMode, SessionRecord, now};
+use super::records::{
+    AuditEvent, AuditKind, AuditLink, EndReason, RecordingMode, SessionRecord, now,
+};
+use super::seal::{seal_audit, seal_chunk, seal_end, seal_start};
 use super::spool::{Spool, SpoolError};
 use super::store::Store;
 use super::tap::{Inner as TapInner, SessionTap};
@@ -42,12 +58,16 @@ pub struct RecorderOptions {
     pub write_timeout: Duration,
     /// How often an unreachable store is tried again.
     pub retry_interval: Duration,
+    /// The recording key file ([`super::keys`]); generated when missing.
+    pub key_file: PathBuf,
 }
 
 impl RecorderOptions {
-    /// Defaults with the spool in `spool_dir`.
+    /// Defaults with the spool in `spool_dir` and the key file
+    /// `recording.key` beside it.
     pub fn new(spool_dir: PathBuf) -> Self {
         Self {
+            key_file: spool_dir.with_file_name("recording.key"),
             spool_dir,
             memory_limit: 16 << 20,
             fail_closed: true,
@@ -56,6 +76,17 @@ impl RecorderOptions {
             retry_interval: Duration::from_secs(1),
         }
     }
+}
+
+/// Why the recorder could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RecorderError {
+    /// The spool could not be opened.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    /// The key file could not be read or created.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
 }
 
 /// Why a new session may not start.
@@ -112,10 +143,19 @@ struct Shared {
     /// The last availability ping and what it found: a burst of session
     /// opens shares one ping instead of each taking a pool connection.
     last_ping: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
+    /// The keys; the first seals.
+    keys: SealKeys,
+    /// This recorder's audit chain.
+    chain_id: Uuid,
+    /// The next audit event's number in it.
+    next_audit_seq: AtomicI64,
 }
 
 /// How long an availability ping's answer is reused.
 const PING_FRESH: Duration = Duration::from_millis(500);
+
+/// The `action` of the audit event that closes a recorder's audit chain.
+pub const CHAIN_CLOSED: &str = "audit_chain_closed";
 
 /// The gateway's handle on recording; cheap to clone.
 #[derive(Clone)]
@@ -133,13 +173,19 @@ impl std::fmt::Debug for Recorder {
 }
 
 impl Recorder {
-    /// Opens the spool and starts the writer. A spool left by an earlier
-    /// run is replayed first.
+    /// Loads (or generates) the key file, opens the spool and starts the
+    /// writer. A spool left by an earlier run is replayed first.
     pub async fn start(
         store: Arc<dyn Store>,
         options: RecorderOptions,
-    ) -> Result<Recorder, SpoolError> {
+    ) -> Result<Recorder, RecorderError> {
+        let (keys, generated) = SealKeys::load_or_generate(&options.key_file)?;
+        if generated {
+            tracing::info!(path = %options.key_file.display(), key_id = keys.signer().id(), "generated a new recording key");
+        }
         let spool = Spool::open(&options.spool_dir).await?;
+        let chain_id = Uuid::new_v4();
+        tracing::info!(audit_chain = %chain_id, key_id = keys.signer().id(), "recording: audit chain opened");
         let limit = options.memory_limit.clamp(64 << 10, Semaphore::MAX_PERMITS);
         let state = Arc::new(State::default());
         let reachable = tokio::time::timeout(options.write_timeout, store.ping())
@@ -170,6 +216,9 @@ impl Recorder {
                 writer: std::sync::Mutex::new(Some(handle)),
                 live: std::sync::Mutex::new(HashMap::new()),
                 last_ping: tokio::sync::Mutex::new(None),
+                keys,
+                chain_id,
+                next_audit_seq: AtomicI64::new(0),
             }),
         })
     }
@@ -179,8 +228,46 @@ impl Recorder {
         &self.shared.options
     }
 
-    /// Queues an op; waits only while the memory budget is used up.
-    pub async fn submit(&self, op: Op) {
+    /// This recorder's audit chain id.
+    pub fn audit_chain_id(&self) -> Uuid {
+        self.shared.chain_id
+    }
+
+    /// The id of the key new seals are made with.
+    pub fn key_id(&self) -> &str {
+        self.shared.keys.signer().id()
+    }
+
+    /// Seals an op that has no seal yet (see the module docs); audit events
+    /// take the next number in this recorder's chain.
+    fn seal(&self, op: &mut Op) {
+        let key = self.shared.keys.signer();
+        match op {
+            Op::Session(s) if s.start_seal.is_none() => s.start_seal = Some(seal_start(key, s)),
+            Op::Chunk(c) if c.seal.is_none() => c.seal = Some(seal_chunk(key, &c.hash)),
+            Op::Finish(id, e) if e.seal.is_none() => e.seal = Some(seal_end(key, *id, e)),
+            Op::Audit(a) if a.link.is_none() => {
+                let seq = self.shared.next_audit_seq.fetch_add(1, Ordering::SeqCst);
+                a.link = Some(self.link(a, seq));
+            }
+            _ => {}
+        }
+    }
+
+    /// The link of audit event `a` at `seq` in this recorder's chain.
+    fn link(&self, a: &AuditEvent, seq: i64) -> AuditLink {
+        let chain_id = self.shared.chain_id;
+        AuditLink {
+            chain_id,
+            seq,
+            seal: seal_audit(self.shared.keys.signer(), a, chain_id, seq),
+        }
+    }
+
+    /// Seals the op (see the module docs) and queues it; waits only while
+    /// the memory budget is used up.
+    pub async fn submit(&self, mut op: Op) {
+        self.seal(&mut op);
         let weight = op.weight().clamp(1, self.shared.limit);
         let n = u32::try_from(weight).unwrap_or(u32::MAX);
         let Ok(permit) = self.shared.budget.clone().acquire_many_owned(n).await else {
@@ -214,6 +301,7 @@ impl Recorder {
             session_id,
             source_ip,
             detail: detail.to_string(),
+            link: None,
         }))
         .await;
     }
@@ -322,6 +410,27 @@ impl Recorder {
         for tap in left.iter().filter_map(Weak::upgrade) {
             tap.finish(EndReason::Terminated, None).await;
         }
+        // The chain's last event says it is the last (a chain without it
+        // was cut short: the process died, or its newest rows were deleted).
+        let last_seq = self.shared.next_audit_seq.fetch_add(1, Ordering::SeqCst);
+        let mut closed = AuditEvent {
+            id: Uuid::new_v4(),
+            at: now(),
+            kind: AuditKind::Admin,
+            user: None,
+            session_id: None,
+            source_ip: None,
+            detail: serde_json::json!({
+                "action": CHAIN_CLOSED,
+                "chain": self.shared.chain_id,
+                "last_seq": last_seq,
+            })
+            .to_string(),
+            link: None,
+        };
+        closed.link = Some(self.link(&closed, last_seq));
+        self.submit(Op::Audit(closed)).await;
+        tracing::info!(audit_chain = %self.shared.chain_id, last_seq, "recording: audit chain closed");
         let (tx, rx) = oneshot::channel();
         if self.shared.tx.send(Msg::Close(tx)).is_ok() {
             let _ = rx.await;

@@ -13,7 +13,31 @@ use uuid::Uuid;
 use crate::recording::recorder::{Recorder, RecorderOptions};
 use crate::recording::records::*;
 use crate::recording::store::{Store, StoreError};
-use crate::recording::{chain, connect};
+use crate::recording::{SealKeys, chain, check_audit_chain, check_session, connect};
+
+/// Checks every audit chain in the store: intact, and closed unless `open`
+/// names it; returns the chains' ids.
+async fn check_audit_chains(t: &Setup, open: Option<Uuid>) -> Vec<Uuid> {
+    let keys = SealKeys::load(&t.options.key_file).unwrap();
+    let sessions = t
+        .store
+        .list_sessions(&SessionFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect();
+    let ids = t.store.audit_chain_ids().await.unwrap();
+    for id in &ids {
+        let rows = t.store.audit_chain(*id).await.unwrap();
+        let r = check_audit_chain(&keys, *id, &rows, &sessions);
+        assert!(r.is_intact(), "{r:?}");
+        assert_eq!(r.closed, open != Some(*id), "{r:?}");
+        assert_eq!(r.last_seq, Some(rows.len() as i64 - 1));
+    }
+    assert_eq!(t.store.unchained_audit_count().await.unwrap(), 0);
+    ids
+}
 
 /// A real store that can be switched off or slowed down.
 struct Switch {
@@ -69,6 +93,15 @@ impl Store for Switch {
     async fn audit_for_session(&self, id: Uuid) -> Result<Vec<AuditEvent>, StoreError> {
         self.inner.audit_for_session(id).await
     }
+    async fn audit_chain_ids(&self) -> Result<Vec<Uuid>, StoreError> {
+        self.inner.audit_chain_ids().await
+    }
+    async fn audit_chain(&self, chain_id: Uuid) -> Result<Vec<AuditEvent>, StoreError> {
+        self.inner.audit_chain(chain_id).await
+    }
+    async fn unchained_audit_count(&self) -> Result<u64, StoreError> {
+        self.inner.unchained_audit_count().await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         self.gate().await?;
         self.inner.ping().await
@@ -104,10 +137,21 @@ fn record(id: Uuid) -> SessionRecord {
     crate::recording::op::tests::sample_session(id)
 }
 
-async fn check_recorded(store: &dyn Store, id: Uuid, expect_output: &[u8]) -> SessionRecord {
+/// Checks the session's chain, its seals (with the key file the recorder
+/// generated) and its output.
+async fn check_recorded(t: &Setup, id: Uuid, expect_output: &[u8]) -> SessionRecord {
+    let store = &*t.store;
     let s = store.get_session(id).await.unwrap().expect("session row");
     let chunks = store.chunks(id).await.unwrap();
     chain::verify(&s, &chunks).unwrap();
+    let keys = SealKeys::load(&t.options.key_file).unwrap();
+    let audit = store.audit_for_session(id).await.unwrap();
+    let report = check_session(&keys, &s, Ok(&chunks), &audit);
+    assert!(report.is_intact(), "{report:?}");
+    assert!(!report.unsealed && !report.live, "{report:?}");
+    assert!(s.start_seal.is_some() && chunks.iter().all(|c| c.seal.is_some()));
+    assert!(s.end.as_ref().is_some_and(|e| e.seal.is_some()));
+    assert!(audit.iter().all(|a| a.link.is_some()), "{audit:?}");
     let out: Vec<u8> = chunks
         .iter()
         .flat_map(|c| c.events.iter())
@@ -138,7 +182,7 @@ async fn a_session_is_recorded_with_its_chain_and_audit() {
     tap.exit(3).await;
     tap.finish(EndReason::TargetExited, Some(3)).await;
     rec.flush().await;
-    let s = check_recorded(&*t.store, id, &expect).await;
+    let s = check_recorded(&t, id, &expect).await;
     let end = s.end.unwrap();
     assert_eq!(end.exit_status, Some(3));
     assert_eq!(end.bytes_out, expect.len() as u64);
@@ -192,10 +236,14 @@ async fn an_outage_spools_refuses_new_sessions_and_replays_in_order() {
     tokio::time::timeout(Duration::from_secs(20), rec.flush())
         .await
         .expect("the spool drains once the store is back");
-    check_recorded(&*t.store, id, &expect).await;
+    check_recorded(&t, id, &expect).await;
     assert_eq!(rec.stats().spool_ops, 0);
     rec.ensure_available().await.unwrap();
+    // The audit events written while spooling are in the chain too.
+    let chain = rec.audit_chain_id();
+    assert_eq!(check_audit_chains(&t, Some(chain)).await, [chain]);
     rec.close().await;
+    assert_eq!(check_audit_chains(&t, None).await, [chain]);
 }
 
 #[tokio::test]
@@ -221,9 +269,52 @@ async fn a_spool_left_at_shutdown_is_replayed_at_the_next_start() {
     tokio::time::timeout(Duration::from_secs(10), rec.flush())
         .await
         .unwrap();
-    let s = check_recorded(&*t.store, id, b"kept on disk").await;
+    let s = check_recorded(&t, id, b"kept on disk").await;
     assert_eq!(s.end.unwrap().reason, EndReason::ClientClosed);
     rec.close().await;
+    // Two recorders, two chains: the first written entirely by the replay.
+    assert_eq!(check_audit_chains(&t, None).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_rotated_key_seals_new_recordings_and_old_ones_still_verify() {
+    let t = setup().await;
+    let rec = Recorder::start(t.store.clone(), t.options.clone())
+        .await
+        .unwrap();
+    let old_id = rec.key_id().to_owned();
+    let first = Uuid::new_v4();
+    let tap = rec.begin(record(first)).await;
+    tap.output(&Bytes::from_static(b"old key")).await;
+    tap.finish(EndReason::ClientClosed, None).await;
+    rec.close().await;
+    // Rotation: a new key on top, the old one kept below it.
+    let old = SealKeys::load(&t.options.key_file).unwrap();
+    let new = SealKeys::random("k-new").unwrap();
+    let both = SealKeys::from_keys(vec![new.signer().clone(), old.signer().clone()]).unwrap();
+    std::fs::remove_file(&t.options.key_file).unwrap();
+    both.write_new(&t.options.key_file).unwrap();
+    let rec = Recorder::start(t.store.clone(), t.options.clone())
+        .await
+        .unwrap();
+    assert_eq!(rec.key_id(), "k-new");
+    let second = Uuid::new_v4();
+    let tap = rec.begin(record(second)).await;
+    tap.output(&Bytes::from_static(b"new key")).await;
+    tap.finish(EndReason::ClientClosed, None).await;
+    rec.close().await;
+    let a = check_recorded(&t, first, b"old key").await;
+    let b = check_recorded(&t, second, b"new key").await;
+    assert_eq!(a.start_seal.unwrap().key_id, old_id);
+    assert_eq!(b.start_seal.unwrap().key_id, "k-new");
+    assert_eq!(check_audit_chains(&t, None).await.len(), 2);
+    // Without the old key, the old session cannot be checked: said so.
+    let s = t.store.get_session(first).await.unwrap().unwrap();
+    let chunks = t.store.chunks(first).await.unwrap();
+    let audit = t.store.audit_for_session(first).await.unwrap();
+    let r = check_session(&new, &s, Ok(&chunks), &audit);
+    assert!(r.problems.is_empty(), "{r:?}");
+    assert_eq!(r.unknown_keys.into_iter().collect::<Vec<_>>(), [old_id]);
 }
 
 #[tokio::test]
@@ -255,7 +346,7 @@ async fn a_slow_store_costs_disk_not_memory() {
     tokio::time::timeout(Duration::from_secs(30), rec.flush())
         .await
         .unwrap();
-    check_recorded(&*t.store, id, &expect).await;
+    check_recorded(&t, id, &expect).await;
     rec.close().await;
 }
 
@@ -275,7 +366,7 @@ async fn metadata_mode_keeps_no_content_but_counts_bytes() {
     tap.conn_close(conn, 10, 20).await;
     tap.finish(EndReason::ClientClosed, None).await;
     rec.flush().await;
-    let s = check_recorded(&*t.store, id, b"").await;
+    let s = check_recorded(&t, id, b"").await;
     assert_eq!(s.recording, RecordingMode::Metadata);
     let end = s.end.unwrap();
     assert_eq!((end.bytes_in, end.bytes_out), (23, 26));
@@ -314,7 +405,7 @@ async fn a_dropped_tap_still_ends_its_session() {
     drop(tap);
     tokio::time::sleep(Duration::from_millis(100)).await;
     rec.flush().await;
-    let s = check_recorded(&*t.store, id, b"partial").await;
+    let s = check_recorded(&t, id, b"partial").await;
     assert_eq!(s.end.unwrap().reason, EndReason::Error);
     rec.close().await;
 }
@@ -330,7 +421,7 @@ async fn close_ends_sessions_still_open_as_terminated() {
     tap.output(&Bytes::from_static(b"still running")).await;
     assert_eq!(rec.live_sessions(), 1);
     rec.close().await;
-    let s = check_recorded(&*t.store, id, b"still running").await;
+    let s = check_recorded(&t, id, b"still running").await;
     assert_eq!(s.end.unwrap().reason, EndReason::Terminated);
     // The tap outliving the recorder records nothing more and does not panic.
     tap.output(&Bytes::from_static(b"late")).await;
@@ -371,6 +462,6 @@ async fn a_hanging_store_does_not_stall_sessions() {
     tokio::time::timeout(Duration::from_secs(30), rec.flush())
         .await
         .unwrap();
-    check_recorded(&*t.store, id, &expect).await;
+    check_recorded(&t, id, &expect).await;
     rec.close().await;
 }

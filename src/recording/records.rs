@@ -15,6 +15,8 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::seal::Seal;
+
 /// The current time, truncated to microseconds (the stores' precision).
 pub fn now() -> DateTime<Utc> {
     truncate_micros(Utc::now())
@@ -225,6 +227,10 @@ pub struct SessionRecord {
     /// appended chunk, and [`Store::finish_session`](super::Store::finish_session)
     /// sets the final one.
     pub chain_head: Option<[u8; 32]>,
+    /// The keyed seal of the start fields ([`crate::recording::seal`]),
+    /// made by the recorder; `None` for sessions recorded before sealing.
+    #[serde(default)]
+    pub start_seal: Option<Seal>,
 }
 
 impl SessionRecord {
@@ -251,6 +257,14 @@ pub struct SessionEnd {
     /// already stored. Always `None` when read back: the head is
     /// [`SessionRecord::chain_head`].
     pub chain_head: Option<[u8; 32]>,
+    /// How many chunks the session has in all (what the end seal covers);
+    /// `None` for sessions recorded before sealing.
+    #[serde(default)]
+    pub chunk_count: Option<u64>,
+    /// The keyed seal of the end (with the chunk count and final head);
+    /// `None` for sessions recorded before sealing.
+    #[serde(default)]
+    pub seal: Option<Seal>,
 }
 
 /// What happened at one moment of a session.
@@ -315,6 +329,8 @@ pub struct EventChunk {
     pub hash: [u8; 32],
     /// When the chunk was sealed (microsecond precision).
     pub created_at: DateTime<Utc>,
+    /// The keyed seal of `hash`; `None` for chunks recorded before sealing.
+    pub seal: Option<Seal>,
 }
 
 /// One entry of the audit trail.
@@ -334,6 +350,23 @@ pub struct AuditEvent {
     pub source_ip: Option<IpAddr>,
     /// Details as JSON text (an object, e.g. `{"reason":"key not authorized"}`).
     pub detail: String,
+    /// Its place in an audit chain, with its seal; `None` for events
+    /// recorded before sealing (or without a key).
+    #[serde(default)]
+    pub link: Option<AuditLink>,
+}
+
+/// Where a sealed audit event sits: each recorder (gateway process) writes
+/// its own audit chain, numbering its events 0, 1, 2, … so that a missing,
+/// moved or edited row shows.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AuditLink {
+    /// The chain (a random id per recorder).
+    pub chain_id: Uuid,
+    /// The event's number in the chain, from 0.
+    pub seq: i64,
+    /// The keyed seal over the event, the chain id and `seq`.
+    pub seal: Seal,
 }
 
 /// Which sessions [`Store::list_sessions`](super::Store::list_sessions)

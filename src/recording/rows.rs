@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::codec::{decode_events, encode_events};
-use super::records::{AuditEvent, EventChunk, SessionEnd, SessionRecord};
+use super::records::{AuditEvent, AuditLink, EventChunk, SessionEnd, SessionRecord};
+use super::seal::Seal;
 use super::store::{
     StoreError, check_json, parse, policy_ids_from_json, policy_ids_json, to_hash, to_i64, to_u64,
 };
@@ -40,6 +41,7 @@ pub(crate) struct SessionRow {
     pub started_at: DateTime<Utc>,
     pub end: Option<EndRow>,
     pub chain_head: Option<Vec<u8>>,
+    pub start_seal: Option<String>,
 }
 
 /// The end columns of a `sessions` row (all set, or all null).
@@ -51,6 +53,8 @@ pub(crate) struct EndRow {
     pub bytes_in: i64,
     pub bytes_out: i64,
     pub chain_head: Option<Vec<u8>>,
+    pub chunk_count: Option<i64>,
+    pub end_seal: Option<String>,
 }
 
 impl SessionRow {
@@ -84,6 +88,7 @@ impl SessionRow {
             started_at: s.started_at,
             end: s.end.as_ref().map(EndRow::from_end).transpose()?,
             chain_head: s.chain_head.map(|h| h.to_vec()),
+            start_seal: s.start_seal.as_ref().map(Seal::to_string),
         })
     }
 
@@ -121,6 +126,7 @@ impl SessionRow {
                 .chain_head
                 .map(|h| to_hash("chain_head", h))
                 .transpose()?,
+            start_seal: parse_seal("start_seal", self.start_seal)?,
         })
     }
 }
@@ -135,6 +141,11 @@ impl EndRow {
             bytes_in: to_i64("bytes_in", e.bytes_in)?,
             bytes_out: to_i64("bytes_out", e.bytes_out)?,
             chain_head: e.chain_head.map(|h| h.to_vec()),
+            chunk_count: e
+                .chunk_count
+                .map(|n| to_i64("chunk_count", n))
+                .transpose()?,
+            end_seal: e.seal.as_ref().map(Seal::to_string),
         })
     }
 
@@ -143,8 +154,8 @@ impl EndRow {
         ended_at: Option<DateTime<Utc>>,
         end_reason: Option<String>,
         exit_status: Option<i32>,
-        bytes_in: Option<i64>,
-        bytes_out: Option<i64>,
+        (bytes_in, bytes_out): (Option<i64>, Option<i64>),
+        (chunk_count, end_seal): (Option<i64>, Option<String>),
     ) -> Result<Option<Self>, StoreError> {
         let Some(ended_at) = ended_at else {
             return Ok(None);
@@ -157,6 +168,8 @@ impl EndRow {
             bytes_in: bytes_in.ok_or_else(|| missing("bytes_in"))?,
             bytes_out: bytes_out.ok_or_else(|| missing("bytes_out"))?,
             chain_head: None,
+            chunk_count,
+            end_seal,
         }))
     }
 
@@ -169,6 +182,11 @@ impl EndRow {
             bytes_out: to_u64("bytes_out", self.bytes_out)?,
             // The final head lives in the record's chain_head.
             chain_head: None,
+            chunk_count: self
+                .chunk_count
+                .map(|n| to_u64("chunk_count", n))
+                .transpose()?,
+            seal: parse_seal("end_seal", self.end_seal)?,
         })
     }
 }
@@ -184,6 +202,12 @@ pub(crate) fn same_start(a: &SessionRecord, b: &SessionRecord) -> bool {
     strip(a) == strip(b)
 }
 
+/// A seal column (`KEY_ID:HEX`), `None` when null.
+fn parse_seal(what: &'static str, v: Option<String>) -> Result<Option<Seal>, StoreError> {
+    v.map(|s| s.parse::<Seal>().map_err(|e| StoreError::corrupt(what, e)))
+        .transpose()
+}
+
 /// A `session_chunks` row.
 #[derive(Debug, Clone)]
 pub(crate) struct ChunkRow {
@@ -193,6 +217,7 @@ pub(crate) struct ChunkRow {
     pub events: Vec<u8>,
     pub prev_hash: Vec<u8>,
     pub hash: Vec<u8>,
+    pub seal: Option<String>,
 }
 
 impl ChunkRow {
@@ -211,6 +236,7 @@ impl ChunkRow {
             events: encode_events(&c.events),
             prev_hash: c.prev_hash.to_vec(),
             hash: c.hash.to_vec(),
+            seal: c.seal.as_ref().map(Seal::to_string),
         })
     }
 
@@ -226,6 +252,7 @@ impl ChunkRow {
             prev_hash: to_hash("prev_hash", self.prev_hash).map_err(bad)?,
             hash: to_hash("hash", self.hash).map_err(bad)?,
             created_at: self.created_at,
+            seal: parse_seal("seal", self.seal).map_err(bad)?,
         })
     }
 }
@@ -240,6 +267,9 @@ pub(crate) struct AuditRow {
     pub session_id: Option<Uuid>,
     pub source_ip: Option<String>,
     pub detail: String,
+    pub chain_id: Option<Uuid>,
+    pub chain_seq: Option<i64>,
+    pub seal: Option<String>,
 }
 
 impl AuditRow {
@@ -254,6 +284,9 @@ impl AuditRow {
             session_id: e.session_id,
             source_ip: e.source_ip.map(|ip| ip.to_string()),
             detail: e.detail.clone(),
+            chain_id: e.link.as_ref().map(|l| l.chain_id),
+            chain_seq: e.link.as_ref().map(|l| l.seq),
+            seal: e.link.as_ref().map(|l| l.seal.to_string()),
         })
     }
 
@@ -270,6 +303,21 @@ impl AuditRow {
                 .map(|ip| parse("audit source_ip", &ip))
                 .transpose()?,
             detail: self.detail,
+            link: match (self.chain_id, self.chain_seq, self.seal) {
+                (None, None, None) => None,
+                (Some(chain_id), Some(seq), Some(seal)) => Some(AuditLink {
+                    chain_id,
+                    seq,
+                    seal: parse_seal("audit seal", Some(seal))?
+                        .ok_or_else(|| StoreError::corrupt("audit seal", "missing"))?,
+                }),
+                _ => {
+                    return Err(StoreError::corrupt(
+                        "audit chain_id/chain_seq/seal",
+                        "partly null",
+                    ));
+                }
+            },
         })
     }
 }

@@ -311,6 +311,7 @@ mod tests {
             session_id: None,
             source_ip: None,
             detail: format!(r#"{{"n":{n}}}"#),
+            link: None,
         })
     }
 

@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use super::records::{AuditEvent, EventChunk, SessionEnd, SessionFilter, SessionRecord};
 use super::rows::{AuditRow, ChunkRow, EndRow, SessionRow, same_start};
-use super::store::{Store, StoreError, StoreOptions};
+use super::store::{Store, StoreError, StoreOptions, to_u64};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -38,14 +38,15 @@ macro_rules! session_columns {
         "id, ssm_session_id, user_name, auth_method, key_fingerprint, cert_key_id, cert_serial, \
          cert_ca_fingerprint, source_ip, source_port, client_version, target_id, target_name, \
          document, parameters, justification, aws_reason, decision, policy_ids, kind, recording, \
-         started_at, ended_at, end_reason, exit_status, bytes_in, bytes_out, chain_head"
+         started_at, ended_at, end_reason, exit_status, bytes_in, bytes_out, chain_head, \
+         start_seal, end_seal, chunk_count"
     };
 }
 
 /// Columns of `audit_events`, in [`audit_from_row`] order.
 macro_rules! audit_columns {
     () => {
-        "id, at, kind, user_name, session_id, source_ip, detail"
+        "id, at, kind, user_name, session_id, source_ip, detail, chain_id, chain_seq, seal"
     };
 }
 
@@ -140,8 +141,8 @@ fn session_from_row(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
         ended_at.map(|t| parse_ts("ended_at", &t)).transpose()?,
         row.try_get("end_reason")?,
         row.try_get("exit_status")?,
-        row.try_get("bytes_in")?,
-        row.try_get("bytes_out")?,
+        (row.try_get("bytes_in")?, row.try_get("bytes_out")?),
+        (row.try_get("chunk_count")?, row.try_get("end_seal")?),
     )?;
     let id: String = row.try_get("id")?;
     let started_at: String = row.try_get("started_at")?;
@@ -170,6 +171,7 @@ fn session_from_row(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
         started_at: parse_ts("started_at", &started_at)?,
         end,
         chain_head: row.try_get("chain_head")?,
+        start_seal: row.try_get("start_seal")?,
     }
     .into_record()
 }
@@ -178,6 +180,7 @@ fn audit_from_row(row: &SqliteRow) -> Result<AuditEvent, StoreError> {
     let id: String = row.try_get("id")?;
     let at: String = row.try_get("at")?;
     let session_id: Option<String> = row.try_get("session_id")?;
+    let chain_id: Option<String> = row.try_get("chain_id")?;
     AuditRow {
         id: parse_uuid("audit id", &id)?,
         at: parse_ts("audit at", &at)?,
@@ -188,6 +191,11 @@ fn audit_from_row(row: &SqliteRow) -> Result<AuditEvent, StoreError> {
             .transpose()?,
         source_ip: row.try_get("source_ip")?,
         detail: row.try_get("detail")?,
+        chain_id: chain_id
+            .map(|s| parse_uuid("audit chain_id", &s))
+            .transpose()?,
+        chain_seq: row.try_get("chain_seq")?,
+        seal: row.try_get("seal")?,
     }
     .into_event()
 }
@@ -206,7 +214,7 @@ impl Store for SqliteStore {
             "INSERT INTO sessions (",
             session_columns!(),
             ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
-             ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28) \
+             ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31) \
              ON CONFLICT (id) DO NOTHING"
         ))
         .bind(r.id.to_string())
@@ -237,6 +245,9 @@ impl Store for SqliteStore {
         .bind(end.map(|e| e.bytes_in))
         .bind(end.map(|e| e.bytes_out))
         .bind(&r.chain_head)
+        .bind(&r.start_seal)
+        .bind(end.and_then(|e| e.end_seal.clone()))
+        .bind(end.and_then(|e| e.chunk_count))
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
@@ -252,7 +263,8 @@ impl Store for SqliteStore {
         let e = EndRow::from_end(end)?;
         let done = sqlx::query(
             "UPDATE sessions SET ended_at = ?2, end_reason = ?3, exit_status = ?4, \
-             bytes_in = ?5, bytes_out = ?6, chain_head = COALESCE(?7, chain_head) WHERE id = ?1",
+             bytes_in = ?5, bytes_out = ?6, chain_head = COALESCE(?7, chain_head), \
+             chunk_count = ?8, end_seal = ?9 WHERE id = ?1",
         )
         .bind(id.to_string())
         .bind(ts(e.ended_at))
@@ -261,6 +273,8 @@ impl Store for SqliteStore {
         .bind(e.bytes_in)
         .bind(e.bytes_out)
         .bind(&e.chain_head)
+        .bind(e.chunk_count)
+        .bind(&e.end_seal)
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
@@ -287,7 +301,7 @@ impl Store for SqliteStore {
         sqlx::query(concat!(
             "INSERT INTO audit_events (",
             audit_columns!(),
-            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING"
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (id) DO NOTHING"
         ))
         .bind(a.id.to_string())
         .bind(ts(a.at))
@@ -296,6 +310,9 @@ impl Store for SqliteStore {
         .bind(a.session_id.map(|s| s.to_string()))
         .bind(&a.source_ip)
         .bind(&a.detail)
+        .bind(a.chain_id.map(|c| c.to_string()))
+        .bind(a.chain_seq)
+        .bind(&a.seal)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -339,7 +356,7 @@ impl Store for SqliteStore {
 
     async fn chunks(&self, id: Uuid) -> Result<Vec<EventChunk>, StoreError> {
         let rows = sqlx::query(
-            "SELECT seq, created_at, events, prev_hash, hash FROM session_chunks \
+            "SELECT seq, created_at, events, prev_hash, hash, seal FROM session_chunks \
              WHERE session_id = ?1 ORDER BY seq",
         )
         .bind(id.to_string())
@@ -357,6 +374,7 @@ impl Store for SqliteStore {
                     events: row.try_get("events")?,
                     prev_hash: row.try_get("prev_hash")?,
                     hash: row.try_get("hash")?,
+                    seal: row.try_get("seal")?,
                 }
                 .into_chunk()
             })
@@ -375,6 +393,37 @@ impl Store for SqliteStore {
         rows.iter().map(audit_from_row).collect()
     }
 
+    async fn audit_chain_ids(&self) -> Result<Vec<Uuid>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT chain_id FROM audit_events WHERE chain_id IS NOT NULL \
+             GROUP BY chain_id ORDER BY min(n)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        ids.iter()
+            .map(|id| parse_uuid("audit chain_id", id))
+            .collect()
+    }
+
+    async fn audit_chain(&self, chain_id: Uuid) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_events WHERE chain_id = ?1 ORDER BY chain_seq, n"
+        ))
+        .bind(chain_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn unchained_audit_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE chain_id IS NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        to_u64("audit count", n)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -390,8 +439,8 @@ async fn insert_chunk(
     let c = ChunkRow::from_chunk(chunk)?;
     let sid = c.session_id.to_string();
     let inserted = sqlx::query(
-        "INSERT INTO session_chunks (session_id, seq, created_at, events, prev_hash, hash) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (session_id, seq) DO NOTHING",
+        "INSERT INTO session_chunks (session_id, seq, created_at, events, prev_hash, hash, seal) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (session_id, seq) DO NOTHING",
     )
     .bind(&sid)
     .bind(c.seq)
@@ -399,6 +448,7 @@ async fn insert_chunk(
     .bind(&c.events)
     .bind(&c.prev_hash)
     .bind(&c.hash)
+    .bind(&c.seal)
     .execute(&mut **tx)
     .await;
     let inserted = match inserted {

@@ -184,7 +184,8 @@ pub trait Store: Send + Sync {
     async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError>;
 
     /// Records how a session ended; `end.chain_head` (when set) becomes the
-    /// session's chain head.
+    /// session's chain head; `end.chunk_count` and `end.seal` are stored
+    /// with it.
     async fn finish_session(&self, id: Uuid, end: &SessionEnd) -> Result<(), StoreError>;
 
     /// Stores one chunk and, when it is the session's latest, makes its
@@ -220,6 +221,19 @@ pub trait Store: Send + Sync {
     /// The audit events naming a session, oldest first (ties in insertion
     /// order).
     async fn audit_for_session(&self, id: Uuid) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// The ids of the audit chains present (see
+    /// [`AuditLink`](super::records::AuditLink)), in the order their first
+    /// rows were stored.
+    async fn audit_chain_ids(&self) -> Result<Vec<Uuid>, StoreError>;
+
+    /// One audit chain's events, by sequence number (ties in insertion
+    /// order).
+    async fn audit_chain(&self, chain_id: Uuid) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// How many audit events belong to no chain (stored before sealing, or
+    /// without a key).
+    async fn unchained_audit_count(&self) -> Result<u64, StoreError>;
 
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -2,7 +2,8 @@
 //! event with its offset from the session start, batches events into
 //! chunks (sealed into the hash chain when a chunk is big enough or a
 //! second old), counts bytes both ways, and at the end records how the
-//! session ended with the final chain head.
+//! session ended with the final chain head and chunk count (the recorder
+//! seals chunks and the end as they are queued).
 //!
 //! Content (terminal input and output) is only kept when the session is
 //! recorded in full; exits, resizes, forwarded connections and byte counts
@@ -255,6 +256,8 @@ impl Inner {
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             chain_head: p.chain.head(),
+            chunk_count: u64::try_from(p.chain.next_seq()).ok(),
+            seal: None,
         };
         let detail = serde_json::json!({
             "reason": reason.as_str(),

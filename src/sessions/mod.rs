@@ -9,7 +9,7 @@
 //! - [`show`]: every field of one session and its audit trail;
 //! - [`replay`]: output played back with its timing;
 //! - [`asciicast`]: the asciicast v2 export (with UTF-8 carrying);
-//! - [`verify`]: the hash chain check;
+//! - [`verify`]: the chain and seal checks (with the recording key);
 //! - [`format`]: shared formatting (times, durations, sizes) and `--since`.
 
 pub mod asciicast;
@@ -29,7 +29,7 @@ use crate::cli::{SessionsArgs, SessionsCommand};
 use crate::config::Config;
 use crate::config_error::ConfigError;
 use crate::recording::{
-    AuditEvent, AuditKind, Event, EventChunk, RecordingMode, SessionFilter, SessionKind,
+    AuditEvent, AuditKind, Event, EventChunk, KeyError, RecordingMode, SessionFilter, SessionKind,
     SessionRecord, Store, StoreError, connect, now, redact_url,
 };
 
@@ -87,13 +87,34 @@ pub enum SessionsError {
         "session {0} was recorded metadata-only and has no terminal recording; see `sessions show`"
     )]
     MetadataOnly(Uuid),
-    /// Some sessions failed verification (each was reported on stdout).
-    #[error("{broken} of {checked} verified sessions are broken")]
+    /// Some sessions or audit chains failed verification (each was
+    /// reported on stdout).
+    #[error(
+        "verification failed: {broken} of {checked} checked sessions and audit chains are broken"
+    )]
     Broken {
         /// How many were broken.
         broken: usize,
         /// How many were checked.
         checked: usize,
+    },
+    /// No recording key to verify with.
+    #[error(
+        "keyed verification is impossible: {0}; give the recording key file with --key-file, or --config with the gateway's config ([recording] key_file)"
+    )]
+    NoKey(String),
+    /// The key file could not be read.
+    #[error("{0}")]
+    Keys(#[from] KeyError),
+    /// Seals were made with keys the key file does not list.
+    #[error(
+        "{count} sessions or audit chains carry seals of keys the key file does not list ({ids}); add those keys to verify them"
+    )]
+    UnknownKeys {
+        /// How many sessions and chains could not be checked.
+        count: usize,
+        /// The key ids, comma-separated.
+        ids: String,
     },
     /// Writing the output failed.
     #[error("cannot write {what}: {source}")]
@@ -106,8 +127,28 @@ pub enum SessionsError {
     },
 }
 
+impl SessionsError {
+    /// The process exit status: 1 for tampering found and most errors, 3
+    /// when verification could not be done for want of a key.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::NoKey(_) | Self::Keys(_) | Self::UnknownKeys { .. } => 3,
+            _ => 1,
+        }
+    }
+}
+
 /// Runs `ssmgate sessions …`.
 pub async fn run(args: SessionsArgs) -> Result<(), SessionsError> {
+    // The key is needed before anything is written to the audit trail.
+    let keys = match &args.command {
+        SessionsCommand::Verify(a) => Some(verify::load_keys(
+            a.key_file.as_deref(),
+            args.database.is_some(),
+            &args.config,
+        )?),
+        _ => None,
+    };
     let db = Db::open(args.database.as_deref(), &args.config).await?;
     // Who looked at or checked recordings is itself part of the trail.
     match &args.command {
@@ -121,7 +162,10 @@ pub async fn run(args: SessionsArgs) -> Result<(), SessionsError> {
         SessionsCommand::Show(a) => show::run(&db, &a.id).await,
         SessionsCommand::Replay(a) => replay::run(&db, &a).await,
         SessionsCommand::Export(a) => asciicast::run(&db, &a).await,
-        SessionsCommand::Verify(a) => verify::run(&db, a.id.as_deref(), a.all).await,
+        SessionsCommand::Verify(a) => match keys {
+            Some(keys) => verify::run(&db, &keys, a.id.as_deref(), a.all).await,
+            None => Err(SessionsError::NoKey("no key file".into())),
+        },
     }
 }
 
@@ -151,6 +195,9 @@ impl Db {
             source_ip: None,
             detail: serde_json::json!({ "action": action, "argument": arg, "os_user": os_user })
                 .to_string(),
+            // Not in any audit chain (only a recorder writes one): an
+            // administrator's look is recorded, but not sealed.
+            link: None,
         };
         if let Err(e) = self.store.insert_audit(&event).await {
             eprintln!("ssmgate: could not record this action in the audit trail: {e}");

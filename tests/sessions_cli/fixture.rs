@@ -1,7 +1,12 @@
-//! Test data for `tests/sessions_cli.rs`: a SQLite file filled through
-//! the recording `Store` API with a shell session (UTF-8 split across
-//! events, a resize, an exit), a live shell and a port session; running
-//! the binary against it; raw SQL access for tampering.
+//! Test data for `tests/sessions_cli.rs` and `tests/sessions_verify.rs`: a
+//! SQLite file filled through the recording `Store` API with a shell
+//! session (UTF-8 split across events, a resize, an exit), a live shell and
+//! a port session, all sealed with a recording key as the recorder seals
+//! them (the shell's audit events in an audit chain); running the binary
+//! against it (with that key); raw SQL access for tampering.
+
+// Shared by two test binaries, each using part of it.
+#![allow(dead_code)]
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -10,9 +15,10 @@ use std::process::Output;
 use bytes::Bytes;
 use chrono::{DateTime, Duration, Utc};
 use sqlx::Connection;
+use ssmgate::recording::seal::{seal_audit, seal_end, seal_start};
 use ssmgate::recording::{
-    AuditEvent, AuditKind, AuthKind, ChainWriter, Decision, EndReason, Event, EventKind,
-    RecordingMode, SessionEnd, SessionKind, SessionRecord, Store, connect, now,
+    AuditEvent, AuditKind, AuditLink, AuthKind, ChainWriter, Decision, EndReason, Event, EventKind,
+    RecordingMode, SealKey, SealKeys, SessionEnd, SessionKind, SessionRecord, Store, connect, now,
 };
 use uuid::Uuid;
 
@@ -21,6 +27,10 @@ pub struct Fixture {
     _dir: tempfile::TempDir,
     pub path: PathBuf,
     pub url: String,
+    /// The recording key file (key id `k1`) everything is sealed with.
+    pub key_file: PathBuf,
+    /// The audit chain the shell's audit events are in (seq 0–3).
+    pub chain: Uuid,
     /// alice's finished shell on web-1 (chunks: see `shell_events`).
     pub shell: SessionRecord,
     /// bob's live shell on db-1.
@@ -105,6 +115,7 @@ pub fn session(
         started_at,
         end: None,
         chain_head: None,
+        start_seal: None,
     }
 }
 
@@ -117,18 +128,38 @@ pub fn audit(kind: AuditKind, s: &SessionRecord, at: DateTime<Utc>, detail: &str
         session_id: Some(s.id),
         source_ip: Some(s.source_ip),
         detail: detail.to_owned(),
+        link: None,
     }
 }
 
-/// Stores a session with its chunks; finishes it when `end` is given.
+/// The fixture's recording key.
+pub fn key() -> SealKey {
+    SealKey::new("k1", [0x5a; 32]).unwrap()
+}
+
+/// `e` sealed at `seq` in audit chain `chain`, as a recorder seals it.
+pub fn sealed_audit(mut e: AuditEvent, chain: Uuid, seq: i64) -> AuditEvent {
+    e.link = Some(AuditLink {
+        chain_id: chain,
+        seq,
+        seal: seal_audit(&key(), &e, chain, seq),
+    });
+    e
+}
+
+/// Stores a session with its chunks, sealed as the recorder seals them;
+/// finishes it when `end` is given.
 pub async fn record(
     store: &dyn Store,
     s: &SessionRecord,
     chunks: Vec<Vec<Event>>,
     end: Option<(Duration, EndReason, Option<i32>)>,
 ) -> SessionRecord {
+    let mut s = s.clone();
+    s.start_seal = Some(seal_start(&key(), &s));
+    let s = &s;
     store.insert_session(s).await.unwrap();
-    let mut chain = ChainWriter::new(s.id);
+    let mut chain = ChainWriter::sealed(s.id, key());
     for (i, events) in chunks.into_iter().enumerate() {
         let c = chain.seal(
             s.started_at + Duration::milliseconds(i as i64 * 500),
@@ -137,20 +168,18 @@ pub async fn record(
         store.append_chunk(&c).await.unwrap();
     }
     if let Some((after, reason, exit_status)) = end {
-        store
-            .finish_session(
-                s.id,
-                &SessionEnd {
-                    ended_at: s.started_at + after,
-                    reason,
-                    exit_status,
-                    bytes_in: 1234,
-                    bytes_out: 1_258_291,
-                    chain_head: chain.head(),
-                },
-            )
-            .await
-            .unwrap();
+        let mut end = SessionEnd {
+            ended_at: s.started_at + after,
+            reason,
+            exit_status,
+            bytes_in: 1234,
+            bytes_out: 1_258_291,
+            chain_head: chain.head(),
+            chunk_count: Some(chain.next_seq() as u64),
+            seal: None,
+        };
+        end.seal = Some(seal_end(&key(), s.id, &end));
+        store.finish_session(s.id, &end).await.unwrap();
     }
     store.get_session(s.id).await.unwrap().unwrap()
 }
@@ -159,6 +188,12 @@ pub fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("recordings.db");
     let url = format!("sqlite://{}", path.display());
+    let key_file = dir.path().join("recording.key");
+    SealKeys::from_keys(vec![key()])
+        .unwrap()
+        .write_new(&key_file)
+        .unwrap();
+    let chain = Uuid::new_v4();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (shell, live, port) = rt.block_on(async {
         let store = connect(&url).await.unwrap();
@@ -171,23 +206,26 @@ pub fn fixture() -> Fixture {
             Some((Duration::seconds(185), EndReason::TargetExited, Some(3))),
         )
         .await;
+        let start = format!(
+            r#"{{"target":"i-0web-1","kind":"shell","ssm_session_id":{:?},"document":"SSM-SessionManagerRunShell"}}"#,
+            shell.ssm_session_id.as_deref().unwrap()
+        );
+        let end = r#"{"reason":"target_exited","exit_status":3,"bytes_in":1234,"bytes_out":1258291,"chunks":3}"#;
         for (i, (kind, detail)) in [
             (AuditKind::AuthSuccess, r#"{"method":"certificate"}"#),
             (
                 AuditKind::DecisionAllow,
                 r#"{"policies":["ops-can-shell"]}"#,
             ),
-            (AuditKind::SessionStart, "{}"),
-            (AuditKind::SessionEnd, r#"{"reason":"target_exited"}"#),
+            (AuditKind::SessionStart, start.as_str()),
+            (AuditKind::SessionEnd, end),
         ]
         .into_iter()
         .enumerate()
         {
             let at = t0 + Duration::seconds(i as i64);
-            store
-                .insert_audit(&audit(kind, &shell, at, detail))
-                .await
-                .unwrap();
+            let e = sealed_audit(audit(kind, &shell, at, detail), chain, i as i64);
+            store.insert_audit(&e).await.unwrap();
         }
         let live = session(
             "bob",
@@ -235,6 +273,8 @@ pub fn fixture() -> Fixture {
         _dir: dir,
         path,
         url,
+        key_file,
+        chain,
         shell,
         live,
         port,
@@ -249,6 +289,7 @@ impl Fixture {
             .args(args)
             .args(["--database", &self.url])
             .env_remove("SSMGATE_DATABASE_URL")
+            .env("SSMGATE_RECORDING_KEY_FILE", &self.key_file)
             .output()
             .unwrap()
     }
@@ -291,6 +332,29 @@ impl Fixture {
             });
     }
 
+    /// Runs one SQL statement on the database (tampering behind the
+    /// store's back); `?1` is bound to `id` (hyphenated), `?2`… to `more`.
+    /// Returns the rows affected.
+    pub fn sql(&self, statement: &str, id: Uuid, more: &[Bind]) -> u64 {
+        let url = self.url.clone();
+        let statement = statement.to_owned();
+        let more = more.to_vec();
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(async move {
+                let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(statement)).bind(id.to_string());
+                for b in more {
+                    q = match b {
+                        Bind::Text(t) => q.bind(t),
+                        Bind::Int(n) => q.bind(n),
+                        Bind::Blob(b) => q.bind(b),
+                    };
+                }
+                q.execute(&mut c).await.unwrap().rows_affected()
+            })
+    }
+
     /// Reads one chunk's stored events column.
     pub fn events(&self, id: Uuid, seq: i64) -> Vec<u8> {
         let url = self.url.clone();
@@ -308,6 +372,14 @@ impl Fixture {
                 .unwrap()
             })
     }
+}
+
+/// A value bound into [`Fixture::sql`].
+#[derive(Debug, Clone)]
+pub enum Bind {
+    Text(String),
+    Int(i64),
+    Blob(Vec<u8>),
 }
 
 pub fn text(out: &Output) -> (String, String) {

@@ -10,7 +10,8 @@ use chrono::{DateTime, Duration, Utc};
 use sqlx::Connection;
 use ssmgate::recording::{
     AuditEvent, AuditKind, AuthKind, ChainWriter, Decision, EndReason, Event, EventChunk,
-    EventKind, RecordingMode, SessionEnd, SessionKind, SessionRecord, Store, connect, now,
+    EventKind, RecordingMode, Seal, SealKey, SessionEnd, SessionKind, SessionRecord, Store,
+    connect, now,
 };
 use uuid::Uuid;
 
@@ -95,6 +96,31 @@ impl Db {
         assert_eq!(n, 1, "one row tampered");
     }
 
+    /// Runs one statement written with `?1` for the session or event id
+    /// (`$1` on Postgres); returns the rows affected.
+    pub async fn exec(&self, statement: &str, id: Uuid) -> u64 {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+                    .bind(id.to_string())
+                    .execute(&mut c)
+                    .await
+                    .unwrap()
+                    .rows_affected()
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(statement.replace("?1", "$1")))
+                    .bind(id)
+                    .execute(&mut c)
+                    .await
+                    .unwrap()
+                    .rows_affected()
+            }
+        }
+    }
+
     /// `DELETE FROM session_chunks` for one chunk.
     pub async fn delete_chunk(&self, session: Uuid, seq: i64) {
         let n = match self.backend {
@@ -150,6 +176,11 @@ pub fn full_session(user: &str, target: &str, started_at: DateTime<Utc>) -> Sess
         started_at,
         end: None,
         chain_head: None,
+        // Any seal: the store keeps it, verification is not its job.
+        start_seal: Some(Seal {
+            key_id: "k20261102-3f9a".into(),
+            mac: [0xc1; 32],
+        }),
     }
 }
 
@@ -180,6 +211,7 @@ pub fn bare_session(user: &str, target: &str, started_at: DateTime<Utc>) -> Sess
         started_at,
         end: None,
         chain_head: None,
+        start_seal: None,
     }
 }
 
@@ -192,6 +224,11 @@ pub fn end(at: DateTime<Utc>, head: Option<[u8; 32]>) -> SessionEnd {
         bytes_in: 1 << 40,
         bytes_out: i64::MAX as u64,
         chain_head: head,
+        chunk_count: Some(u64::MAX >> 1),
+        seal: Some(Seal {
+            key_id: "k.2_x-y".into(),
+            mac: [0xe2; 32],
+        }),
     }
 }
 
@@ -228,9 +265,15 @@ pub fn events(i: u64) -> Vec<Event> {
     ]
 }
 
-/// `n` chunks of a session's chain, sealed a millisecond apart.
+/// The recording key of the contract's sealed records.
+pub fn key() -> SealKey {
+    SealKey::new("contract", [0x42; 32]).unwrap()
+}
+
+/// `n` chunks of a session's chain (sealed with [`key`]), a millisecond
+/// apart.
 pub fn chain(session: &SessionRecord, n: u64) -> (Vec<EventChunk>, Option<[u8; 32]>) {
-    let mut w = ChainWriter::new(session.id);
+    let mut w = ChainWriter::sealed(session.id, key());
     let chunks = (0..n)
         .map(|i| {
             w.seal(
@@ -257,6 +300,7 @@ pub fn audit(
         session_id: session,
         source_ip: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
         detail: detail.to_owned(),
+        link: None,
     }
 }
 

@@ -1,0 +1,21 @@
+-- Keyed seals (HMAC-SHA256 with a key kept outside the database; see
+-- src/recording/seal.rs), stored as KEY_ID:HEX_MAC text. Rows recorded
+-- before this migration keep NULL: `sessions verify` reports them as
+-- unsealed.
+
+-- The seal of the start fields, the seal of the end, and the chunk count
+-- the end seal covers.
+ALTER TABLE sessions ADD COLUMN start_seal TEXT;
+ALTER TABLE sessions ADD COLUMN end_seal TEXT;
+ALTER TABLE sessions ADD COLUMN chunk_count INTEGER CHECK (chunk_count IS NULL OR chunk_count >= 0);
+
+-- The seal of the chunk's chain hash.
+ALTER TABLE session_chunks ADD COLUMN seal TEXT;
+
+-- Each recorder writes its own audit chain: chain id, sequence number from
+-- 0, and the seal over the event with both (all three set, or none).
+ALTER TABLE audit_events ADD COLUMN chain_id TEXT;
+ALTER TABLE audit_events ADD COLUMN chain_seq INTEGER;
+ALTER TABLE audit_events ADD COLUMN seal TEXT;
+
+CREATE INDEX audit_by_chain ON audit_events (chain_id, chain_seq) WHERE chain_id IS NOT NULL;
