@@ -20,12 +20,12 @@
 //! material is never logged or shown: [`SealKeys`]'s `Debug` lists ids only.
 
 use std::fmt;
-use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use rand::TryRngCore;
+
+use crate::private_files::{self, SecretFileError};
 
 /// Key files larger than this are refused (thousands of keys).
 const MAX_KEY_FILE: u64 = 256 * 1024;
@@ -81,6 +81,24 @@ pub enum KeyError {
     /// No randomness for a new key.
     #[error("cannot generate a recording key: {0}")]
     Random(String),
+}
+
+impl From<SecretFileError> for KeyError {
+    fn from(e: SecretFileError) -> Self {
+        match e {
+            SecretFileError::Io {
+                path,
+                action,
+                source,
+            } => Self::Io {
+                path,
+                action,
+                source,
+            },
+            SecretFileError::TooOpen { path, mode } => Self::TooOpen { path, mode },
+            SecretFileError::NotAFile { path, why } => Self::NotAKeyFile { path, why },
+        }
+    }
 }
 
 impl KeyError {
@@ -230,38 +248,11 @@ impl SealKeys {
 
     /// Loads a key file, refusing one accessible by group or others.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let io_err = |action| {
-            move |source| KeyError::Io {
-                path: path.to_owned(),
-                action,
-                source,
-            }
-        };
-        let file = File::open(path).map_err(io_err("read"))?;
-        let meta = file.metadata().map_err(io_err("read"))?;
-        if !meta.is_file() {
-            return Err(KeyError::NotAKeyFile {
-                path: path.to_owned(),
-                why: "not a regular file".into(),
-            });
-        }
-        let mode = meta.mode() & 0o7777;
-        if mode & 0o077 != 0 {
-            return Err(KeyError::TooOpen {
-                path: path.to_owned(),
-                mode,
-            });
-        }
-        if meta.len() > MAX_KEY_FILE {
-            return Err(KeyError::NotAKeyFile {
-                path: path.to_owned(),
-                why: format!("{} bytes is too large", meta.len()),
-            });
-        }
-        let mut text = String::new();
-        file.take(MAX_KEY_FILE + 1)
-            .read_to_string(&mut text)
-            .map_err(io_err("read"))?;
+        let bytes = private_files::read_secret(path, MAX_KEY_FILE).map_err(KeyError::from)?;
+        let text = String::from_utf8(bytes).map_err(|_| KeyError::NotAKeyFile {
+            path: path.to_owned(),
+            why: "not UTF-8 text".into(),
+        })?;
         Self::parse(&text, path)
     }
 
@@ -290,39 +281,8 @@ impl SealKeys {
     /// Writes these keys to a new file (mode 0600; parent directories are
     /// created with mode 0700); fails if the file exists.
     pub fn write_new(&self, path: &Path) -> Result<(), KeyError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|source| KeyError::Io {
-                    path: dir.to_owned(),
-                    action: "create directory",
-                    source,
-                })?;
-        }
-        let io_err = |action| {
-            move |source| KeyError::Io {
-                path: path.to_owned(),
-                action,
-                source,
-            }
-        };
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(io_err("create"))?;
-        if let Err(e) = file
-            .write_all(self.to_file_text().as_bytes())
-            .and_then(|()| file.sync_all())
-        {
-            drop(file);
-            let _ = std::fs::remove_file(path);
-            return Err(io_err("write")(e));
-        }
-        Ok(())
+        private_files::write_new_secret(path, self.to_file_text().as_bytes())
+            .map_err(KeyError::from)
     }
 }
 
@@ -358,6 +318,7 @@ fn check_id(id: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     #[test]
     fn generated_files_are_private_and_load_back() {

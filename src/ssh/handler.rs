@@ -107,14 +107,9 @@ impl ConnectionHandler {
                     peer = %self.peer, first = %Untrusted(&first), now = %Untrusted(raw),
                     "login name changed during authentication; disconnecting"
                 );
-                let user = self
-                    .login
-                    .as_ref()
-                    .map(|l| l.user.clone())
-                    .unwrap_or_default();
                 self.audit(
                     AuditKind::AuthFailure,
-                    &user,
+                    &self.login_user(),
                     serde_json::json!({
                         "reason": "login name changed during authentication",
                         "first_login": bounded(&first),
@@ -127,6 +122,14 @@ impl ConnectionHandler {
             }
         }
         Ok(self.login.clone())
+    }
+
+    /// The user part of the bound login name ("" when it was malformed).
+    fn login_user(&self) -> String {
+        self.login
+            .as_ref()
+            .map(|l| l.user.clone())
+            .unwrap_or_default()
     }
 
     /// A first factor passed: accept, or ask for the reason.
@@ -338,14 +341,9 @@ impl russh::server::Handler for ConnectionHandler {
                 self.reason_tries += 1;
                 if self.reason_tries >= REASON_TRIES {
                     tracing::info!(peer = %self.peer, "reason refused too often");
-                    let user = self
-                        .login
-                        .as_ref()
-                        .map(|l| l.user.clone())
-                        .unwrap_or_default();
                     self.audit(
                         AuditKind::AuthFailure,
-                        &user,
+                        &self.login_user(),
                         serde_json::json!({ "reason": "reason for access refused too often", "source_port": self.peer.port() }),
                     )
                     .await;

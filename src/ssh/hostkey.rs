@@ -4,9 +4,9 @@
 //! from the start (no window where it is readable by others), with a
 //! `.pub` file beside it.
 
-use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rand::TryRngCore;
@@ -14,9 +14,29 @@ use russh::keys::ssh_key::LineEnding;
 use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::{HashAlg, PrivateKey, PublicKey};
 
+use crate::private_files::{self, SecretFileError};
+
 /// Host key files larger than this are refused (an OpenSSH RSA-16384 key
 /// is about 12 KiB).
 const MAX_KEY_FILE: u64 = 64 * 1024;
+
+impl From<SecretFileError> for HostKeyError {
+    fn from(e: SecretFileError) -> Self {
+        match e {
+            SecretFileError::Io {
+                path,
+                action,
+                source,
+            } => Self::Io {
+                path,
+                action,
+                source,
+            },
+            SecretFileError::TooOpen { path, mode } => Self::TooOpen { path, mode },
+            SecretFileError::NotAFile { path, why } => Self::NotAKeyFile { path, reason: why },
+        }
+    }
+}
 
 /// Why the host key could not be loaded or created.
 #[derive(Debug, thiserror::Error)]
@@ -94,38 +114,7 @@ pub fn load_or_generate(path: &Path) -> Result<(PrivateKey, bool), HostKeyError>
 /// Loads an OpenSSH private key, refusing files accessible by group or
 /// others and encrypted keys.
 pub fn load(path: &Path) -> Result<PrivateKey, HostKeyError> {
-    let io_err = |action| {
-        move |source| HostKeyError::Io {
-            path: path.to_owned(),
-            action,
-            source,
-        }
-    };
-    let file = File::open(path).map_err(io_err("read"))?;
-    let meta = file.metadata().map_err(io_err("read"))?;
-    if !meta.is_file() {
-        return Err(HostKeyError::NotAKeyFile {
-            path: path.to_owned(),
-            reason: "not a regular file".into(),
-        });
-    }
-    let mode = meta.mode() & 0o7777;
-    if mode & 0o077 != 0 {
-        return Err(HostKeyError::TooOpen {
-            path: path.to_owned(),
-            mode,
-        });
-    }
-    if meta.len() > MAX_KEY_FILE {
-        return Err(HostKeyError::NotAKeyFile {
-            path: path.to_owned(),
-            reason: format!("{} bytes is too large", meta.len()),
-        });
-    }
-    let mut pem = Vec::new();
-    file.take(MAX_KEY_FILE + 1)
-        .read_to_end(&mut pem)
-        .map_err(io_err("read"))?;
+    let pem = private_files::read_secret(path, MAX_KEY_FILE).map_err(HostKeyError::from)?;
     let key = PrivateKey::from_openssh(&pem).map_err(|e| HostKeyError::Parse {
         path: path.to_owned(),
         reason: e.to_string(),
@@ -156,38 +145,7 @@ fn generate(path: &Path) -> Result<PrivateKey, HostKeyError> {
         .to_openssh()
         .map_err(|e| HostKeyError::Generate(e.to_string()))?;
 
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|source| HostKeyError::Io {
-                path: dir.to_owned(),
-                action: "create directory",
-                source,
-            })?;
-    }
-    let io_err = |action| {
-        move |source| HostKeyError::Io {
-            path: path.to_owned(),
-            action,
-            source,
-        }
-    };
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io_err("create"))?;
-    if let Err(e) = file
-        .write_all(pem.as_bytes())
-        .and_then(|()| file.sync_all())
-    {
-        drop(file);
-        let _ = std::fs::remove_file(path);
-        return Err(io_err("write")(e));
-    }
+    private_files::write_new_secret(path, pem.as_bytes()).map_err(HostKeyError::from)?;
 
     let mut pub_path = path.as_os_str().to_owned();
     pub_path.push(".pub");
@@ -215,7 +173,7 @@ pub fn fingerprint(key: &PublicKey) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     use std::process::Command;
 
     fn mode(path: &Path) -> u32 {
