@@ -209,7 +209,7 @@ async fn a_shell_is_recorded_with_metadata_content_and_audit() {
     let out = String::from_utf8_lossy(&broken.stdout);
     assert!(out.contains("metadata MAC mismatch (start seal)"), "{out}");
     // Looking at recordings is audited too.
-    let admin = sqlx_rows(&fx).await;
+    let admin = fx.audit_rows().await;
     assert!(
         admin
             .iter()
@@ -255,7 +255,7 @@ async fn exec_records_its_exit_code_and_refusals_are_audited() {
     let out = output(denied, 30).await;
     assert_eq!(out.status.code(), Some(255), "{out:?}");
     fx.gw.recorder.flush().await;
-    let db = sqlx_rows(&fx).await;
+    let db = fx.audit_rows().await;
     assert!(
         db.iter()
             .any(|(k, u, _)| k == "auth_failure" && u == "alice"),
@@ -270,21 +270,6 @@ async fn exec_records_its_exit_code_and_refusals_are_audited() {
         db.iter()
             .any(|(k, _, d)| k == "admin" && d.contains("gateway_start"))
     );
-}
-
-/// (kind, user, detail) of every audit event, oldest first.
-async fn sqlx_rows(fx: &Fixture) -> Vec<(String, String, String)> {
-    use sqlx::Row;
-    let url = format!("sqlite://{}", fx.path("ssmgate.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.expect("sqlite");
-    let rows =
-        sqlx::query("SELECT kind, coalesce(user_name, ''), detail FROM audit_events ORDER BY n")
-            .fetch_all(&pool)
-            .await
-            .expect("select");
-    rows.iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect()
 }
 
 #[tokio::test]
