@@ -27,13 +27,11 @@ impl fmt::Display for Untrusted<'_> {
 /// Writes `s` with control and invisible formatting characters escaped
 /// (`\n`, `\u{202e}`, …) and a `…[+N chars]` marker after `max` characters.
 pub fn write_escaped(out: &mut impl fmt::Write, s: &str, max: usize) -> fmt::Result {
-    let mut count = 0usize;
-    for c in s.chars() {
+    for (count, c) in s.chars().enumerate() {
         if count == max {
             let rest = s.chars().count() - max;
             return write!(out, "…[+{rest} chars]");
         }
-        count += 1;
         if needs_escape(c) {
             write!(out, "{}", c.escape_default())?;
         } else {

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::context::ServerContext;
 use super::session_channel::Authenticated;
 use crate::gateway::ports::{PortSessions, run_forward};
-use crate::gateway::{GatewayError, Kind, SessionRequest};
+use crate::gateway::{Kind, SessionRequest};
 use crate::untrusted::Untrusted;
 
 /// SSH_OPEN_ADMINISTRATIVELY_PROHIBITED.
@@ -56,10 +56,7 @@ pub async fn run(
             let id = Uuid::new_v4();
             tracing::info!(gateway_session = %id, user = %user.user.name, host = %Untrusted(&req.host), port, error = %e, "forward refused");
             return reply
-                .reject(refuse(format!(
-                    "ssmgate: {}",
-                    GatewayError::from(e).for_user(id)
-                )))
+                .reject(refuse(format!("ssmgate: {}", e.for_user(id))))
                 .await;
         }
     };
