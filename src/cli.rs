@@ -1,12 +1,15 @@
 //! Command-line interface: the `ssmgate` subcommands and their flags.
+//! `demo`, `sim` and `bench` exist only with the `demo` feature (on by
+//! default); `sim`'s flags are the simulator's own (`ssm_sim::cli`).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+#[cfg(feature = "demo")]
+pub use ssm_sim::cli::{FaultArgs, SimArgs};
 
 use crate::policy::Action;
-use crate::sim::config::Mode;
 
 /// A policy-enforcing SSH gateway to AWS Systems Manager Session Manager.
 #[derive(Debug, Parser)]
@@ -22,13 +25,16 @@ pub enum Command {
     /// Run the SSH gateway.
     Serve(ServeArgs),
     /// Start a simulator, a gateway and a demo user; print commands to try.
+    #[cfg(feature = "demo")]
     Demo(DemoArgs),
     /// Create or upgrade the session database named by `[database] url`.
     Migrate(ServeArgs),
     /// Run a local stand-in for AWS SSM: the SSM API and the Session Manager
     /// data channel, backed by real shells, processes and TCP connections.
+    #[cfg(feature = "demo")]
     Sim(SimArgs),
     /// Measure the data channel or the SSH gateway and print a table.
+    #[cfg(feature = "demo")]
     Bench(BenchArgs),
     /// Check, test and explain the Cedar access policies.
     Policy(PolicyArgs),
@@ -45,6 +51,7 @@ pub struct ServeArgs {
 }
 
 /// `ssmgate demo`.
+#[cfg(feature = "demo")]
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Directory for the demo's config and keys (default: a fresh one).
@@ -55,52 +62,8 @@ pub struct DemoArgs {
     pub port: u16,
 }
 
-/// `ssmgate sim`.
-#[derive(Debug, Args)]
-pub struct SimArgs {
-    /// Address to serve the SSM API and the data channel on.
-    #[arg(long, default_value = "127.0.0.1:4080")]
-    pub listen: SocketAddr,
-    /// Inventory and fault configuration (TOML; see the README).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// `faithful` paces output like the real agent; `fast` does not.
-    #[arg(long)]
-    pub mode: Option<Mode>,
-    #[command(flatten)]
-    pub faults: FaultArgs,
-}
-
-/// Fault injection flags; each overrides the config file.
-#[derive(Debug, Args, Default)]
-pub struct FaultArgs {
-    /// Share of data-channel frames to drop (0 to 1).
-    #[arg(long)]
-    pub drop_rate: Option<f64>,
-    /// Share of frames to send twice.
-    #[arg(long)]
-    pub duplicate_rate: Option<f64>,
-    /// Share of frames to hold back behind the next one.
-    #[arg(long)]
-    pub reorder_rate: Option<f64>,
-    /// Share of frames to delay by --delay-ms.
-    #[arg(long)]
-    pub delay_rate: Option<f64>,
-    /// Delay for --delay-rate, in milliseconds.
-    #[arg(long)]
-    pub delay_ms: Option<u64>,
-    /// Cut each session's first WebSocket after this many frames.
-    #[arg(long)]
-    pub close_after: Option<u64>,
-    /// Answer every ResumeSession with an error.
-    #[arg(long)]
-    pub refuse_resume: bool,
-    /// Seed for the fault dice (repeatable runs).
-    #[arg(long)]
-    pub seed: Option<u64>,
-}
-
 /// `ssmgate bench`.
+#[cfg(feature = "demo")]
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// What to measure.
@@ -112,6 +75,7 @@ pub struct BenchArgs {
 }
 
 /// Benchmarks.
+#[cfg(feature = "demo")]
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum BenchTarget {
     /// Codec cost and port-session throughput against the simulator.

@@ -105,9 +105,8 @@ use std::time::Duration;
 
 use regex::Regex;
 use russh::keys::PublicKey;
-
-use crate::config_error::TomlSource;
-pub use crate::config_error::{ConfigError, Diagnostic};
+use toml_diagnostics::TomlSource;
+pub use toml_diagnostics::{ConfigError, Diagnostic};
 
 /// The default justification regex: any reason of three characters or more.
 pub const DEFAULT_REASON_PATTERN: &str = ".{3,}";

@@ -8,14 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use anyhow::{Context, Result};
+use ssm_sim::config::SimConfig;
+use ssm_sim::server::SimServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 
 use crate::config::Config;
 use crate::serve;
-use crate::sim::config::SimConfig;
-use crate::sim::server::SimServer;
 use crate::ssh::hostkey;
 
 /// Instance ids of the demo fleet.

@@ -1,17 +1,25 @@
 //! ssmgate: a policy-enforcing SSH gateway to AWS Systems Manager Session
-//! Manager.
+//! Manager. This crate is the gateway binary and library; the Session
+//! Manager protocol is the `ssm_datachannel` crate (`crates/ssm-datachannel`)
+//! and the simulator the `ssm_sim` crate (`crates/ssm-sim`), which the
+//! gateway includes only with the default-on `demo` feature.
 //!
-//! Read the modules in the order data flows: `datachannel` (the Session
-//! Manager WebSocket protocol, client side) and `sim` (a local stand-in for
-//! the SSM API and the service + agent end of the data channel).
+//! Read the modules in the order data flows: [`ssh`] (the SSH server:
+//! authentication, channels) → [`gateway`] (resolve → authorise with
+//! [`policy`] → start → pipe → end) → [`inventory`] (targets) and [`aws`]
+//! (the SSM API) → `ssm_datachannel` (the Session Manager WebSocket
+//! protocol, client side) → AWS, or `ssm_sim`. Beside them: [`recording`]
+//! (session recording) and [`sessions`] (the `ssmgate sessions` tools);
+//! [`config`], [`serve`], [`cli`], [`logging`], [`signals`],
+//! [`private_files`], [`untrusted`]; with the `demo` feature, `demo` and
+//! `bench`.
 
 pub mod aws;
+#[cfg(feature = "demo")]
 pub mod bench;
 pub mod cli;
-pub mod clock;
 pub mod config;
-pub mod config_error;
-pub mod datachannel;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod gateway;
 pub mod inventory;
@@ -19,10 +27,8 @@ pub mod logging;
 pub mod policy;
 pub mod private_files;
 pub mod recording;
-pub mod secret;
 pub mod serve;
 pub mod sessions;
 pub mod signals;
-pub mod sim;
 pub mod ssh;
 pub mod untrusted;

@@ -4,8 +4,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use ssmgate::cli::{BenchTarget, Cli, Command, PolicyArgs, PolicyCommand, ServeArgs, SimArgs};
-use ssmgate::sim::config::SimConfig;
+#[cfg(feature = "demo")]
+use ssmgate::cli::BenchTarget;
+use ssmgate::cli::{Cli, Command, PolicyArgs, PolicyCommand, ServeArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => run_serve(args).await,
             Command::Migrate(args) => run_migrate(args).await,
+            #[cfg(feature = "demo")]
             Command::Demo(args) => {
                 ssmgate::demo::run(ssmgate::demo::DemoOptions {
                     dir: args.dir,
@@ -31,7 +33,9 @@ fn main() -> ExitCode {
                 })
                 .await
             }
-            Command::Sim(args) => run_sim(args).await,
+            #[cfg(feature = "demo")]
+            Command::Sim(args) => ssm_sim::cli::run(args).await,
+            #[cfg(feature = "demo")]
             Command::Bench(args) => match args.target {
                 BenchTarget::Datachannel => ssmgate::bench::datachannel(args.mib).await,
                 BenchTarget::Policy => ssmgate::bench::policy::run(),
@@ -115,59 +119,6 @@ async fn run_migrate(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("database {shown}"))?;
     say(&format!("ssmgate: migrations applied to {shown}"));
-    Ok(())
-}
-
-async fn run_sim(args: SimArgs) -> anyhow::Result<()> {
-    let mut config = match &args.config {
-        Some(path) => SimConfig::load(path)?,
-        None => SimConfig::default(),
-    };
-    if let Some(mode) = args.mode {
-        config.mode = mode;
-    }
-    let f = &args.faults;
-    let c = &mut config.faults;
-    if let Some(v) = f.drop_rate {
-        c.drop_rate = v;
-    }
-    if let Some(v) = f.duplicate_rate {
-        c.duplicate_rate = v;
-    }
-    if let Some(v) = f.reorder_rate {
-        c.reorder_rate = v;
-    }
-    if let Some(v) = f.delay_rate {
-        c.delay_rate = v;
-    }
-    if let Some(v) = f.delay_ms {
-        c.delay_ms = v;
-    }
-    if f.close_after.is_some() {
-        c.close_after = f.close_after;
-    }
-    c.refuse_resume |= f.refuse_resume;
-    if f.seed.is_some() {
-        c.seed = f.seed;
-    }
-    config
-        .faults
-        .validate()
-        .map_err(anyhow::Error::msg)
-        .context("invalid fault flags")?;
-    // Handlers go in before anything is printed, so a signal sent right
-    // after the banner is never lost; handling SIGQUIT also gives the shells
-    // we spawn its default action back.
-    let stop = ssmgate::signals::Stop::install()?;
-    let sim = ssmgate::sim::server::SimServer::start(args.listen, config).await?;
-    say(&format!(
-        "ssmgate sim: SSM API and data channel on {}\n  export AWS_ENDPOINT_URL_SSM={}",
-        sim.endpoint(),
-        sim.endpoint()
-    ));
-    stop.wait().await;
-    eprintln!("ssmgate sim: stopping");
-    sim.shutdown().await?;
     Ok(())
 }
 

@@ -2,14 +2,35 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
+#[cfg(feature = "demo")]
+use std::{
+    io::{BufRead, BufReader},
+    process::Stdio,
+    time::Duration,
+};
 
 fn ssmgate() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ssmgate"))
 }
 
+#[cfg(not(feature = "demo"))]
+#[test]
+fn without_the_demo_feature_there_is_no_simulator() {
+    let out = ssmgate().arg("--help").output().expect("runs");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for word in ["demo", "sim", "bench"] {
+        assert!(
+            !text.lines().any(|l| l.trim_start().starts_with(word)),
+            "--help lists {word}: {text}"
+        );
+    }
+    let out = ssmgate().args(["sim", "--help"]).output().expect("runs");
+    assert!(!out.status.success());
+}
+
+#[cfg(feature = "demo")]
 #[test]
 fn help_lists_the_subcommands() {
     let out = ssmgate().arg("--help").output().expect("runs");
@@ -32,6 +53,7 @@ fn help_lists_the_subcommands() {
     }
 }
 
+#[cfg(feature = "demo")]
 #[test]
 fn a_bad_config_file_is_reported_with_its_location() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -48,6 +70,7 @@ fn a_bad_config_file_is_reported_with_its_location() {
     assert!(err.contains("instances[0].id"), "{err}");
 }
 
+#[cfg(feature = "demo")]
 #[test]
 fn a_rate_out_of_range_is_refused() {
     let out = ssmgate()
@@ -58,6 +81,7 @@ fn a_rate_out_of_range_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("drop_rate"));
 }
 
+#[cfg(feature = "demo")]
 #[test]
 fn sim_starts_prints_its_endpoint_and_stops_on_sigint() {
     let mut child = ssmgate()

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use ssmgate::datachannel::io::byte_stream;
-use ssmgate::datachannel::port::PortMode;
-use ssmgate::datachannel::smux;
-use ssmgate::datachannel::{
+use ssm_datachannel::io::byte_stream;
+use ssm_datachannel::port::PortMode;
+use ssm_datachannel::smux;
+use ssm_datachannel::{
     CloseReason, DataChannelError, Event, Events, SessionInfo, SessionKind, open,
 };
 
@@ -62,7 +62,7 @@ async fn wait_ready(events: &mut Events) -> SessionInfo {
     }
 }
 
-async fn shell_sim() -> (ssmgate::sim::server::SimServer, aws_sdk_ssm::Client) {
+async fn shell_sim() -> (ssm_sim::server::SimServer, aws_sdk_ssm::Client) {
     let echo = echo_server().await;
     let sim = sim(&one_instance("fast", "", 22, echo)).await;
     let client = ssm(&sim).await;
@@ -297,7 +297,7 @@ async fn refused_resume_ends_with_a_clear_error_not_a_hang() {
 async fn a_wrong_token_is_refused_and_never_echoed() {
     let (_sim, client) = shell_sim().await;
     let mut cfg = start(&client, TARGET, None, &[], SessionKind::Shell).await;
-    cfg.token = ssmgate::secret::Secret::new("not-the-token-XYZZY");
+    cfg.token = ssm_datachannel::secret::Secret::new("not-the-token-XYZZY");
     cfg.resumer = None;
     let debug = format!("{:?}", cfg.token);
     assert!(!debug.contains("XYZZY"));
@@ -336,7 +336,7 @@ async fn terminate_session_closes_the_channel() {
 
 #[tokio::test]
 async fn basic_mode_redials_after_disconnect_to_port() {
-    use ssmgate::datachannel::payloads::Flag;
+    use ssm_datachannel::payloads::Flag;
     let echo = echo_server().await;
     let port = echo.port();
     let toml = format!(

@@ -11,14 +11,14 @@ use std::time::Duration;
 
 use common::gateway::*;
 use common::sha;
-use ssmgate::sim::process::{PtyProcess, PtySpawn};
+use ssm_sim::process::{PtyProcess, PtySpawn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A real `ssh` running in a PTY we control, with what it printed so far.
 struct Terminal {
-    output: ssmgate::sim::process::PtyOutput,
-    input: ssmgate::sim::process::PtyInput,
-    control: ssmgate::sim::process::PtyControl,
+    output: ssm_sim::process::PtyOutput,
+    input: ssm_sim::process::PtyInput,
+    control: ssm_sim::process::PtyControl,
     seen: Vec<u8>,
 }
 

@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::*;
+use ssm_datachannel::secret::Secret;
+use ssm_sim::server::SimServer;
 use ssmgate::aws::{InstanceInfo, Ssm, SsmApi, SsmError, StartRequest, StartedSession};
 use ssmgate::inventory::{Inventory, ResolveError};
-use ssmgate::secret::Secret;
-use ssmgate::sim::server::SimServer;
 
 const WEB: &str = "i-0000000000000a001";
 const API_A: &str = "i-0000000000000a002";

@@ -14,10 +14,10 @@ use aws_sdk_ssm::config::retry::RetryConfig;
 use aws_sdk_ssm::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ssm::types::{SessionFilter as SdkSessionFilter, SessionFilterKey, SessionState};
-use ssmgate::sim::api::router;
-use ssmgate::sim::config::FaultConfig;
-use ssmgate::sim::inventory::Inventory;
-use ssmgate::sim::registry::{Registry, SessionStatus};
+use ssm_sim::api::router;
+use ssm_sim::config::FaultConfig;
+use ssm_sim::inventory::Inventory;
+use ssm_sim::registry::{Registry, SessionStatus};
 
 #[path = "sim_api/instances.rs"]
 mod instances;

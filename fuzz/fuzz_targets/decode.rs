@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use ssmgate::datachannel::message::Message;
+use ssm_datachannel::message::Message;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(msg) = Message::decode(Bytes::copy_from_slice(data)) {

@@ -22,9 +22,8 @@ use aws_sdk_ssm::types::{
 
 pub use errors::SsmError;
 use errors::{CallContext, from_sdk};
-
-use crate::datachannel::Resumer;
-use crate::secret::Secret;
+use ssm_datachannel::Resumer;
+use ssm_datachannel::secret::Secret;
 
 /// Upper bound on one API call, retries included.
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(20);

@@ -9,16 +9,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
+use ssm_datachannel::message::{Message, MessageType, PayloadType};
+use ssm_datachannel::secret::Secret;
+use ssm_datachannel::{ChannelConfig, Event, SessionKind, open};
+use ssm_sim::client::sdk_client;
+use ssm_sim::config::SimConfig;
+use ssm_sim::server::SimServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
-
-use crate::datachannel::message::{Message, MessageType, PayloadType};
-use crate::datachannel::{ChannelConfig, Event, SessionKind, open};
-use crate::secret::Secret;
-use crate::sim::client::sdk_client;
-use crate::sim::config::SimConfig;
-use crate::sim::server::SimServer;
 
 /// Runs the data-channel benchmark moving `mib` MiB per throughput row.
 pub async fn datachannel(mib: usize) -> Result<()> {

@@ -214,7 +214,7 @@ pub fn run() -> anyhow::Result<()> {
     let policies = engine.snapshot().policies.len();
     let targets = targets(teams);
     let now =
-        crate::policy::clock::parse_rfc3339("2026-11-03T10:00:00Z").map_err(anyhow::Error::msg)?;
+        crate::policy::time::parse_rfc3339("2026-11-03T10:00:00Z").map_err(anyhow::Error::msg)?;
     let key = AuthMethod::PublicKey {
         fingerprint: "SHA256:bench".into(),
     };

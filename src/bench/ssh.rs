@@ -19,14 +19,14 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use ssm_sim::config::SimConfig;
+use ssm_sim::server::SimServer;
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio::time::timeout;
 
 use crate::config::Config;
 use crate::serve::{self, RunningGateway};
-use crate::sim::config::SimConfig;
-use crate::sim::server::SimServer;
 use setup::{
     Sshd, TempDir, client_config_text, gateway_toml, keygen, openssh_version, os_user, read_line,
     relay, run_bounded, sim_toml, start_sshd,

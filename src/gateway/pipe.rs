@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use ssm_datachannel::io::byte_stream;
+use ssm_datachannel::{CloseReason, DataChannel, Event, Events};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use crate::datachannel::io::byte_stream;
-use crate::datachannel::{CloseReason, DataChannel, Event, Events};
 use crate::gateway::session::Opened;
 
 /// What the client sends to a terminal session.

@@ -9,12 +9,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
+use ssm_datachannel::io::byte_stream;
+use ssm_datachannel::payloads::Flag;
+use ssm_datachannel::port::PortMode;
+use ssm_datachannel::smux;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::datachannel::io::byte_stream;
-use crate::datachannel::payloads::Flag;
-use crate::datachannel::port::PortMode;
-use crate::datachannel::smux;
 use crate::gateway::pipe::{Ended, copy_counted, run_port_stream};
 use crate::gateway::record::{EndCause, end_of};
 use crate::gateway::request::{GatewayError, SessionRequest};

@@ -4,11 +4,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use ssm_datachannel::DataChannelError;
 use uuid::Uuid;
 
 use crate::aws::SsmError;
 use crate::config::UserConfig;
-use crate::datachannel::DataChannelError;
 use crate::inventory::ResolveError;
 use crate::ssh::auth::AuthMethod;
 

@@ -10,11 +10,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use ssm_datachannel::{
+    self as datachannel, ChannelConfig, CloseReason, DataChannel, Event, Events, SessionInfo,
+    SessionKind,
+};
+
 use crate::aws::{SsmApi, SsmResumer, StartRequest};
 use crate::config::SessionsConfig;
-use crate::datachannel::{
-    self, ChannelConfig, CloseReason, DataChannel, Event, Events, SessionInfo, SessionKind,
-};
 use crate::gateway::documents::{self, SessionType};
 use crate::gateway::reason::compose_reason;
 use crate::gateway::record::{Started, parameters_json, session_record};

@@ -8,8 +8,8 @@ use std::time::SystemTime;
 
 use anyhow::{Context as _, anyhow, bail};
 
-use super::clock::parse_rfc3339;
 use super::testfile::{TestFile, default_document, render};
+use super::time::parse_rfc3339;
 use super::{Action, AuthzRequest, ContextInput, PolicyEngine, PolicyError, Principal};
 use crate::aws::{Ssm, SsmApi};
 use crate::config::{AwsCredentials, Config};

@@ -12,8 +12,9 @@ use cedar_policy::{
     Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request, RestrictedExpression,
     Schema,
 };
+use chrono::Timelike;
 
-use super::clock::Utc;
+use super::time::{cedar_datetime, utc, weekday_name};
 use super::{Action, ContextInput, Principal};
 use crate::inventory::Target;
 use crate::ssh::auth::AuthMethod;
@@ -154,7 +155,7 @@ impl Vocabulary {
                 params.push((key.to_owned(), s(v)));
             }
         }
-        let utc = Utc::from_system(c.now);
+        let now = utc(c.now);
         let mut pairs = vec![
             ("document".to_owned(), s(&c.document)),
             (
@@ -167,13 +168,13 @@ impl Vocabulary {
             ),
             (
                 "time".to_owned(),
-                RestrictedExpression::new_datetime(utc.to_cedar()),
+                RestrictedExpression::new_datetime(cedar_datetime(&now)),
             ),
             (
                 "hour".to_owned(),
-                RestrictedExpression::new_long(i64::from(utc.hour)),
+                RestrictedExpression::new_long(i64::from(now.hour())),
             ),
-            ("weekday".to_owned(), s(utc.weekday_name())),
+            ("weekday".to_owned(), s(&weekday_name(&now))),
             ("recording".to_owned(), s(c.recording.as_str())),
         ];
         if let Some(reason) = c.given_reason() {

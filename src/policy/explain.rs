@@ -6,8 +6,9 @@
 use std::fmt::Write as _;
 
 use cedar_policy::Effect;
+use chrono::Timelike;
 
-use super::clock::Utc;
+use super::time::{rfc3339_secs, utc, weekday_name};
 use super::{AuthzRequest, Decision, PolicyEngine};
 use crate::ssh::auth::AuthMethod;
 
@@ -81,13 +82,13 @@ pub fn render(engine: &PolicyEngine, req: &AuthzRequest<'_>, decision: &Decision
             .map_or("(none)".to_owned(), |r| format!("\"{r}\""))
     );
     let _ = writeln!(out, "  source ip   {}", c.source_ip);
-    let utc = Utc::from_system(c.now);
+    let now = utc(c.now);
     let _ = writeln!(
         out,
         "  time        {} ({}, hour {} UTC)",
-        utc.to_rfc3339(),
-        utc.weekday_name(),
-        utc.hour
+        rfc3339_secs(&now),
+        weekday_name(&now),
+        now.hour()
     );
     let _ = writeln!(out, "  recording   {}", c.recording.as_str());
     let _ = writeln!(out);

@@ -36,11 +36,9 @@
 //! Cedar entities and context), [`engine`] (decisions), [`listing`] (the
 //! picker's listing), [`reload`] (hot
 //! reload), [`testfile`] (`ssmgate policy test`), [`explain`] (readable
-//! output), [`clock`] (UTC times), [`cli`] (the `ssmgate policy` commands).
+//! output), [`time`] (UTC times), [`cli`] (the `ssmgate policy` commands).
 
 pub mod cli;
-/// Calendar arithmetic, shared with the rest of the crate.
-pub use crate::clock;
 pub mod engine;
 pub mod entities;
 pub mod error;
@@ -49,6 +47,7 @@ pub mod listing;
 pub mod loader;
 pub mod reload;
 pub mod testfile;
+pub mod time;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -43,7 +43,7 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 
-use super::clock::parse_rfc3339;
+use super::time::parse_rfc3339;
 use super::{Action, AuthzRequest, ContextInput, Decision, PolicyEngine, Principal, Recording};
 use crate::config::UserConfig;
 use crate::inventory::Target;

@@ -23,11 +23,11 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
+use toml_diagnostics::ConfigError;
 use uuid::Uuid;
 
 use crate::cli::{SessionsArgs, SessionsCommand};
 use crate::config::Config;
-use crate::config_error::ConfigError;
 use crate::recording::{
     AuditEvent, AuditKind, Event, EventChunk, KeyError, RecordingMode, SessionFilter, SessionKind,
     SessionRecord, Store, StoreError, connect, now, redact_url,

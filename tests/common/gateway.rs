@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
+use ssm_sim::server::SimServer;
 use ssmgate::config::Config;
 use ssmgate::serve::{self, RunningGateway};
-use ssmgate::sim::server::SimServer;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
@@ -276,7 +276,7 @@ name = "twin"
         );
         let sim = SimServer::start(
             "127.0.0.1:0".parse().expect("addr"),
-            ssmgate::sim::config::SimConfig::from_toml_str(&sim_toml).expect("sim config"),
+            ssm_sim::config::SimConfig::from_toml_str(&sim_toml).expect("sim config"),
         )
         .await
         .expect("sim");

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use aws_sdk_ssm::config::{BehaviorVersion, Credentials, Region};
 use sha2::{Digest, Sha256};
-use ssmgate::datachannel::{ChannelConfig, Resumer, SessionKind};
-use ssmgate::secret::Secret;
-use ssmgate::sim::config::SimConfig;
-use ssmgate::sim::server::SimServer;
+use ssm_datachannel::secret::Secret;
+use ssm_datachannel::{ChannelConfig, Resumer, SessionKind};
+use ssm_sim::config::SimConfig;
+use ssm_sim::server::SimServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use ssm_datachannel::{ChannelConfig, Event, Events, SessionKind, open};
 use ssmgate::aws::{Ssm, SsmApi, SsmError, SsmResumer, StartRequest};
-use ssmgate::datachannel::{ChannelConfig, Event, Events, SessionKind, open};
 use ssmgate::gateway::reason::compose_reason;
 use ssmgate::inventory::{Inventory, ResolveError};
 
@@ -231,7 +231,7 @@ async fn a_closed_port_is_unreachable() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let api = Ssm::from_client(ssmgate::sim::client::sdk_client(&format!(
+    let api = Ssm::from_client(ssm_sim::client::sdk_client(&format!(
         "http://127.0.0.1:{port}"
     )));
     let err = api.describe_instances().await.unwrap_err();
@@ -261,7 +261,7 @@ async fn a_silent_endpoint_times_out() {
             held.push(conn);
         }
     });
-    let client = ssmgate::sim::client::sdk_client(&format!("http://{addr}"));
+    let client = ssm_sim::client::sdk_client(&format!("http://{addr}"));
     let conf = client
         .config()
         .to_builder()

@@ -5,8 +5,8 @@ use aws_sdk_ssm::types::{
     InstanceInformationFilter, InstanceInformationFilterKey, InstanceInformationStringFilter,
     ResourceTypeForTagging,
 };
-use ssmgate::sim::config::FaultConfig;
-use ssmgate::sim::inventory::{Instance, Inventory, PingStatus};
+use ssm_sim::config::FaultConfig;
+use ssm_sim::inventory::{Instance, Inventory, PingStatus};
 
 use super::{EDGE, OFFLINE, Sim, WEB, default_sim, service_error, start};
 

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use ssmgate::sim::config::SimConfig;
+use ssm_sim::config::SimConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{WEB, default_sim};

@@ -7,13 +7,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
+use ssm_datachannel::secret::Secret;
+use ssm_datachannel::{ChannelConfig, DataChannel, Event, Events, SessionKind, open};
+use ssm_sim::client::sdk_client;
+use ssm_sim::process::{PtyInput, PtyOutput, PtyProcess, PtySpawn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{timeout, timeout_at};
-
-use crate::datachannel::{ChannelConfig, DataChannel, Event, Events, SessionKind, open};
-use crate::secret::Secret;
-use crate::sim::client::sdk_client;
-use crate::sim::process::{PtyInput, PtyOutput, PtyProcess, PtySpawn};
 
 /// Bound on reaching the prompt and on any single echo.
 const LIMIT: Duration = Duration::from_secs(20);

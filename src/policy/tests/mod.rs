@@ -12,10 +12,10 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use super::clock::parse_rfc3339;
 use super::entities::Vocabulary;
 use super::loader::load_sources;
 use super::testfile::default_document;
+use super::time::parse_rfc3339;
 use super::*;
 use crate::config::UserConfig;
 use crate::inventory::Target;

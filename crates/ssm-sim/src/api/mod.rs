@@ -34,7 +34,7 @@ use serde_json::Value;
 
 pub use error::ApiError;
 
-use crate::sim::registry::{Registry, sanitize_owner};
+use crate::registry::{Registry, sanitize_owner};
 
 /// The content type of AWS JSON 1.1 requests and responses.
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";

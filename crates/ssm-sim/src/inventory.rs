@@ -3,7 +3,7 @@
 //! that the simulated agent "runs on".
 //!
 //! An [`Instance`] is read from the `[[instances]]` tables of the sim's TOML
-//! config (see [`crate::sim::config`]); an [`Inventory`] indexes them by id.
+//! config (see [`crate::config`]); an [`Inventory`] indexes them by id.
 //! When the config lists none, [`Inventory::default_instances`] supplies a
 //! small fleet covering the interesting cases (EC2 and hybrid instances, an
 //! offline one).
@@ -329,7 +329,7 @@ pub struct Inventory {
 
 impl Inventory {
     /// Indexes `instances` (normalising each). A repeated id keeps the last
-    /// one; [`crate::sim::config::SimConfig`] rejects repeats beforehand.
+    /// one; [`crate::config::SimConfig`] rejects repeats beforehand.
     pub fn new(instances: Vec<Instance>) -> Self {
         let instances = instances
             .into_iter()

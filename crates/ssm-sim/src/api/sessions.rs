@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use super::error::{self as apierr, ApiError};
 use super::{epoch_seconds, paginate};
-use crate::sim::documents;
-use crate::sim::registry::{Registry, SessionEntry, SessionFilter, SessionStatus};
+use crate::documents;
+use crate::registry::{Registry, SessionEntry, SessionFilter, SessionStatus};
 
 /// `DescribeSessions` page size when `MaxResults` is absent (inferred).
 const DESCRIBE_SESSIONS_DEFAULT_MAX: i64 = 20;

@@ -14,26 +14,26 @@ pub mod link;
 mod port;
 mod shell;
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::WebSocket;
 use bytes::Bytes;
+use chrono::{SecondsFormat, Utc};
+use ssm_datachannel::message::{Message, MessageType, PayloadType, flags};
+use ssm_datachannel::payloads::{
+    Acknowledge, ChannelClosed, Flag, HandshakeComplete, HandshakeRequest, HandshakeResponse,
+    RequestedClientAction, SessionTypeParameters, Size, action_status,
+};
+use ssm_datachannel::reliable::{Limits, RESEND_TICK, Reliable, Role};
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use self::backend::{BackendIo, FromBackend, InboxSender, Outbox, ToBackend};
 use self::link::{Delayed, Direction, Incoming, Link};
-use crate::clock::Utc;
-use crate::datachannel::message::{Message, MessageType, PayloadType, flags};
-use crate::datachannel::payloads::{
-    Acknowledge, ChannelClosed, Flag, HandshakeComplete, HandshakeRequest, HandshakeResponse,
-    RequestedClientAction, SessionTypeParameters, Size, action_status,
-};
-use crate::datachannel::reliable::{Limits, RESEND_TICK, Reliable, Role};
-use crate::sim::config::{FaultConfig, Mode};
-use crate::sim::documents::{ResolvedDocument, SessionType};
-use crate::sim::inventory::Instance;
-use crate::sim::registry::{Registry, SessionStatus};
+use crate::config::{FaultConfig, Mode};
+use crate::documents::{ResolvedDocument, SessionType};
+use crate::inventory::Instance;
+use crate::registry::{Registry, SessionStatus};
 
 /// How long the agent waits for the HandshakeResponse.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -448,7 +448,7 @@ impl Agent {
         let id = Uuid::new_v4();
         let payload = ChannelClosed {
             message_id: id.hyphenated().to_string(),
-            created_date: Utc::from_system(SystemTime::now()).to_cedar(),
+            created_date: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
             destination_id: self.ctx.instance.id.clone(),
             session_id: self.ctx.session_id.clone(),
             message_type: "channel_closed".into(),

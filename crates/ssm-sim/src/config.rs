@@ -37,9 +37,9 @@ use std::str::FromStr;
 
 use serde::Deserialize;
 
-use crate::config_error::TomlSource;
-pub use crate::config_error::{ConfigError, Diagnostic};
-use crate::sim::inventory::{Instance, Inventory};
+use crate::inventory::{Instance, Inventory};
+use toml_diagnostics::TomlSource;
+pub use toml_diagnostics::{ConfigError, Diagnostic};
 
 /// How faithfully the sim reproduces real timings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

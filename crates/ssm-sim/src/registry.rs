@@ -16,11 +16,11 @@ use std::time::SystemTime;
 use rand::RngCore;
 use tokio::sync::watch;
 
-use crate::sim::api::error::ApiError;
-use crate::sim::api::sessions::validate_start_session;
-use crate::sim::config::FaultConfig;
-use crate::sim::documents::{self, ResolvedDocument};
-use crate::sim::inventory::{Instance, Inventory};
+use crate::api::error::ApiError;
+use crate::api::sessions::validate_start_session;
+use crate::config::FaultConfig;
+use crate::documents::{self, ResolvedDocument};
+use crate::inventory::{Instance, Inventory};
 
 /// Terminated sessions kept for `DescribeSessions --state History`.
 const HISTORY_LIMIT: usize = 1000;

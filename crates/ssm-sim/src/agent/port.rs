@@ -11,17 +11,17 @@
 use std::cmp::Ordering;
 
 use bytes::{Bytes, BytesMut};
+use ssm_datachannel::message::PayloadType;
+use ssm_datachannel::payloads::Flag;
+use ssm_datachannel::smux;
+use ssm_datachannel::version::agent_compare;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::backend::{BackendIo, Inbox, Outbox, ToBackend};
-use crate::datachannel::message::PayloadType;
-use crate::datachannel::payloads::Flag;
-use crate::datachannel::smux;
-use crate::datachannel::version::agent_compare;
-use crate::sim::documents::ResolvedDocument;
-use crate::sim::inventory::Instance;
+use crate::documents::ResolvedDocument;
+use crate::inventory::Instance;
 
 /// Clients from this version on get smux…
 const MUX_MIN_CLIENT: &str = "1.1.70";

@@ -3,13 +3,13 @@
 //! input is only scanned for 0x03 (SIGINT) and 0x1c (SIGQUIT).
 
 use bytes::Bytes;
+use ssm_datachannel::message::PayloadType;
+use ssm_datachannel::payloads::format_exit_code;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::backend::{BackendIo, Outbox, ToBackend};
-use crate::datachannel::message::PayloadType;
-use crate::datachannel::payloads::format_exit_code;
-use crate::sim::documents::ResolvedDocument;
-use crate::sim::process::{ExecProcess, Signal};
+use crate::documents::ResolvedDocument;
+use crate::process::{ExecProcess, Signal};
 
 /// Runs the command until it exits or the agent lets go.
 pub async fn run(io: BackendIo, doc: ResolvedDocument) {

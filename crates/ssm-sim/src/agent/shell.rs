@@ -6,15 +6,15 @@
 
 use std::time::Duration;
 
+use ssm_datachannel::message::PayloadType;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::backend::{BackendIo, ToBackend};
-use crate::datachannel::message::PayloadType;
-use crate::sim::chunker::Chunker;
-use crate::sim::config::Mode;
-use crate::sim::documents::{ResolvedDocument, SessionType};
-use crate::sim::inventory::Instance;
-use crate::sim::process::{PtyProcess, PtySpawn, shell_command_argv};
+use crate::chunker::Chunker;
+use crate::config::Mode;
+use crate::documents::{ResolvedDocument, SessionType};
+use crate::inventory::Instance;
+use crate::process::{PtyProcess, PtySpawn, shell_command_argv};
 
 /// Runs a shell-like session until the process exits or the agent lets go.
 pub async fn run(io: BackendIo, doc: ResolvedDocument, instance: Instance) {

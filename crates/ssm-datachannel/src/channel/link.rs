@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
-use crate::datachannel::transport::Ws;
+use crate::transport::Ws;
 
 /// How long a close waits for queued frames and the close frame to go out.
 const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);

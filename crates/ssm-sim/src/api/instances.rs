@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 
 use super::error::{self as apierr, ApiError};
 use super::{epoch_seconds, paginate};
-use crate::sim::documents;
-use crate::sim::inventory::{Instance, PingStatus, is_instance_id};
-use crate::sim::registry::Registry;
+use crate::documents;
+use crate::inventory::{Instance, PingStatus, is_instance_id};
+use crate::registry::Registry;
 
 /// `DescribeInstanceInformation` page size when `MaxResults` is absent
 /// (the API documents a default of 10).

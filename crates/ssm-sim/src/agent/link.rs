@@ -16,8 +16,8 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
-use crate::sim::config::FaultConfig;
-use crate::sim::faults::{Action, Faults};
+use crate::config::FaultConfig;
+use crate::faults::{Action, Faults};
 
 /// Which way a delayed frame was going.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

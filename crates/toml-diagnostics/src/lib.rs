@@ -1,6 +1,8 @@
-//! Shared TOML loading diagnostics for the gateway config (`ssmgate.toml`)
-//! and the sim config: deserialises with serde and turns every problem into a
-//! [`Diagnostic`] naming the file, line, column and key path, e.g.
+//! `toml-diagnostics`: TOML config loading shared by the gateway config
+//! (`ssmgate.toml`) and the simulator's config, so that neither depends on
+//! the other. [`TomlSource`] deserialises with serde and turns every problem
+//! — syntax, type, unknown key, or a value the caller's validation refuses —
+//! into a [`Diagnostic`] naming the file, line, column and key path, e.g.
 //! `ssmgate.toml:7:6: users[1].name: must match ^[a-z_][a-z0-9_.-]{0,31}$`.
 
 use std::fmt;

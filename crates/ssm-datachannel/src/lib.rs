@@ -1,5 +1,8 @@
-//! The client side of the Session Manager data channel: the binary protocol
-//! spoken over the WebSocket `StreamUrl` that SSM `StartSession` returns.
+//! `ssm-datachannel`: the AWS Systems Manager Session Manager data channel,
+//! client side — the binary protocol spoken over the WebSocket `StreamUrl`
+//! that SSM `StartSession` returns. It owns the protocol and nothing else:
+//! no SSH, no AWS API calls, no policy; the `ssmgate` gateway joins it to
+//! SSH, and the `ssm-sim` simulator plays the other end with the same codec.
 //!
 //! Layers, bottom up:
 //! - [`message`]: one binary frame ⇄ [`message::Message`] (byte-exact codec);
@@ -7,10 +10,13 @@
 //! - [`reliable`]: sequence numbers, selective acks, reordering and
 //!   retransmission (shared by our client and the simulator's agent);
 //! - [`transport`]: the WebSocket and its open frame;
+//! - [`handshake`] and [`version`]: the session's opening exchange and the
+//!   agent versions it depends on;
 //! - [`channel`]: an open channel — [`open`], [`DataChannel`], [`Events`];
-//! - [`smux`]: xtaci/smux v1 multiplexing used by port-forwarding sessions.
-//!
-//! This module knows nothing of SSH; the gateway joins the two.
+//! - [`port`] and [`smux`]: which port-session mode an agent speaks, and
+//!   the xtaci/smux v1 multiplexing of its `mux` mode;
+//! - [`io`]: byte-stream adapters over a channel;
+//! - [`secret`]: [`Secret`], the session token that never prints.
 
 pub mod channel;
 pub mod handshake;
@@ -19,6 +25,7 @@ pub mod message;
 pub mod payloads;
 pub mod port;
 pub mod reliable;
+pub mod secret;
 pub mod smux;
 pub mod transport;
 pub mod version;
@@ -27,6 +34,7 @@ pub use channel::{
     ChannelConfig, CloseReason, DataChannel, DataChannelError, Event, Events, ReconnectPolicy,
     Resumer, SessionInfo, SessionKind, open,
 };
+pub use secret::Secret;
 
 #[cfg(test)]
 mod vectors;

@@ -13,12 +13,12 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::get;
 use futures_util::StreamExt;
+use ssm_datachannel::payloads::OpenDataChannelInput;
 use tokio::sync::mpsc;
 
 use super::agent::{self, AgentContext};
 use super::config::{FaultConfig, Mode};
 use super::registry::{Registry, SessionHandle};
-use crate::datachannel::payloads::OpenDataChannelInput;
 
 /// How long a client may take to send its open frame.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(45);

@@ -16,13 +16,13 @@ use uuid::Uuid;
 
 use super::link::Link;
 use super::{ChannelConfig, CloseReason, Command, DataChannelError, Event, SessionInfo, backoff};
-use crate::datachannel::handshake;
-use crate::datachannel::message::{Message, MessageType, PayloadType};
-use crate::datachannel::payloads::{
+use crate::handshake;
+use crate::message::{Message, MessageType, PayloadType};
+use crate::payloads::{
     Acknowledge, ChannelClosed, Flag, HandshakeComplete, HandshakeRequest, parse_exit_code,
 };
-use crate::datachannel::reliable::{RESEND_TICK, Reliable};
-use crate::datachannel::transport;
+use crate::reliable::{RESEND_TICK, Reliable};
+use crate::transport;
 
 /// How long a local close waits for outstanding acknowledgements.
 const CLOSE_DRAIN: Duration = Duration::from_secs(2);

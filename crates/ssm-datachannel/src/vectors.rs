@@ -459,7 +459,7 @@ mod roundtrip {
 #[test]
 fn fuzz_regressions_round_trip_or_fail_cleanly() {
     let inputs: [&[u8]; 1] = [include_bytes!(
-        "../../fuzz/regressions/decode-nul-in-type.bin"
+        "../../../fuzz/regressions/decode-nul-in-type.bin"
     )];
     for input in inputs {
         if let Ok(m) = Message::decode(Bytes::copy_from_slice(input)) {

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
+use ssm_datachannel::message::PayloadType;
+use ssm_datachannel::payloads::Flag;
 use tokio::sync::mpsc;
 
-use crate::datachannel::message::PayloadType;
-use crate::datachannel::payloads::Flag;
-use crate::sim::config::Mode;
+use crate::config::Mode;
 
 /// Client input for the backend.
 #[derive(Debug)]
