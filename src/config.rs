@@ -112,6 +112,9 @@ pub use toml_diagnostics::{ConfigError, Diagnostic};
 pub const DEFAULT_REASON_PATTERN: &str = ".{3,}";
 /// The default hint shown when a reason is refused.
 pub const DEFAULT_REASON_HINT: &str = "at least 3 characters saying why you need access";
+/// The reason policies are tried with when a request without one is
+/// denied, unless configured (`[policy] example_reason`).
+pub const DEFAULT_EXAMPLE_REASON: &str = "INC-0000 example reason";
 /// The document used for interactive shells unless configured otherwise.
 pub const DEFAULT_DOCUMENT: &str = "SSM-SessionManagerRunShell";
 /// The documents sessions may use unless configured otherwise.

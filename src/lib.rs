@@ -4,6 +4,11 @@
 //! and the simulator the `ssm_sim` crate (`crates/ssm-sim`), which the
 //! gateway includes only with the default-on `demo` feature.
 //!
+//! At the bottom, [`request`]: the nouns every layer shares (who asks and
+//! how they authenticated, the session kind and its policy action, SSM
+//! documents, the session request); nothing below the SSH layer imports
+//! [`ssh`] (`tests/layering.rs` checks it).
+//!
 //! Read the modules in the order data flows: [`ssh`] (the SSH server:
 //! authentication, channels) → [`gateway`] (resolve → authorise with
 //! [`policy`] → start → pipe → end) → [`inventory`] (targets) and [`aws`]
@@ -27,6 +32,7 @@ pub mod logging;
 pub mod policy;
 pub mod private_files;
 pub mod recording;
+pub mod request;
 pub mod serve;
 pub mod sessions;
 pub mod signals;

@@ -19,7 +19,7 @@ use crate::policy::entities::Vocabulary;
 use crate::policy::loader::load_sources;
 use crate::policy::testfile::default_document;
 use crate::policy::{Action, AuthzRequest, ContextInput, PolicyEngine, Principal};
-use crate::ssh::auth::AuthMethod;
+use crate::request::AuthMethod;
 
 /// The shipped schema and example policies.
 const SCHEMA: &str = include_str!("../../policies/schema.cedarschema");

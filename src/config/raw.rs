@@ -10,11 +10,10 @@ use serde::Deserialize;
 
 use super::{
     AwsConfig, AwsCredentials, Config, DEFAULT_ALLOWED_DOCUMENTS, DEFAULT_DOCUMENT,
-    DEFAULT_REASON_HINT, DEFAULT_REASON_PATTERN, DatabaseConfig, InventoryConfig,
-    JustificationConfig, MaxStartups, PolicyConfig, ServerConfig, SessionsConfig, UserConfig,
-    check_document, is_valid_user_name, parse_public_key_line, read_key_file,
+    DEFAULT_EXAMPLE_REASON, DEFAULT_REASON_HINT, DEFAULT_REASON_PATTERN, DatabaseConfig,
+    InventoryConfig, JustificationConfig, MaxStartups, PolicyConfig, ServerConfig, SessionsConfig,
+    UserConfig, check_document, is_valid_user_name, parse_public_key_line, read_key_file,
 };
-use crate::policy::DEFAULT_EXAMPLE_REASON;
 use crate::recording::{RecorderOptions, RecordingMode};
 
 #[derive(Deserialize)]

@@ -7,13 +7,12 @@
 //! itself, and nothing here knows SSH. Each session is recorded through
 //! the [`crate::recording::SessionTap`] its [`Opened`] carries.
 
-pub mod documents;
+pub mod error;
 pub mod pipe;
 pub mod ports;
 pub mod reason;
 pub mod record;
-pub mod request;
 pub mod session;
 
-pub use request::{GatewayError, Kind, SessionRequest};
+pub use error::GatewayError;
 pub use session::{Gateway, Opened};

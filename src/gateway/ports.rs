@@ -15,11 +15,12 @@ use ssm_datachannel::port::PortMode;
 use ssm_datachannel::smux;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::gateway::error::GatewayError;
 use crate::gateway::pipe::{Ended, copy_counted, run_port_stream};
 use crate::gateway::record::{EndCause, end_of};
-use crate::gateway::request::{GatewayError, SessionRequest};
 use crate::gateway::session::{Gateway, Opened};
 use crate::recording::{EndReason, SessionTap};
+use crate::request::SessionRequest;
 
 /// One shared SSM port session.
 pub struct MuxSession {

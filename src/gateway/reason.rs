@@ -4,7 +4,7 @@
 //! and that CloudTrail readers can trust field by field.
 
 /// Most characters the API accepts in `Reason`.
-pub const MAX_REASON_CHARS: usize = 256;
+pub const MAX_AWS_REASON_CHARS: usize = 256;
 /// Longest user name kept whole (longer ones are cut; no valid
 /// configuration produces them).
 const MAX_USER_CHARS: usize = 128;
@@ -26,7 +26,7 @@ const ELLIPSIS: char = '…';
 /// [`crate::untrusted::is_invisible_format`]) are removed; runs of
 /// whitespace in the justification become one space, and whitespace inside
 /// the user name or session id becomes `_` (so neither can fake another
-/// field). The result has at most [`MAX_REASON_CHARS`] characters
+/// field). The result has at most [`MAX_AWS_REASON_CHARS`] characters
 /// (characters, not bytes): the justification is cut and ends with `…`
 /// when it does not fit (never inside an escape); the user and session id
 /// are never cut (unless absurdly long). An empty justification is left
@@ -41,7 +41,7 @@ pub fn compose_reason(user: &str, justification: Option<&str>, gateway_session_i
     }
     const LABEL: &str = " reason=\"";
     // The label, and the closing quote.
-    let room = MAX_REASON_CHARS.saturating_sub(out.chars().count() + LABEL.chars().count() + 1);
+    let room = MAX_AWS_REASON_CHARS.saturating_sub(out.chars().count() + LABEL.chars().count() + 1);
     if room < 2 {
         return out;
     }
@@ -129,7 +129,7 @@ mod tests {
 
     fn api_ok(reason: &str) -> bool {
         let n = reason.chars().count();
-        (1..=MAX_REASON_CHARS).contains(&n)
+        (1..=MAX_AWS_REASON_CHARS).contains(&n)
             && !reason
                 .chars()
                 .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{85}'))
@@ -203,8 +203,8 @@ mod tests {
     fn multibyte_counts_characters() {
         let just = "日本語のテキスト🚀".repeat(40);
         let r = compose_reason("ålice", Some(&just), SID);
-        assert_eq!(r.chars().count(), MAX_REASON_CHARS);
-        assert!(r.len() > MAX_REASON_CHARS, "more bytes than characters");
+        assert_eq!(r.chars().count(), MAX_AWS_REASON_CHARS);
+        assert!(r.len() > MAX_AWS_REASON_CHARS, "more bytes than characters");
         assert!(r.ends_with("…\""));
         assert!(r.starts_with(&format!("ssmgate user=ålice session={SID} reason=\"日本語")));
         assert!(api_ok(&r));
@@ -214,7 +214,7 @@ mod tests {
     fn ten_kilobyte_justification_is_cut_keeping_user_and_session() {
         let just = "x".repeat(10 * 1024);
         let r = compose_reason("alice", Some(&just), SID);
-        assert_eq!(r.chars().count(), MAX_REASON_CHARS);
+        assert_eq!(r.chars().count(), MAX_AWS_REASON_CHARS);
         assert!(r.starts_with(&format!("ssmgate user=alice session={SID} reason=\"xxx")));
         assert!(r.ends_with("x…\""));
         assert!(api_ok(&r));
@@ -223,11 +223,11 @@ mod tests {
     #[test]
     fn exactly_fitting_text_is_not_cut() {
         let prefix = format!("ssmgate user=alice session={SID} reason=\"");
-        let just = "y".repeat(MAX_REASON_CHARS - prefix.chars().count() - 1);
+        let just = "y".repeat(MAX_AWS_REASON_CHARS - prefix.chars().count() - 1);
         let r = compose_reason("alice", Some(&just), SID);
         assert_eq!(r, format!("{prefix}{just}\""));
         let r = compose_reason("alice", Some(&format!("{just}y")), SID);
-        assert_eq!(r.chars().count(), MAX_REASON_CHARS);
+        assert_eq!(r.chars().count(), MAX_AWS_REASON_CHARS);
         assert!(r.ends_with("…\""));
         // An escape is never split by the cut.
         let r = compose_reason("alice", Some(&"=".repeat(300)), SID);

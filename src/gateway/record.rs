@@ -5,10 +5,9 @@
 use std::collections::BTreeMap;
 
 use crate::gateway::pipe::Ended;
-use crate::gateway::request::{Kind, SessionRequest};
 use crate::inventory::Target;
 use crate::recording::{AuthKind, Decision, EndReason, RecordingMode, SessionKind, SessionRecord};
-use crate::ssh::auth::AuthMethod;
+use crate::request::{Action, AuthMethod, Kind, SessionRequest};
 
 /// Everything about a started session that goes into its row.
 pub struct Started<'a> {
@@ -80,13 +79,13 @@ pub fn session_record(s: &Started<'_>) -> SessionRecord {
     }
 }
 
-/// The stored kind of a requested session.
+/// The stored kind of a requested session, from its policy action.
 pub fn session_kind(kind: &Kind) -> SessionKind {
-    match kind {
-        Kind::Shell => SessionKind::Shell,
-        Kind::Exec { .. } => SessionKind::Exec,
-        Kind::Port { port: 22 } => SessionKind::Ssh,
-        Kind::Port { .. } => SessionKind::Port,
+    match kind.action() {
+        Action::Shell => SessionKind::Shell,
+        Action::Exec => SessionKind::Exec,
+        Action::Ssh => SessionKind::Ssh,
+        Action::PortForward => SessionKind::Port,
     }
 }
 

@@ -17,13 +17,14 @@ use ssm_datachannel::{
 
 use crate::aws::{SsmApi, SsmResumer, StartRequest};
 use crate::config::SessionsConfig;
-use crate::gateway::documents::{self, SessionType};
+use crate::gateway::error::GatewayError;
 use crate::gateway::reason::compose_reason;
 use crate::gateway::record::{Started, parameters_json, session_record};
-use crate::gateway::request::{GatewayError, Kind, SessionRequest};
 use crate::inventory::{Inventory, Target};
-use crate::policy::{Action, AuthzRequest, ContextInput, Decision, PolicyEngine, Principal};
+use crate::policy::{AuthzRequest, ContextInput, Decision, PolicyEngine, Principal};
 use crate::recording::{AuditKind, EndReason, Recorder, SessionTap};
+use crate::request::documents::SessionType;
+use crate::request::{Kind, SessionRequest};
 
 /// How long a handshake may take after StartSession.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -115,7 +116,7 @@ impl Gateway {
         document: &str,
         parameters: &BTreeMap<String, Vec<String>>,
     ) -> Decision {
-        let action = Action::from(&req.kind);
+        let action = req.kind.action();
         let context = ContextInput {
             document: document.to_owned(),
             parameters: parameters
@@ -180,7 +181,7 @@ impl Gateway {
             "request_id": req.id.to_string(),
             "target": target.id,
             "target_name": target.name,
-            "action": Action::from(&req.kind).as_str(),
+            "action": req.kind.action().as_str(),
             "document": choice.0,
             // The full parameters are in the session's row; the audit
             // keeps a bounded copy.
@@ -291,25 +292,18 @@ impl Gateway {
     /// carry an unrecorded, end-to-end encrypted stream decided as a shell).
     fn document_for(&self, req: &SessionRequest) -> Result<DocumentChoice, GatewayError> {
         let mut params = BTreeMap::new();
-        let default = match &req.kind {
-            Kind::Shell => self.sessions.default_document.as_str(),
+        match &req.kind {
+            Kind::Shell => {}
             Kind::Exec { command } => {
                 params.insert("command".to_owned(), vec![command.clone()]);
-                if req.pty {
-                    documents::INTERACTIVE_COMMAND
-                } else {
-                    documents::NON_INTERACTIVE_COMMAND
-                }
             }
             Kind::Port { port } => {
                 params.insert("portNumber".to_owned(), vec![port.to_string()]);
-                if *port == 22 {
-                    documents::SSH
-                } else {
-                    documents::PORT_FORWARDING
-                }
             }
-        };
+        }
+        let default = req
+            .kind
+            .default_document(req.pty, &self.sessions.default_document);
         let document = req.document.clone().unwrap_or_else(|| default.to_owned());
         if !self
             .sessions

@@ -14,7 +14,7 @@ use super::{Action, AuthzRequest, ContextInput, PolicyEngine, PolicyError, Princ
 use crate::aws::{Ssm, SsmApi};
 use crate::config::{AwsCredentials, Config};
 use crate::inventory::Inventory;
-use crate::ssh::auth::{AuthMethod, DEFAULT_CERT_EXTENSIONS};
+use crate::request::{AuthMethod, DEFAULT_CERT_EXTENSIONS};
 
 /// The policy directory: `--policies`, else the config's `[policy] dir`,
 /// else `./policies`.

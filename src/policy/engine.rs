@@ -17,9 +17,7 @@ use super::{Action, AuthzRequest, ContextInput, Decision, PolicyError, Principal
 use crate::config::PolicyConfig;
 use crate::inventory::Target;
 
-/// The reason tried when a request without one is denied, unless
-/// configured (`[policy] example_reason`).
-pub const DEFAULT_EXAMPLE_REASON: &str = "INC-0000 example reason";
+use crate::config::DEFAULT_EXAMPLE_REASON;
 
 /// The Cedar policy engine; share it with an `Arc`.
 pub struct PolicyEngine {

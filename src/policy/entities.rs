@@ -17,7 +17,7 @@ use chrono::Timelike;
 use super::time::{cedar_datetime, utc, weekday_name};
 use super::{Action, ContextInput, Principal};
 use crate::inventory::Target;
-use crate::ssh::auth::AuthMethod;
+use crate::request::AuthMethod;
 
 /// The type names and action uids of the model, parsed once.
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ use chrono::Timelike;
 
 use super::time::{rfc3339_secs, utc, weekday_name};
 use super::{AuthzRequest, Decision, PolicyEngine};
-use crate::ssh::auth::AuthMethod;
+use crate::request::AuthMethod;
 
 /// The request and its decision, as a report.
 pub fn render(engine: &PolicyEngine, req: &AuthzRequest<'_>, decision: &Decision) -> String {

@@ -47,7 +47,7 @@ use super::time::parse_rfc3339;
 use super::{Action, AuthzRequest, ContextInput, Decision, PolicyEngine, Principal, Recording};
 use crate::config::UserConfig;
 use crate::inventory::Target;
-use crate::ssh::auth::{AuthMethod, DEFAULT_CERT_EXTENSIONS};
+use crate::request::{AuthMethod, DEFAULT_CERT_EXTENSIONS};
 
 /// Longest case name shown in the table.
 const NAME_WIDTH: usize = 64;
@@ -149,7 +149,7 @@ struct Prepared {
 
 /// The document a session of `action` uses unless told otherwise.
 pub fn default_document(action: Action) -> &'static str {
-    use crate::gateway::documents;
+    use crate::request::documents;
     match action {
         Action::Shell => documents::SHELL,
         Action::Exec => documents::NON_INTERACTIVE_COMMAND,

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::context::ServerContext;
 use super::session_channel::Authenticated;
 use crate::gateway::ports::{PortSessions, run_forward};
-use crate::gateway::{Kind, SessionRequest};
+use crate::request::{Kind, SessionRequest};
 use crate::untrusted::Untrusted;
 
 /// SSH_OPEN_ADMINISTRATIVELY_PROHIBITED.

@@ -16,7 +16,7 @@ use russh::server::{
 };
 use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet};
 
-use super::auth::{AuthMethod, PERMIT_PORT_FORWARDING, PERMIT_PTY, Rejection};
+use super::auth::Rejection;
 use super::context::ServerContext;
 use super::forward;
 use super::limits::StartupGuard;
@@ -26,6 +26,7 @@ use super::session_limits::SessionSlot;
 use crate::gateway::ports::PortSessions;
 use crate::gateway::record::EndCause;
 use crate::recording::AuditKind;
+use crate::request::{AuthMethod, PERMIT_PORT_FORWARDING, PERMIT_PTY};
 use crate::untrusted::{Untrusted, bounded};
 
 /// SSH_OPEN_ADMINISTRATIVELY_PROHIBITED.

@@ -12,13 +12,13 @@ use russh::{Channel, ChannelMsg, ChannelWriteHalf, Sig};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::auth::{AuthMethod, PERMIT_PTY};
 use super::context::ServerContext;
 use super::picker;
 use crate::config::UserConfig;
 use crate::gateway::pipe::{ClientInput, ClientOutput, Ended, Interrupt, run_terminal};
 use crate::gateway::record::{EndCause, end_of};
-use crate::gateway::{Kind, SessionRequest};
+use crate::request::{AuthMethod, PERMIT_PTY};
+use crate::request::{Kind, SessionRequest};
 
 /// An authenticated user, as the channel tasks see them.
 #[derive(Debug, Clone)]

@@ -19,7 +19,7 @@ use super::time::parse_rfc3339;
 use super::*;
 use crate::config::UserConfig;
 use crate::inventory::Target;
-use crate::ssh::auth::AuthMethod;
+use crate::request::AuthMethod;
 
 /// The shipped `policies/` directory.
 fn shipped() -> PathBuf {

@@ -2,6 +2,7 @@
 //! by the real `ssh-keygen`.
 
 use super::*;
+use crate::request::DEFAULT_CERT_EXTENSIONS;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
