@@ -22,35 +22,62 @@ use crate::gateway::session::{Gateway, Opened};
 use crate::recording::{EndReason, SessionTap};
 use crate::request::SessionRequest;
 
-/// One shared SSM port session.
+/// One shared SSM port session. Each forwarded connection riding on it
+/// joins it ([`MuxSession::try_join`]) and leaves it when done; the last
+/// one to leave closes it ([`MuxSession::close`]): TerminateSession and the
+/// end of its recording happen there, awaited, not in a destructor.
 pub struct MuxSession {
     smux: smux::Session,
     ssm_session_id: String,
     gateway: Arc<Gateway>,
-    /// The recording of the shared session (taken at drop to finish it).
-    tap: Option<SessionTap>,
+    /// The recording of the shared session (taken by `close`).
+    tap: tokio::sync::Mutex<Option<SessionTap>>,
     /// The gateway session id of the shared session.
     session_id: uuid::Uuid,
     /// Why the gateway cut the connection, if it did.
     cause: Arc<EndCause>,
+    /// Connections riding on it now; 0 once it is closing, for good.
+    users: Mutex<usize>,
+}
+
+impl MuxSession {
+    /// Counts one more connection; false once the session is closing.
+    fn try_join(&self) -> bool {
+        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        if *users == 0 {
+            return false;
+        }
+        *users += 1;
+        true
+    }
+
+    /// Counts one connection less; true for the last one, which must
+    /// [`close`](Self::close) the session.
+    fn leave(&self) -> bool {
+        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        *users = users.saturating_sub(1);
+        *users == 0
+    }
+
+    /// Ends the shared session: closes the smux session, calls
+    /// TerminateSession and finishes the recording.
+    async fn close(&self) {
+        self.smux.close();
+        self.gateway.terminate(&self.ssm_session_id).await;
+        if let Some(tap) = self.tap.lock().await.take() {
+            tap.finish(self.cause.resolve(EndReason::ClientClosed), None)
+                .await;
+        }
+    }
 }
 
 impl Drop for MuxSession {
     fn drop(&mut self) {
-        self.smux.close();
-        let gateway = self.gateway.clone();
-        let id = self.ssm_session_id.clone();
-        let tap = self.tap.take();
-        let cause = self.cause.clone();
-        // The last connection is gone: end the SSM session too.
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                gateway.terminate(&id).await;
-                if let Some(tap) = tap {
-                    tap.finish(cause.resolve(EndReason::ClientClosed), None)
-                        .await;
-                }
-            });
+        if *self.users.get_mut().unwrap_or_else(|p| p.into_inner()) != 0 {
+            tracing::warn!(
+                ssm_session = %self.ssm_session_id,
+                "a shared port session was dropped without being closed; its recording ends as an error"
+            );
         }
     }
 }
@@ -100,8 +127,15 @@ impl PortSessions {
             let mut riding = req.clone();
             riding.id = mux.session_id;
             gateway.preflight(&riding).await?;
-            if let Ok(stream) = mux.smux.open_stream().await {
-                return Ok(Forward::Mux(mux, stream));
+            if mux.try_join() {
+                match mux.smux.open_stream().await {
+                    Ok(stream) => return Ok(Forward::Mux(mux, stream)),
+                    Err(_) => {
+                        if mux.leave() {
+                            mux.close().await;
+                        }
+                    }
+                }
             }
         }
         let opened = gateway.open(req).await?;
@@ -126,15 +160,19 @@ impl PortSessions {
             smux: smux::Session::client(r, w, config),
             ssm_session_id,
             gateway: gateway.clone(),
-            tap: Some(tap),
+            tap: tokio::sync::Mutex::new(Some(tap)),
             session_id,
             cause: self.cause.clone(),
+            users: Mutex::new(1),
         });
-        let stream = mux
-            .smux
-            .open_stream()
-            .await
-            .map_err(|e| GatewayError::NotReady(e.to_string()))?;
+        let stream = match mux.smux.open_stream().await {
+            Ok(stream) => stream,
+            Err(e) => {
+                mux.leave();
+                mux.close().await;
+                return Err(GatewayError::NotReady(e.to_string()));
+            }
+        };
         if let Ok(mut live) = self.live.lock() {
             live.retain(|_, w| w.strong_count() > 0);
             live.insert((target_id.to_owned(), port), Arc::downgrade(&mux));
@@ -163,7 +201,7 @@ where
 {
     match forward {
         Forward::Mux(mux, mut stream) => {
-            let conn = match &mux.tap {
+            let conn = match mux.tap.lock().await.as_ref() {
                 Some(tap) => Some(tap.conn_open().await),
                 None => None,
             };
@@ -173,10 +211,12 @@ where
                 Ok(()) => Ended::ClientClosed,
                 Err(e) => Ended::Error(e.to_string()),
             };
-            if let (Some(tap), Some(conn)) = (&mux.tap, conn) {
+            if let (Some(tap), Some(conn)) = (mux.tap.lock().await.as_ref(), conn) {
                 tap.conn_close(conn, up, down).await;
             }
-            drop(mux);
+            if mux.leave() {
+                mux.close().await;
+            }
             (up, down, ended)
         }
         Forward::Own(opened) => {
