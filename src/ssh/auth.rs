@@ -219,6 +219,37 @@ fn cidr_contains(net: IpAddr, len: u32, addr: IpAddr) -> bool {
     }
 }
 
+/// Why a reason for access was refused. Texts are for the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReasonRefused {
+    /// None given, and one is required.
+    #[error("a reason for access is required: {hint}")]
+    Missing {
+        /// What a good reason looks like.
+        hint: String,
+    },
+    /// Control characters (escape sequences, line breaks inside).
+    #[error("the reason must not contain control characters")]
+    ControlCharacters,
+    /// Bidi controls, zero-width characters and the like.
+    #[error(
+        "the reason must not contain invisible formatting characters (bidi controls, zero-width characters)"
+    )]
+    InvisibleCharacters,
+    /// Longer than [`MAX_REASON_CHARS`].
+    #[error("the reason is too long ({len} characters, at most {MAX_REASON_CHARS})")]
+    TooLong {
+        /// Its length in characters.
+        len: usize,
+    },
+    /// It does not match the configured pattern.
+    #[error("the reason does not match the required format: {hint}")]
+    NoMatch {
+        /// What a good reason looks like.
+        hint: String,
+    },
+}
+
 /// The reason-for-access rule.
 #[derive(Debug, Clone)]
 pub struct Justification {
@@ -241,39 +272,31 @@ impl Justification {
     }
 
     /// Checks a reason: trimmed, no control or invisible formatting
-    /// characters, at most
-    /// [`MAX_REASON_CHARS`] characters, matching the regex. Returns the
-    /// trimmed reason, or a message for the user naming the rule and hint.
-    /// An empty reason is accepted (as `""`) only when none is required.
-    pub fn check(&self, reason: &str) -> Result<String, String> {
+    /// characters, at most [`MAX_REASON_CHARS`] characters, matching the
+    /// regex. Returns the trimmed reason, or why it is refused (its text
+    /// names the rule and hint, for the user). An empty reason is accepted
+    /// (as `""`) only when none is required.
+    pub fn check(&self, reason: &str) -> Result<String, ReasonRefused> {
         let reason = reason.trim();
         if reason.is_empty() {
             return if self.required {
-                Err(format!("a reason for access is required: {}", self.hint()))
+                Err(ReasonRefused::Missing { hint: self.hint() })
             } else {
                 Ok(String::new())
             };
         }
         if reason.chars().any(char::is_control) {
-            return Err("the reason must not contain control characters".into());
+            return Err(ReasonRefused::ControlCharacters);
         }
         if reason.chars().any(crate::untrusted::is_invisible_format) {
-            return Err(
-                "the reason must not contain invisible formatting characters (bidi controls, zero-width characters)"
-                    .into(),
-            );
+            return Err(ReasonRefused::InvisibleCharacters);
         }
         let len = reason.chars().count();
         if len > MAX_REASON_CHARS {
-            return Err(format!(
-                "the reason is too long ({len} characters, at most {MAX_REASON_CHARS})"
-            ));
+            return Err(ReasonRefused::TooLong { len });
         }
         if !self.regex.is_match(reason) {
-            return Err(format!(
-                "the reason does not match the required format: {}",
-                self.hint()
-            ));
+            return Err(ReasonRefused::NoMatch { hint: self.hint() });
         }
         Ok(reason.to_owned())
     }
