@@ -93,12 +93,12 @@ impl Gateway {
     }
 
     /// The document interactive shells use.
-    pub fn shell_document(&self) -> &str {
+    pub(super) fn shell_document(&self) -> &str {
         &self.sessions.default_document
     }
 
     /// The policies in force, shareable with blocking tasks.
-    pub fn policy_handle(&self) -> Arc<PolicyEngine> {
+    pub(super) fn policy_handle(&self) -> Arc<PolicyEngine> {
         self.policy.clone()
     }
 

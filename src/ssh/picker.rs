@@ -4,12 +4,10 @@
 
 use russh::{ChannelMsg, ChannelReadHalf};
 
-use std::time::SystemTime;
-
 use super::context::ServerContext;
 use super::session_channel::{Authenticated, SshOutput};
+use crate::gateway::targets::Asker;
 use crate::inventory::Target;
-use crate::policy::{Action, ContextInput, Principal};
 
 /// Most targets listed in the usage text of a non-interactive login.
 const USAGE_LIST: usize = 20;
@@ -94,41 +92,14 @@ async fn openable_targets(
     ctx: &ServerContext,
     user: &Authenticated,
 ) -> Result<Vec<Target>, crate::inventory::ResolveError> {
-    let online: Vec<Target> = ctx
-        .gateway
-        .inventory()
-        .list()
-        .await?
-        .into_iter()
-        .filter(Target::is_online)
-        .collect();
-    let context = ContextInput {
-        document: ctx.gateway.shell_document().to_owned(),
-        parameters: Default::default(),
-        reason: user.reason.clone(),
-        source_ip: user.source.ip(),
-        now: SystemTime::now(),
-        recording: Action::Shell.recording(),
-    };
-    // Deciding for thousands of targets is CPU work: keep it off the
-    // connection tasks' threads.
-    let policy = ctx.gateway.policy_handle();
-    let (who, auth) = (user.user.clone(), user.auth.clone());
-    let mut targets: Vec<Target> = tokio::task::spawn_blocking(move || {
-        let principal = Principal {
-            user: &who,
-            auth: &auth,
-        };
-        policy
-            .permitted(&principal, Action::Shell, &online, &context)
-            .into_iter()
-            .cloned()
-            .collect::<Vec<Target>>()
-    })
-    .await
-    .unwrap_or_default();
-    targets.sort_by(|a, b| a.display_name().cmp(b.display_name()).then(a.id.cmp(&b.id)));
-    Ok(targets)
+    ctx.gateway
+        .openable_targets(Asker {
+            user: user.user.clone(),
+            auth: user.auth.clone(),
+            reason: user.reason.clone(),
+            source: user.source.ip(),
+        })
+        .await
 }
 
 fn describe(t: &Target) -> String {

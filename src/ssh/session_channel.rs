@@ -15,8 +15,9 @@ use uuid::Uuid;
 use super::context::ServerContext;
 use super::picker;
 use crate::config::UserConfig;
-use crate::gateway::pipe::{ClientInput, ClientOutput, Ended, Interrupt, run_terminal};
-use crate::gateway::record::{EndCause, end_of};
+use crate::gateway::pipe::{ClientInput, ClientOutput, Ended, Interrupt};
+use crate::gateway::record::EndCause;
+use crate::gateway::run::Terminal;
 use crate::request::{AuthMethod, PERMIT_PTY};
 use crate::request::{Kind, SessionRequest};
 
@@ -148,33 +149,6 @@ pub async fn run(ctx: Arc<ServerContext>, user: Arc<Authenticated>, channel: Cha
         reason,
         client_version: user.client_version.clone(),
     };
-    let gateway = ctx.gateway.clone();
-    let mut opened = match gateway.open(&request).await {
-        Ok(o) => o,
-        Err(e) => {
-            tracing::info!(gateway_session = %request.id, user = %request.user.name, error = %e, "session refused");
-            return out
-                .fail(&format!("ssmgate: {}\r\n", e.for_user(request.id)))
-                .await;
-        }
-    };
-    if let Some((cols, rows)) = req.pty {
-        opened.tap.resize(cols, rows).await;
-        let _ = opened.channel.resize(cols, rows).await;
-        if request.kind == Kind::Shell {
-            let name = opened
-                .target
-                .name
-                .as_deref()
-                .map(|n| format!(" ({n})"))
-                .unwrap_or_default();
-            let banner = format!(
-                "ssmgate: connected to {}{name}, SSM session {}\r\n",
-                opened.target.id, opened.ssm_session_id
-            );
-            out.stderr(Bytes::from(banner)).await;
-        }
-    }
     let (tx, rx) = mpsc::channel(64);
     let input = tokio::spawn(async move {
         while let Some(msg) = rd.wait().await {
@@ -199,18 +173,23 @@ pub async fn run(ctx: Arc<ServerContext>, user: Arc<Authenticated>, channel: Cha
             }
         }
     });
-    let ended = run_terminal(&mut opened, rx, &mut out).await;
+    let terminal = Terminal {
+        input: rx,
+        output: &mut out,
+        pty: req.pty,
+        end_cause: &user.end_cause,
+    };
+    let result = ctx.gateway.run_terminal(&request, terminal).await;
     input.abort();
-    if !matches!(ended, Ended::TargetExited { .. }) {
-        gateway.terminate(&opened.ssm_session_id).await;
+    match result {
+        Ok(Ended::ClientClosed) => out.close().await,
+        Ok(_) => {}
+        Err(e) => {
+            tracing::info!(gateway_session = %request.id, user = %request.user.name, error = %e, "session refused");
+            out.fail(&format!("ssmgate: {}\r\n", e.for_user(request.id)))
+                .await;
+        }
     }
-    if matches!(ended, Ended::ClientClosed) {
-        out.close().await;
-    }
-    tracing::info!(gateway_session = %request.id, ssm_session = %opened.ssm_session_id, ended = ?ended, "session ended");
-    let (reason, exit_status) = end_of(&ended);
-    let reason = user.end_cause.resolve(reason);
-    opened.tap.finish(reason, exit_status).await;
 }
 
 /// Writes `text` on the channel's stderr and closes it with status 255.
