@@ -23,7 +23,7 @@ use crate::gateway::record::{Started, parameters_json, session_record};
 use crate::inventory::{Inventory, Target};
 use crate::policy::{AuthzRequest, ContextInput, Decision, PolicyEngine, Principal};
 use crate::recording::{AuditKind, EndReason, Recorder, SessionTap};
-use crate::request::documents::SessionType;
+use crate::request::documents::{SessionType, known_session_type};
 use crate::request::{Kind, SessionRequest};
 
 /// How long a handshake may take after StartSession.
@@ -316,7 +316,7 @@ impl Gateway {
                 allowed: self.sessions.allowed_documents.join(", "),
             });
         }
-        let known = SessionType::of_known(&document);
+        let known = known_session_type(&document);
         let kind = match (&req.kind, known) {
             (Kind::Port { .. }, Some(SessionType::Port) | None) => SessionKind::Port,
             (Kind::Shell | Kind::Exec { .. }, Some(SessionType::Port)) => {
@@ -365,7 +365,7 @@ fn check_announced_type(
             Ok(())
         };
     };
-    let fits = match SessionType::from_handshake(announced) {
+    let fits = match SessionType::parse(announced) {
         Some(t) => t.is_terminal() != matches!(req.kind, Kind::Port { .. }),
         None => false,
     };
@@ -374,8 +374,7 @@ fn check_announced_type(
     } else {
         Err(GatewayError::DocumentKindMismatch {
             document: document.to_owned(),
-            session_type: SessionType::from_handshake(announced)
-                .map_or("unknown", SessionType::as_str),
+            session_type: SessionType::parse(announced).map_or("unknown", SessionType::as_str),
             channel: req.kind.as_str(),
         })
     }

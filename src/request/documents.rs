@@ -22,60 +22,20 @@ pub const SSH: &str = "AWS-StartSSHSession";
 /// Raw bytes to a port of the target.
 pub const PORT_FORWARDING: &str = "AWS-StartPortForwardingSession";
 
-/// A document's `sessionType`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionType {
-    /// `Standard_Stream`: an interactive shell.
-    StandardStream,
-    /// `InteractiveCommands`: a command with a terminal.
-    InteractiveCommands,
-    /// `NonInteractiveCommands`: a command without a terminal.
-    NonInteractiveCommands,
-    /// `Port`: a byte stream to a TCP port (SSH, port forwarding).
-    Port,
-}
+pub use ssm_datachannel::SessionType;
 
-impl SessionType {
-    /// The type of an AWS-owned document, when known by name.
-    pub fn of_known(document: &str) -> Option<Self> {
-        Some(match document {
-            SHELL => Self::StandardStream,
-            INTERACTIVE_COMMAND => Self::InteractiveCommands,
-            NON_INTERACTIVE_COMMAND => Self::NonInteractiveCommands,
-            SSH
-            | PORT_FORWARDING
-            | "AWS-StartPortForwardingSessionToRemoteHost"
-            | "AWS-StartPortForwardingSessionToSocket" => Self::Port,
-            _ => return None,
-        })
-    }
-
-    /// The type as the agent's handshake names it.
-    pub fn from_handshake(name: &str) -> Option<Self> {
-        Some(match name {
-            "Standard_Stream" => Self::StandardStream,
-            "InteractiveCommands" => Self::InteractiveCommands,
-            "NonInteractiveCommands" => Self::NonInteractiveCommands,
-            "Port" => Self::Port,
-            _ => return None,
-        })
-    }
-
-    /// The name used in documents and handshakes.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::StandardStream => "Standard_Stream",
-            Self::InteractiveCommands => "InteractiveCommands",
-            Self::NonInteractiveCommands => "NonInteractiveCommands",
-            Self::Port => "Port",
-        }
-    }
-
-    /// Whether a session (shell/exec) channel can carry it: everything
-    /// but a port session.
-    pub fn is_terminal(self) -> bool {
-        self != Self::Port
-    }
+/// The session type of an AWS-owned document, when known by name.
+pub fn known_session_type(document: &str) -> Option<SessionType> {
+    Some(match document {
+        SHELL => SessionType::StandardStream,
+        INTERACTIVE_COMMAND => SessionType::InteractiveCommands,
+        NON_INTERACTIVE_COMMAND => SessionType::NonInteractiveCommands,
+        SSH
+        | PORT_FORWARDING
+        | "AWS-StartPortForwardingSessionToRemoteHost"
+        | "AWS-StartPortForwardingSessionToSocket" => SessionType::Port,
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -84,25 +44,15 @@ mod tests {
 
     #[test]
     fn known_documents_and_handshake_names() {
-        assert_eq!(SessionType::of_known(SSH), Some(SessionType::Port));
+        assert_eq!(known_session_type(SSH), Some(SessionType::Port));
         assert_eq!(
-            SessionType::of_known("AWS-StartPortForwardingSessionToRemoteHost"),
+            known_session_type("AWS-StartPortForwardingSessionToRemoteHost"),
             Some(SessionType::Port)
         );
         assert_eq!(
-            SessionType::of_known(NON_INTERACTIVE_COMMAND),
+            known_session_type(NON_INTERACTIVE_COMMAND),
             Some(SessionType::NonInteractiveCommands)
         );
-        assert_eq!(SessionType::of_known("Custom-Shell"), None);
-        for t in [
-            SessionType::StandardStream,
-            SessionType::InteractiveCommands,
-            SessionType::NonInteractiveCommands,
-            SessionType::Port,
-        ] {
-            assert_eq!(SessionType::from_handshake(t.as_str()), Some(t));
-        }
-        assert!(!SessionType::Port.is_terminal());
-        assert!(SessionType::StandardStream.is_terminal());
+        assert_eq!(known_session_type("Custom-Shell"), None);
     }
 }

@@ -26,6 +26,7 @@ pub mod payloads;
 pub mod port;
 pub mod reliable;
 pub mod secret;
+pub mod session_type;
 pub mod smux;
 pub mod transport;
 pub mod version;
@@ -35,6 +36,7 @@ pub use channel::{
     Resumer, SessionInfo, SessionKind, open,
 };
 pub use secret::Secret;
+pub use session_type::SessionType;
 
 #[cfg(test)]
 mod vectors;

@@ -9,41 +9,10 @@
 //! `StartSession`).
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde_json::{Value, json};
 
-/// The `sessionType` of a Session document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionType {
-    /// An interactive shell (`SSM-SessionManagerRunShell`).
-    StandardStream,
-    /// One command under a pty (`AWS-StartInteractiveCommand`).
-    InteractiveCommands,
-    /// One command without a pty (`AWS-StartNonInteractiveCommand`).
-    NonInteractiveCommands,
-    /// Port forwarding or an SSH stream.
-    Port,
-}
-
-impl SessionType {
-    /// The spelling used in documents and the handshake
-    /// (`Standard_Stream`, `InteractiveCommands`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SessionType::StandardStream => "Standard_Stream",
-            SessionType::InteractiveCommands => "InteractiveCommands",
-            SessionType::NonInteractiveCommands => "NonInteractiveCommands",
-            SessionType::Port => "Port",
-        }
-    }
-}
-
-impl fmt::Display for SessionType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use ssm_datachannel::SessionType;
 
 /// How a parameter's value is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
