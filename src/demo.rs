@@ -3,6 +3,7 @@
 //! `sshd` is installed — a real sshd as `web-1`'s port 22, then prints the
 //! exact commands to paste. Ctrl-C stops everything.
 
+pub mod openssh;
 pub mod stack;
 
 use std::net::SocketAddr;

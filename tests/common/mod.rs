@@ -5,9 +5,11 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod gateway;
-pub mod postgres;
 /// The demo's stack builder, compiled here whatever the features (the
 /// simulator is a dev-dependency).
+#[path = "../../src/demo/openssh.rs"]
+pub mod openssh;
+pub mod postgres;
 #[path = "../../src/demo/stack.rs"]
 pub mod stack;
 
