@@ -3,20 +3,17 @@
 //! `sshd` is installed — a real sshd as `web-1`'s port 22, then prints the
 //! exact commands to paste. Ctrl-C stops everything.
 
+pub mod openssh;
+pub mod stack;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use anyhow::{Context, Result};
-use ssm_sim::config::SimConfig;
 use ssm_sim::server::SimServer;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::process::{Child, Command};
 
-use crate::config::Config;
 use crate::serve;
-use crate::ssh::hostkey;
+use stack::{Instance, Keygen, Sshd, Stack, User, http_service};
 
 /// Instance ids of the demo fleet.
 pub const WEB_1: &str = "i-0d3e5a7b9c1f20001";
@@ -24,6 +21,8 @@ pub const DB_1: &str = "i-0d3e5a7b9c1f20002";
 pub const OFFLINE_1: &str = "i-0d3e5a7b9c1f20003";
 /// The port of db-1's demo service.
 pub const DB_SERVICE_PORT: u16 = 80;
+/// The demo user's key, in the demo's directory.
+const USER_KEY: &str = "demo_user_key";
 
 /// Options of `ssmgate demo`.
 pub struct DemoOptions {
@@ -38,7 +37,7 @@ pub struct Demo {
     pub dir: PathBuf,
     pub gateway: serve::RunningGateway,
     pub sim: SimServer,
-    pub sshd: Option<Child>,
+    pub sshd: Option<Sshd>,
     /// The OS user the demo sshd lets in (for `ssh -J`).
     pub os_user: String,
 }
@@ -56,12 +55,14 @@ pub async fn run(options: DemoOptions) -> Result<()> {
 
 impl Demo {
     /// Stops the gateway, the simulator and sshd.
-    pub async fn stop(mut self) {
-        self.gateway.shutdown().await;
-        let _ = self.sim.shutdown().await;
-        if let Some(sshd) = self.sshd.as_mut() {
-            let _ = sshd.kill().await;
-        }
+    pub async fn stop(self) {
+        let stack = Stack {
+            dir: self.dir,
+            sim: self.sim,
+            gateway: self.gateway,
+            sshd: self.sshd,
+        };
+        stack.stop().await;
     }
 }
 
@@ -76,46 +77,60 @@ pub async fn start(options: DemoOptions) -> Result<Demo> {
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let dir = dir.canonicalize()?;
-    let (user_key, _) = hostkey::load_or_generate(&dir.join("demo_user_key"))?;
-    let user_pub = user_key.public_key().to_openssh()?;
-    let service = db_service().await?;
+    let service =
+        http_service("hello from db-1, through ssmgate and SSM port forwarding\n").await?;
     let os_user = os_user();
-    let sshd = match find_sshd() {
-        Some(path) => Some(start_sshd(&path, &dir, &user_pub).await?),
-        None => None,
-    };
-    let sim = SimServer::start(
-        "127.0.0.1:0".parse()?,
-        SimConfig::from_toml_str(&sim_toml(service, sshd.as_ref().map(|s| s.1)))?,
-    )
-    .await
-    .context("starting the SSM simulator")?;
-    write_policies(&dir)?;
-    let config_path = dir.join("ssmgate.toml");
-    std::fs::write(
-        &config_path,
-        gateway_toml(options.port, &sim.endpoint(), &user_pub),
-    )?;
-    let config = Config::load(&config_path)?;
-    let gateway = serve::start(&config)
-        .await
-        .context("starting the gateway")?;
-    let (sshd_child, sshd_pub) = match sshd {
-        Some((child, _, public)) => (Some(child), Some(public)),
-        None => (None, None),
-    };
+    let stack = Stack::builder(&dir)
+        .keygen(Keygen::Builtin)
+        .key(USER_KEY)
+        .instance(
+            Instance::new(WEB_1, "web-1")
+                .computer_name("web-1.demo.internal")
+                .tag("env", "dev")
+                .tag("role", "web"),
+        )
+        .instance(
+            Instance::new(DB_1, "db-1")
+                .computer_name("db-1.demo.internal")
+                .tag("env", "prod")
+                .tag("role", "db")
+                .port(DB_SERVICE_PORT, service),
+        )
+        .instance(
+            Instance::new(OFFLINE_1, "offline-1")
+                .tag("env", "dev")
+                .offline(),
+        )
+        .sshd(WEB_1, USER_KEY)
+        .header(
+            "# Written by `ssmgate demo`; `ssmgate serve --config` accepts it as is\n\
+             # while the demo's simulator runs.\n\n",
+        )
+        .port(options.port)
+        .host_key("ssmgate_host_ed25519_key")
+        .justification("^.{3,}$", "a few words on why, e.g. 'checking disk space'")
+        .user(User::new("demo").group("developers").key(USER_KEY))
+        .policy("demo.cedar", DEMO_POLICIES)
+        .start()
+        .await?;
     write_client_files(
         &dir,
-        gateway.addr,
-        &gateway.host_key_openssh,
-        sshd_pub.as_deref(),
+        stack.gateway.addr,
+        &stack.gateway.host_key_openssh,
+        stack.sshd.as_ref().map(|s| s.host_key.as_str()),
         &os_user,
     )?;
+    let Stack {
+        dir,
+        sim,
+        gateway,
+        sshd,
+    } = stack;
     Ok(Demo {
         dir,
         gateway,
         sim,
-        sshd: sshd_child,
+        sshd,
         os_user,
     })
 }
@@ -124,66 +139,6 @@ fn os_user() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "root".into())
-}
-
-fn sim_toml(service: SocketAddr, sshd: Option<SocketAddr>) -> String {
-    let web_ports = match sshd {
-        Some(a) => format!("ports = {{ \"22\" = \"{a}\" }}\n"),
-        None => String::new(),
-    };
-    format!(
-        r#"mode = "fast"
-
-[[instances]]
-id = "{WEB_1}"
-name = "web-1"
-computer_name = "web-1.demo.internal"
-tags = {{ env = "dev", role = "web" }}
-{web_ports}
-[[instances]]
-id = "{DB_1}"
-name = "db-1"
-computer_name = "db-1.demo.internal"
-tags = {{ env = "prod", role = "db" }}
-ports = {{ "{DB_SERVICE_PORT}" = "{service}" }}
-
-[[instances]]
-id = "{OFFLINE_1}"
-name = "offline-1"
-tags = {{ env = "dev" }}
-ping_status = "ConnectionLost"
-"#
-    )
-}
-
-fn gateway_toml(port: u16, endpoint: &str, user_pub: &str) -> String {
-    format!(
-        r#"# Written by `ssmgate demo`; `ssmgate serve --config` accepts it as is
-# while the demo's simulator runs.
-
-[server]
-listen = "127.0.0.1:{port}"
-host_key = "ssmgate_host_ed25519_key"
-
-[aws]
-region = "us-east-1"
-endpoint = "{endpoint}"
-credentials = "none"      # the simulator needs no credentials
-
-[database]
-url = "sqlite://ssmgate.db"   # every session and audit event is recorded here
-
-[justification]
-required = true
-pattern = '^.{{3,}}$'
-hint = "a few words on why, e.g. 'checking disk space'"
-
-[[users]]
-name = "demo"
-groups = ["developers"]
-authorized_keys = ["{user_pub}"]
-"#
-    )
 }
 
 /// The demo's Cedar policies: the demo user may open anything, but shells
@@ -200,98 +155,6 @@ forbid (principal, action in [Action::"shell", Action::"exec"], resource)
 when { resource.hasTag("env") && resource.getTag("env") == "prod" }
 unless { context has reason && context.reason like "INC-*" };
 "#;
-
-fn write_policies(dir: &Path) -> Result<()> {
-    let policies = dir.join("policies");
-    std::fs::create_dir_all(&policies)?;
-    std::fs::write(policies.join("schema.cedarschema"), crate::policy::SCHEMA)?;
-    std::fs::write(policies.join("demo.cedar"), DEMO_POLICIES)?;
-    Ok(())
-}
-
-/// A tiny HTTP service that plays db-1's port 80.
-async fn db_service() -> Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let mut seen = Vec::new();
-                while !seen.windows(4).any(|w| w == b"\r\n\r\n") && seen.len() < 65_536 {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(buf.get(..n).unwrap_or_default()),
-                    }
-                }
-                let body = "hello from db-1, through ssmgate and SSM port forwarding\n";
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = conn.write_all(response.as_bytes()).await;
-                let _ = conn.shutdown().await;
-            });
-        }
-    });
-    Ok(addr)
-}
-
-/// Where OpenSSH's server is, if installed.
-pub fn find_sshd() -> Option<PathBuf> {
-    ["/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-}
-
-/// Starts sshd on a free port with its own host key, authorising `user_pub`.
-async fn start_sshd(
-    sshd: &Path,
-    dir: &Path,
-    user_pub: &str,
-) -> Result<(Child, SocketAddr, String)> {
-    let (host_key, _) = hostkey::load_or_generate(&dir.join("sshd_host_ed25519_key"))?;
-    let host_pub = host_key.public_key().to_openssh()?;
-    std::fs::write(dir.join("authorized_keys"), format!("{user_pub}\n"))?;
-    let port = free_port()?;
-    let config = format!(
-        "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nAuthorizedKeysFile {ak}\nPidFile {pid}\n\
-         PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
-         UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n",
-        hk = dir.join("sshd_host_ed25519_key").display(),
-        ak = dir.join("authorized_keys").display(),
-        pid = dir.join("sshd.pid").display(),
-    );
-    let config_path = dir.join("sshd_config");
-    std::fs::write(&config_path, config)?;
-    // Privilege separation wants this directory when sshd runs as root.
-    let _ = std::fs::create_dir_all("/run/sshd");
-    let child = Command::new(sshd)
-        .arg("-D")
-        .arg("-e")
-        .arg("-f")
-        .arg(&config_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(std::fs::File::create(dir.join("sshd.log"))?))
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {}", sshd.display()))?;
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Ok((child, addr, host_pub));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    anyhow::bail!("sshd did not start; see {}", dir.join("sshd.log").display())
-}
-
-fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}
 
 fn write_client_files(
     dir: &Path,

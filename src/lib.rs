@@ -19,6 +19,10 @@
 //! [`private_files`], [`untrusted`]; with the `demo` feature, `demo` and
 //! `bench`.
 
+// `demo::stack` is compiled into the tests too, where this library is
+// `ssmgate`: it names it so here as well.
+extern crate self as ssmgate;
+
 pub mod aws;
 #[cfg(feature = "demo")]
 pub mod bench;

@@ -5,8 +5,9 @@
 //! scp throughput (`scp -J` through ssmgate to web-1's sshd), session set-up
 //! time (`ssh alice+web-1@gateway 'echo x'`) and keystroke echo latency
 //! (`ssh -tt` in a PTY vs a shell session opened straight on the data
-//! channel). This module owns the bench's set-up (keys by `ssh-keygen`, sshd,
-//! simulator, gateway, relay), the measurements and the table; everything
+//! channel). This module owns the measurements and the table; the sshd,
+//! simulator and gateway come from the demo's [`Stack`] (keys by
+//! `ssh-keygen`), the relay and client config from [`setup`]. Everything
 //! lives in a temporary directory that is removed at the end, and every wait
 //! is bounded.
 
@@ -19,18 +20,12 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use ssm_sim::config::SimConfig;
-use ssm_sim::server::SimServer;
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio::time::timeout;
 
-use crate::config::Config;
-use crate::serve::{self, RunningGateway};
-use setup::{
-    Sshd, TempDir, client_config_text, gateway_toml, keygen, openssh_version, os_user, read_line,
-    relay, run_bounded, sim_toml, start_sshd,
-};
+use crate::demo::stack::{Instance, Stack, User};
+use setup::{TempDir, client_config_text, openssh_version, os_user, relay, run_bounded};
 
 /// web-1, the instance whose port 22 is the bench's sshd.
 const WEB_1: &str = "i-0bbbbbbbbbbbbbb01";
@@ -40,8 +35,13 @@ const SETUP_RUNS: usize = 30;
 const KEYSTROKES: usize = 200;
 /// Transfers per scp row (the median is reported).
 const SCP_REPEATS: usize = 3;
-/// Bound on one ssh set-up or one keygen.
+/// Bound on one ssh set-up.
 const SHORT: Duration = Duration::from_secs(20);
+/// Added to sshd's config. `SetEnv SHLVL=1`: Debian's bash sources
+/// ~/.bashrc when started by sshd unless it is a nested shell; an rc file
+/// that runs tools (pyenv, conda, …) would otherwise add hundreds of ms to
+/// every set-up, while the simulator runs commands with plain `sh -c`.
+const SSHD_OPTIONS: &str = "UseDNS no\nPrintMotd no\nMaxStartups 100\nSetEnv SHLVL=1\n";
 
 /// Runs the SSH benchmark, moving `mib` MiB per scp transfer, and prints a
 /// table; stops everything it started before returning.
@@ -55,14 +55,13 @@ pub async fn ssh(mib: usize) -> Result<()> {
 
 /// Everything the bench started.
 struct Bench {
+    /// Removed when the bench is dropped, after the stack stopped.
     dir: TempDir,
     /// The OpenSSH client config every `ssh`/`scp` gets with `-F` (a
     /// `ProxyJump` child only inherits `-F`, not `-o`).
     client_config: PathBuf,
     os_user: String,
-    sim: SimServer,
-    gw: RunningGateway,
-    sshd: Option<Sshd>,
+    stack: Stack,
 }
 
 /// Figures kept for the targets summary.
@@ -77,53 +76,34 @@ struct Summary {
 impl Bench {
     async fn start() -> Result<Bench> {
         let dir = TempDir::new()?;
-        let d = dir.0.clone();
-        keygen(&d.join("user_key")).await?;
-        let user_pub = read_line(&d.join("user_key.pub"))?;
         let os_user = os_user().await;
-        let sshd = match crate::demo::find_sshd() {
-            Some(path) => Some(start_sshd(&path, &d, &user_pub).await?),
-            None => None,
-        };
-        let sim = SimServer::start(
-            "127.0.0.1:0".parse()?,
-            SimConfig::from_toml_str(&sim_toml(sshd.as_ref().map(|s| s.addr)))?,
-        )
-        .await
-        .context("starting the simulator")?;
-        let gw_path = d.join("ssmgate.toml");
-        std::fs::write(&gw_path, gateway_toml(&sim.endpoint(), &user_pub))?;
-        // Every request is decided by policy: the benchmark's user may do
-        // anything (the decision itself is part of what is measured).
-        std::fs::create_dir_all(d.join("policies"))?;
-        std::fs::write(d.join("policies/schema.cedarschema"), crate::policy::SCHEMA)?;
-        std::fs::write(
-            d.join("policies/bench.cedar"),
-            "@id(\"bench-all\")\npermit (principal == User::\"alice\", action, resource);\n",
-        )?;
-        let config = Config::load(&gw_path)?;
-        let gw = serve::start(&config)
-            .await
-            .context("starting the gateway")?;
-        let client_config = d.join("ssh_config");
-        std::fs::write(&client_config, client_config_text(&d))?;
+        let stack = Stack::builder(&dir.0)
+            .key("user_key")
+            .instance(Instance::new(WEB_1, "web-1"))
+            .sshd(WEB_1, "user_key")
+            .sshd_options(SSHD_OPTIONS)
+            .host_key("gateway_host_key")
+            .user(User::new("alice").key("user_key"))
+            // Every request is decided by policy: the benchmark's user may
+            // do anything (the decision itself is part of what is measured).
+            .policy(
+                "bench.cedar",
+                "@id(\"bench-all\")\npermit (principal == User::\"alice\", action, resource);\n",
+            )
+            .start()
+            .await?;
+        let client_config = dir.0.join("ssh_config");
+        std::fs::write(&client_config, client_config_text(&dir.0))?;
         Ok(Bench {
             dir,
             client_config,
             os_user,
-            sim,
-            gw,
-            sshd,
+            stack,
         })
     }
 
-    async fn stop(mut self) {
-        self.gw.shutdown().await;
-        let _ = timeout(SHORT, self.sim.shutdown()).await;
-        if let Some(sshd) = self.sshd.as_mut() {
-            let _ = sshd.child.start_kill();
-            let _ = timeout(SHORT, sshd.child.wait()).await;
-        }
+    async fn stop(self) {
+        self.stack.stop().await;
     }
 
     async fn run(&self, mib: usize) -> Result<()> {
@@ -135,7 +115,7 @@ impl Bench {
             openssh_version().await
         );
         let mut summary = Summary::default();
-        match &self.sshd {
+        match &self.stack.sshd {
             Some(sshd) => self.scp_rows(mib, sshd.addr, &mut summary).await?,
             None => println!(
                 "scp and direct-sshd rows skipped: no sshd found; install OpenSSH's server \
@@ -221,7 +201,10 @@ impl Bench {
                 format!("{}@127.0.0.1", self.os_user)
             }
             Route::Gateway => {
-                cmd.args(["-J", &format!("alice@127.0.0.1:{}", self.gw.addr.port())]);
+                cmd.args([
+                    "-J",
+                    &format!("alice@127.0.0.1:{}", self.stack.gateway.addr.port()),
+                ]);
                 format!("{}@web-1", self.os_user)
             }
         };
@@ -252,8 +235,9 @@ impl Bench {
 
     async fn setup_rows(&self, summary: &mut Summary) -> Result<()> {
         let gateway_login = "alice+web-1@127.0.0.1".to_owned();
-        let gw_port = self.gw.addr.port();
+        let gw_port = self.stack.gateway.addr.port();
         let direct = self
+            .stack
             .sshd
             .as_ref()
             .map(|s| (format!("{}@127.0.0.1", self.os_user), s.addr.port()));
@@ -329,11 +313,11 @@ impl Bench {
             self.client_config.display().to_string(),
             "-tt".to_owned(),
             "-p".to_owned(),
-            self.gw.addr.port().to_string(),
+            self.stack.gateway.addr.port().to_string(),
             "alice+web-1@127.0.0.1".to_owned(),
         ];
         let (gateway, direct) =
-            echo::measure(argv, &self.sim.endpoint(), WEB_1, KEYSTROKES).await?;
+            echo::measure(argv, &self.stack.sim.endpoint(), WEB_1, KEYSTROKES).await?;
         println!(
             "{:<52} {:>12} {:>10}",
             "keystroke echo latency", "p50", "p99"

@@ -8,7 +8,10 @@
 //! - [`store`]: the [`Store`] trait, [`StoreError`], and [`connect`], which
 //!   picks the backend from the database URL and applies the migrations
 //!   (`migrations/postgres/`, `migrations/sqlite/`, embedded at build time);
-//! - [`postgres`], [`sqlite`]: the two backends;
+//! - [`postgres`], [`sqlite`]: the two backends, each only its connection
+//!   set-up and how it stores ids and timestamps; `sql` (the generic
+//!   [`SqlStore`] they both are) runs the statements of `dialect` and maps
+//!   rows through `rows`;
 //! - [`codec`]: how a chunk's events are encoded (the `events` column, and
 //!   what is hashed);
 //! - [`chain`]: linking chunks into a hash chain and verifying it;
@@ -32,6 +35,7 @@
 pub mod chain;
 pub mod check;
 pub mod codec;
+mod dialect;
 pub mod keys;
 pub mod op;
 pub mod postgres;
@@ -40,6 +44,7 @@ pub mod records;
 mod rows;
 pub mod seal;
 pub mod spool;
+mod sql;
 pub mod sqlite;
 pub mod store;
 pub mod tap;
@@ -60,6 +65,7 @@ pub use records::{
 };
 pub use seal::Seal;
 pub use spool::SpoolError;
+pub use sql::SqlStore;
 pub use sqlite::SqliteStore;
 pub use store::{Store, StoreError, StoreOptions, connect, connect_with, redact_url};
 pub use tap::SessionTap;

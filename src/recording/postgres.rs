@@ -1,5 +1,7 @@
 //! The Postgres store: production, shared by several gateway replicas
-//! (`postgres://user:password@host:port/db`).
+//! (`postgres://user:password@host:port/db`). Its statements and row
+//! mapping are [`SqlStore`]'s; this file connects and says how Postgres
+//! stores ids and timestamps.
 //!
 //! Ids are `uuid`, timestamps `timestamptz` (microseconds), JSON columns
 //! `json` (kept as written, queryable with `->>`). Replicas write disjoint
@@ -7,48 +9,26 @@
 //! locks, so they do not contend. Migrations take sqlx's advisory lock, so
 //! replicas starting together apply them once.
 
+use std::future::Future;
 use std::str::FromStr;
+use std::sync::LazyLock;
 
-use async_trait::async_trait;
-
-use super::store::is_fk_violation;
-use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Connection, Row};
+use chrono::{DateTime, Utc};
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgQueryResult};
+use sqlx::{Connection, Pool, Postgres};
 use uuid::Uuid;
 
-use super::records::{AuditEvent, EventChunk, SessionEnd, SessionFilter, SessionRecord};
-use super::rows::{AuditRow, ChunkRow, EndRow, SessionRow, same_start};
-use super::store::{Store, StoreError, StoreOptions, to_u64};
+use super::dialect::{Dialect, Statements};
+use super::sql::{Backend, SqlStore};
+use super::store::{StoreError, StoreOptions};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Columns of `sessions` (JSON ones as text), in [`session_from_row`] order.
-macro_rules! session_columns {
-    () => {
-        "id, ssm_session_id, user_name, auth_method, key_fingerprint, cert_key_id, cert_serial, \
-         cert_ca_fingerprint, source_ip, source_port, client_version, target_id, target_name, \
-         document, parameters::text AS parameters, justification, aws_reason, decision, \
-         policy_ids::text AS policy_ids, kind, recording, started_at, ended_at, end_reason, \
-         exit_status, bytes_in, bytes_out, chain_head, start_seal, end_seal, chunk_count"
-    };
-}
-
-/// Columns of `audit_events` (detail as text).
-macro_rules! audit_columns {
-    () => {
-        "id, at, kind, user_name, session_id, source_ip, detail::text AS detail, chain_id, \
-         chain_seq, seal"
-    };
-}
-
 /// A store in a Postgres database.
-#[derive(Debug, Clone)]
-pub struct PgStore {
-    pool: PgPool,
-}
+pub type PgStore = SqlStore<Postgres>;
 
-impl PgStore {
+impl SqlStore<Postgres> {
     /// Connects a pool to the database `url` names. Does not migrate;
     /// [`connect`](super::connect) does.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
@@ -73,347 +53,49 @@ impl PgStore {
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect)
             .await?;
-        Ok(Self { pool })
-    }
-
-    /// The connection pool (for tools and tests).
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
+        Ok(Self::from_pool(pool))
     }
 }
 
-fn session_from_row(row: &PgRow) -> Result<SessionRecord, StoreError> {
-    let end = EndRow::from_columns(
-        row.try_get("ended_at")?,
-        row.try_get("end_reason")?,
-        row.try_get("exit_status")?,
-        (row.try_get("bytes_in")?, row.try_get("bytes_out")?),
-        (row.try_get("chunk_count")?, row.try_get("end_seal")?),
-    )?;
-    SessionRow {
-        id: row.try_get("id")?,
-        ssm_session_id: row.try_get("ssm_session_id")?,
-        user_name: row.try_get("user_name")?,
-        auth_method: row.try_get("auth_method")?,
-        key_fingerprint: row.try_get("key_fingerprint")?,
-        cert_key_id: row.try_get("cert_key_id")?,
-        cert_serial: row.try_get("cert_serial")?,
-        cert_ca_fingerprint: row.try_get("cert_ca_fingerprint")?,
-        source_ip: row.try_get("source_ip")?,
-        source_port: row.try_get("source_port")?,
-        client_version: row.try_get("client_version")?,
-        target_id: row.try_get("target_id")?,
-        target_name: row.try_get("target_name")?,
-        document: row.try_get("document")?,
-        parameters: row.try_get("parameters")?,
-        justification: row.try_get("justification")?,
-        aws_reason: row.try_get("aws_reason")?,
-        decision: row.try_get("decision")?,
-        policy_ids: row.try_get("policy_ids")?,
-        kind: row.try_get("kind")?,
-        recording: row.try_get("recording")?,
-        started_at: row.try_get("started_at")?,
-        end,
-        chain_head: row.try_get("chain_head")?,
-        start_seal: row.try_get("start_seal")?,
-    }
-    .into_record()
-}
+impl Backend for Postgres {
+    type Id = Uuid;
+    type Time = DateTime<Utc>;
 
-fn audit_from_row(row: &PgRow) -> Result<AuditEvent, StoreError> {
-    AuditRow {
-        id: row.try_get("id")?,
-        at: row.try_get("at")?,
-        kind: row.try_get("kind")?,
-        user_name: row.try_get("user_name")?,
-        session_id: row.try_get("session_id")?,
-        source_ip: row.try_get("source_ip")?,
-        detail: row.try_get("detail")?,
-        chain_id: row.try_get("chain_id")?,
-        chain_seq: row.try_get("chain_seq")?,
-        seal: row.try_get("seal")?,
-    }
-    .into_event()
-}
-
-#[async_trait]
-impl Store for PgStore {
-    async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
-        Ok(())
-    }
-
-    async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
-        let r = SessionRow::from_record(s)?;
-        let end = r.end.as_ref();
-        let done = sqlx::query(
-            "INSERT INTO sessions (id, ssm_session_id, user_name, auth_method, key_fingerprint, \
-             cert_key_id, cert_serial, cert_ca_fingerprint, source_ip, source_port, \
-             client_version, target_id, target_name, document, parameters, justification, \
-             aws_reason, decision, policy_ids, kind, recording, started_at, ended_at, \
-             end_reason, exit_status, bytes_in, bytes_out, chain_head, start_seal, end_seal, \
-             chunk_count) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::json, \
-             $16, $17, $18, $19::json, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, \
-             $31) \
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(r.id)
-        .bind(&r.ssm_session_id)
-        .bind(&r.user_name)
-        .bind(&r.auth_method)
-        .bind(&r.key_fingerprint)
-        .bind(&r.cert_key_id)
-        .bind(&r.cert_serial)
-        .bind(&r.cert_ca_fingerprint)
-        .bind(&r.source_ip)
-        .bind(r.source_port)
-        .bind(&r.client_version)
-        .bind(&r.target_id)
-        .bind(&r.target_name)
-        .bind(&r.document)
-        .bind(&r.parameters)
-        .bind(&r.justification)
-        .bind(&r.aws_reason)
-        .bind(&r.decision)
-        .bind(&r.policy_ids)
-        .bind(&r.kind)
-        .bind(&r.recording)
-        .bind(r.started_at)
-        .bind(end.map(|e| e.ended_at))
-        .bind(end.map(|e| e.end_reason.clone()))
-        .bind(end.and_then(|e| e.exit_status))
-        .bind(end.map(|e| e.bytes_in))
-        .bind(end.map(|e| e.bytes_out))
-        .bind(&r.chain_head)
-        .bind(&r.start_seal)
-        .bind(end.and_then(|e| e.end_seal.clone()))
-        .bind(end.and_then(|e| e.chunk_count))
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
-            match self.get_session(s.id).await? {
-                Some(stored) if same_start(&stored, s) => {}
-                _ => return Err(StoreError::SessionConflict(s.id)),
-            }
-        }
-        Ok(())
-    }
-
-    async fn finish_session(&self, id: Uuid, end: &SessionEnd) -> Result<(), StoreError> {
-        let e = EndRow::from_end(end)?;
-        let done = sqlx::query(
-            "UPDATE sessions SET ended_at = $2, end_reason = $3, exit_status = $4, \
-             bytes_in = $5, bytes_out = $6, chain_head = COALESCE($7, chain_head), \
-             chunk_count = $8, end_seal = $9 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(e.ended_at)
-        .bind(&e.end_reason)
-        .bind(e.exit_status)
-        .bind(e.bytes_in)
-        .bind(e.bytes_out)
-        .bind(&e.chain_head)
-        .bind(e.chunk_count)
-        .bind(&e.end_seal)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::SessionNotFound(id));
-        }
-        Ok(())
-    }
-
-    async fn append_chunk(&self, chunk: &EventChunk) -> Result<(), StoreError> {
-        self.append_chunks(std::slice::from_ref(chunk)).await
-    }
-
-    async fn append_chunks(&self, chunks: &[EventChunk]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for chunk in chunks {
-            insert_chunk(&mut tx, chunk).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn insert_audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
-        let a = AuditRow::from_event(e)?;
-        sqlx::query(
-            "INSERT INTO audit_events (id, at, kind, user_name, session_id, source_ip, detail, \
-             chain_id, chain_seq, seal) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(a.id)
-        .bind(a.at)
-        .bind(&a.kind)
-        .bind(&a.user_name)
-        .bind(a.session_id)
-        .bind(&a.source_ip)
-        .bind(&a.detail)
-        .bind(a.chain_id)
-        .bind(a.chain_seq)
-        .bind(&a.seal)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn get_session(&self, id: Uuid) -> Result<Option<SessionRecord>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            session_columns!(),
-            " FROM sessions WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(session_from_row).transpose()
-    }
-
-    async fn list_sessions(
-        &self,
-        filter: &SessionFilter,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            session_columns!(),
-            " FROM sessions \
-             WHERE ($1::text IS NULL OR user_name = $1) \
-             AND ($2::text IS NULL OR target_id = $2 OR target_name = $2) \
-             AND ($3::timestamptz IS NULL OR started_at >= $3) \
-             AND (NOT $4 OR ended_at IS NULL) \
-             ORDER BY started_at DESC, id LIMIT $5"
-        ))
-        .bind(&filter.user)
-        .bind(&filter.target)
-        .bind(filter.since)
-        .bind(filter.live_only)
-        .bind(filter.limit.map(i64::from))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(session_from_row).collect()
-    }
-
-    async fn chunks(&self, id: Uuid) -> Result<Vec<EventChunk>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, created_at, events, prev_hash, hash, seal FROM session_chunks \
-             WHERE session_id = $1 ORDER BY seq",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                ChunkRow {
-                    session_id: id,
-                    seq: row.try_get("seq")?,
-                    created_at: row.try_get("created_at")?,
-                    events: row.try_get("events")?,
-                    prev_hash: row.try_get("prev_hash")?,
-                    hash: row.try_get("hash")?,
-                    seal: row.try_get("seal")?,
-                }
-                .into_chunk()
-            })
-            .collect()
-    }
-
-    async fn audit_for_session(&self, id: Uuid) -> Result<Vec<AuditEvent>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            audit_columns!(),
-            " FROM audit_events WHERE session_id = $1 ORDER BY at, n"
-        ))
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(audit_from_row).collect()
-    }
-
-    async fn audit_chain_ids(&self) -> Result<Vec<Uuid>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT chain_id FROM audit_events WHERE chain_id IS NOT NULL \
-             GROUP BY chain_id ORDER BY min(n)",
-        )
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    async fn audit_chain(&self, chain_id: Uuid) -> Result<Vec<AuditEvent>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            audit_columns!(),
-            " FROM audit_events WHERE chain_id = $1 ORDER BY chain_seq, n"
-        ))
-        .bind(chain_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(audit_from_row).collect()
-    }
-
-    async fn unchained_audit_count(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE chain_id IS NULL")
-            .fetch_one(&self.pool)
-            .await?;
-        to_u64("audit count", n)
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-}
-
-/// Stores one chunk inside `tx` and advances the session's head when it is
-/// the latest; see [`Store::append_chunk`].
-async fn insert_chunk(
-    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-    chunk: &EventChunk,
-) -> Result<(), StoreError> {
-    let c = ChunkRow::from_chunk(chunk)?;
-    let inserted = sqlx::query(
-        "INSERT INTO session_chunks (session_id, seq, created_at, events, prev_hash, hash, seal) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (session_id, seq) DO NOTHING",
-    )
-    .bind(c.session_id)
-    .bind(c.seq)
-    .bind(c.created_at)
-    .bind(&c.events)
-    .bind(&c.prev_hash)
-    .bind(&c.hash)
-    .bind(&c.seal)
-    .execute(&mut **tx)
-    .await;
-    let inserted = match inserted {
-        Ok(done) => done.rows_affected() == 1,
-        Err(e) if is_fk_violation(&e) => return Err(StoreError::SessionNotFound(c.session_id)),
-        Err(e) => return Err(e.into()),
+    const DIALECT: Dialect = Dialect {
+        casts: true,
+        no_limit: None,
+        begin_write: None,
     };
-    if inserted {
-        sqlx::query(
-            "UPDATE sessions SET chain_head = $2 WHERE id = $1 AND NOT EXISTS \
-                 (SELECT 1 FROM session_chunks WHERE session_id = $1 AND seq > $3)",
-        )
-        .bind(c.session_id)
-        .bind(&c.hash)
-        .bind(c.seq)
-        .execute(&mut **tx)
-        .await?;
-    } else {
-        let stored: Vec<u8> = sqlx::query_scalar(
-            "SELECT hash FROM session_chunks WHERE session_id = $1 AND seq = $2",
-        )
-        .bind(c.session_id)
-        .bind(c.seq)
-        .fetch_one(&mut **tx)
-        .await?;
-        if stored != c.hash {
-            return Err(StoreError::ChunkConflict {
-                session_id: c.session_id,
-                seq: c.seq,
-            });
-        }
+
+    fn statements() -> &'static Statements {
+        static STATEMENTS: LazyLock<Statements> =
+            LazyLock::new(|| Statements::new(&Postgres::DIALECT));
+        &STATEMENTS
     }
-    Ok(())
+
+    fn id(id: Uuid) -> Uuid {
+        id
+    }
+
+    fn uuid(_what: &'static str, id: Uuid) -> Result<Uuid, StoreError> {
+        Ok(id)
+    }
+
+    fn time(t: DateTime<Utc>) -> DateTime<Utc> {
+        t
+    }
+
+    fn datetime(_what: &'static str, t: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
+        Ok(t)
+    }
+
+    fn rows_affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    fn migrate(
+        pool: &Pool<Postgres>,
+    ) -> impl Future<Output = Result<(), MigrateError>> + Send + '_ {
+        MIGRATOR.run(pool)
+    }
 }

@@ -1,6 +1,7 @@
 //! An end-to-end fixture: the simulator and a gateway in this process, keys
 //! and certificates made by the real `ssh-keygen`, an optional real `sshd`
-//! behind `web-1:22`, and helpers that run the real `ssh`, `scp` and `sftp`.
+//! behind `web-1:22` (all started by the demo's [`Stack`]), and helpers that
+//! run the real `ssh`, `scp` and `sftp`.
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -9,10 +10,11 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use ssm_sim::server::SimServer;
-use ssmgate::config::Config;
-use ssmgate::serve::{self, RunningGateway};
+use ssmgate::serve::RunningGateway;
 use tempfile::TempDir;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
+
+use super::stack::{self, Instance, Sshd, Stack, User};
 
 pub const WEB_1: &str = "i-0e0000000000000a1";
 pub const DB_1: &str = "i-0e0000000000000a2";
@@ -67,7 +69,7 @@ pub struct Fixture {
     pub sim: SimServer,
     pub gw: RunningGateway,
     pub http: SocketAddr,
-    pub sshd: Option<(Child, SocketAddr)>,
+    pub sshd: Option<Sshd>,
     /// The askpass script that answers the reason prompt.
     pub askpass: PathBuf,
 }
@@ -82,20 +84,7 @@ pub fn run(cmd: &str, args: &[&str]) -> Output {
 
 /// Generates an Ed25519 key pair with ssh-keygen.
 pub fn keygen(path: &Path) {
-    let out = run(
-        "ssh-keygen",
-        &[
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "test",
-            "-f",
-            path.to_str().expect("path"),
-        ],
-    );
+    let out = stack::ssh_keygen(path).output().expect("ssh-keygen");
     assert!(out.status.success(), "ssh-keygen: {out:?}");
 }
 
@@ -116,87 +105,11 @@ pub fn sign(ca: &Path, public: &Path, args: &[&str]) {
     assert!(out.status.success(), "ssh-keygen -s: {out:?}");
 }
 
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path)
-        .expect("read")
-        .trim()
-        .to_owned()
-}
-
 /// A TCP server answering every connection with a fixed HTTP response.
 pub async fn http_server() -> SocketAddr {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    stack::http_service("hello from db-1\n")
         .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut seen = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let body = "hello from db-1\n";
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = conn.write_all(resp.as_bytes()).await;
-            });
-        }
-    });
-    addr
-}
-
-fn sshd_path() -> Option<PathBuf> {
-    ["/usr/sbin/sshd", "/usr/local/sbin/sshd"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-}
-
-async fn start_sshd(dir: &Path, authorized: &str) -> Option<(Child, SocketAddr)> {
-    let sshd = sshd_path()?;
-    let hk = dir.join("sshd_host_key");
-    keygen(&hk);
-    std::fs::write(dir.join("authorized_keys"), format!("{authorized}\n")).expect("write");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let config = format!(
-        "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPidFile {}\nPasswordAuthentication no\n\
-         KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\n",
-        hk.display(),
-        dir.join("authorized_keys").display(),
-        dir.join("sshd.pid").display()
-    );
-    let cfg = dir.join("sshd_config");
-    std::fs::write(&cfg, config).expect("write");
-    let _ = std::fs::create_dir_all("/run/sshd");
-    let child = Command::new(sshd)
-        .args(["-D", "-e", "-f"])
-        .arg(&cfg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .ok()?;
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Some((child, addr));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    None
+        .expect("http server")
 }
 
 impl Fixture {
@@ -232,109 +145,48 @@ impl Fixture {
             server,
             sim,
         } = o;
-        let extra = extra.as_str();
         let dir = tempfile::tempdir().expect("tmp");
         let d = dir.path();
-        keygen(&d.join("alice"));
-        keygen(&d.join("bob"));
-        keygen(&d.join("stranger"));
-        keygen(&d.join("ca"));
-        keygen(&d.join("rogue_ca"));
         let http = http_server().await;
-        let sshd = if with_sshd {
-            start_sshd(d, &read(&d.join("alice.pub"))).await
+        let server = if server.contains("login_grace_secs") {
+            server
         } else {
-            None
+            format!("login_grace_secs = 20\n{server}")
         };
-        let web_ports = sshd
-            .as_ref()
-            .map(|(_, a)| format!("ports = {{ \"22\" = \"{a}\" }}"))
-            .unwrap_or_default();
-        let sim_toml = format!(
-            r#"mode = "fast"
-[[instances]]
-id = "{WEB_1}"
-name = "web-1"
-{web_ports}
-[[instances]]
-id = "{DB_1}"
-name = "db-1"
-tags = {{ role = "db", recording = "required" }}
-ports = {{ "80" = "{http}" }}
-[[instances]]
-id = "{OFFLINE_1}"
-name = "offline-1"
-ping_status = "ConnectionLost"
-[[instances]]
-id = "{DUP_A}"
-name = "twin"
-[[instances]]
-id = "{DUP_B}"
-name = "twin"
-{sim}
-"#
-        );
-        let sim = SimServer::start(
-            "127.0.0.1:0".parse().expect("addr"),
-            ssm_sim::config::SimConfig::from_toml_str(&sim_toml).expect("sim config"),
-        )
-        .await
-        .expect("sim");
-        let gw_toml = format!(
-            r#"[server]
-listen = "127.0.0.1:0"
-host_key = "host_key"
-{grace}
-{server}
-
-[aws]
-region = "us-east-1"
-endpoint = "{endpoint}"
-credentials = "none"
-
-[justification]
-required = true
-pattern = '^INC-[0-9]+'
-hint = "a ticket id like INC-123"
-
-[database]
-url = "{database}"
-
-[[users]]
-name = "alice"
-groups = ["sre"]
-authorized_keys = ["{alice}"]
-
-[[users]]
-name = "bob"
-groups = ["dev"]
-
-[[user_ca]]
-public_key = "{ca}"
-
-{extra}
-"#,
-            grace = if server.contains("login_grace_secs") {
-                ""
-            } else {
-                "login_grace_secs = 20"
-            },
-            endpoint = sim.endpoint(),
-            database = database_url.unwrap_or_else(|| "sqlite://ssmgate.db".into()),
-            alice = read(&d.join("alice.pub")),
-            ca = read(&d.join("ca.pub")),
-        );
-        std::fs::create_dir_all(d.join("policies")).expect("mkdir");
-        std::fs::write(
-            d.join("policies/schema.cedarschema"),
-            include_str!("../../policies/schema.cedarschema"),
-        )
-        .expect("schema");
-        std::fs::write(d.join("policies/test.cedar"), TEST_POLICIES).expect("policies");
-        let path = d.join("ssmgate.toml");
-        std::fs::write(&path, gw_toml).expect("write");
-        let config = Config::load(&path).expect("gateway config");
-        let gw = serve::start(&config).await.expect("gateway");
+        let mut builder = Stack::builder(d)
+            .key("alice")
+            .key("bob")
+            .key("stranger")
+            .key("ca")
+            .key("rogue_ca")
+            .instance(Instance::new(WEB_1, "web-1"))
+            .instance(
+                Instance::new(DB_1, "db-1")
+                    .tag("role", "db")
+                    .tag("recording", "required")
+                    .port(80, http),
+            )
+            .instance(Instance::new(OFFLINE_1, "offline-1").offline())
+            .instance(Instance::new(DUP_A, "twin"))
+            .instance(Instance::new(DUP_B, "twin"))
+            .sim_toml(&sim)
+            .server(&server)
+            .justification("^INC-[0-9]+", "a ticket id like INC-123")
+            .database(database_url.as_deref().unwrap_or("sqlite://ssmgate.db"))
+            .user(User::new("alice").group("sre").key("alice"))
+            .user(User::new("bob").group("dev"))
+            .user_ca("ca")
+            .policy("test.cedar", TEST_POLICIES)
+            .extra(&extra);
+        if with_sshd {
+            builder = builder.sshd(WEB_1, "alice");
+        }
+        let Stack {
+            sim,
+            gateway: gw,
+            sshd,
+            ..
+        } = builder.start().await.expect("gateway and simulator start");
         let key = d.join("alice");
         let client_config = format!(
             "Host gateway\n  HostName 127.0.0.1\n  Port {port}\n  User alice\n\n\

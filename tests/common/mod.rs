@@ -1,10 +1,17 @@
 //! Shared helpers for integration tests: a simulator in this process, the
-//! real aws-sdk-ssm client pointed at it, and small TCP servers.
+//! real aws-sdk-ssm client pointed at it, and small TCP servers; the local
+//! stack builder of `ssmgate demo` and the benches, for [`gateway`].
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod gateway;
+/// The demo's stack builder, compiled here whatever the features (the
+/// simulator is a dev-dependency).
+#[path = "../../src/demo/openssh.rs"]
+pub mod openssh;
 pub mod postgres;
+#[path = "../../src/demo/stack.rs"]
+pub mod stack;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

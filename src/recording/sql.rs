@@ -1,0 +1,424 @@
+//! The [`Store`] both SQL backends share: [`SqlStore`] runs the
+//! [`Statements`] of its backend's [`Dialect`], binds the column forms of
+//! [`rows`](super::rows) and maps rows back, for any database that
+//! implements [`Backend`] (Postgres in [`postgres`](super::postgres), SQLite
+//! in [`sqlite`](super::sqlite)). A backend only says how it connects and
+//! how ids and timestamps are stored.
+
+use std::future::Future;
+use std::marker::PhantomData;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
+use uuid::Uuid;
+
+use super::dialect::{Dialect, Statements};
+use super::records::{AuditEvent, EventChunk, SessionEnd, SessionFilter, SessionRecord};
+use super::rows::{AuditRow, ChunkRow, EndRow, SessionRow, same_start};
+use super::store::{Store, StoreError, is_fk_violation, to_u64};
+
+/// A Rust value that a column of `DB` takes and gives back.
+pub(crate) trait Param<DB: Database>:
+    for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> + Send + Sync
+{
+}
+
+impl<DB: Database, T> Param<DB> for T where
+    T: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> + Send + Sync
+{
+}
+
+/// What a database brings to [`SqlStore`]: its dialect, and how it stores
+/// ids and timestamps.
+pub(crate) trait Backend: Database {
+    /// An id as bound and read (a UUID, or its text).
+    type Id: Param<Self> + Unpin;
+    /// A timestamp as bound and read (a `timestamptz`, or fixed-width text).
+    type Time: Param<Self> + Unpin;
+
+    /// How this backend's SQL differs.
+    const DIALECT: Dialect;
+
+    /// The statements in [`Backend::DIALECT`], built once.
+    fn statements() -> &'static Statements;
+
+    /// The id as stored.
+    fn id(id: Uuid) -> Self::Id;
+
+    /// The stored id; `what` names the column in errors.
+    fn uuid(what: &'static str, id: Self::Id) -> Result<Uuid, StoreError>;
+
+    /// The timestamp as stored.
+    fn time(t: DateTime<Utc>) -> Self::Time;
+
+    /// The stored timestamp; `what` names the column in errors.
+    fn datetime(what: &'static str, t: Self::Time) -> Result<DateTime<Utc>, StoreError>;
+
+    /// The rows a statement changed.
+    fn rows_affected(done: &Self::QueryResult) -> u64;
+
+    /// Applies this backend's pending migrations.
+    fn migrate(
+        pool: &Pool<Self>,
+    ) -> impl Future<Output = Result<(), sqlx::migrate::MigrateError>> + Send + '_;
+}
+
+/// A store in a SQL database: [`PgStore`](super::PgStore) or
+/// [`SqliteStore`](super::SqliteStore).
+pub struct SqlStore<DB: Database> {
+    pool: Pool<DB>,
+}
+
+impl<DB: Database> SqlStore<DB> {
+    /// A store over a connected pool (not migrated).
+    pub(crate) fn from_pool(pool: Pool<DB>) -> Self {
+        Self { pool }
+    }
+
+    /// The connection pool (for tools and tests).
+    pub fn pool(&self) -> &Pool<DB> {
+        &self.pool
+    }
+}
+
+impl<DB: Database> Clone for SqlStore<DB> {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+        }
+    }
+}
+
+impl<DB: Database> std::fmt::Debug for SqlStore<DB> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("pool", &self.pool)
+            .finish()
+    }
+}
+
+/// Row mapping, for the [`Store`] impl below.
+struct Rows<DB>(PhantomData<DB>);
+
+impl<DB> Rows<DB>
+where
+    DB: Backend,
+    for<'a> &'a str: ColumnIndex<DB::Row>,
+    String: Param<DB>,
+    i32: Param<DB>,
+    i64: Param<DB>,
+    Vec<u8>: Param<DB>,
+{
+    fn session(row: &DB::Row) -> Result<SessionRecord, StoreError> {
+        let ended_at: Option<DB::Time> = row.try_get("ended_at")?;
+        let end = EndRow::from_columns(
+            ended_at.map(|t| DB::datetime("ended_at", t)).transpose()?,
+            row.try_get("end_reason")?,
+            row.try_get("exit_status")?,
+            (row.try_get("bytes_in")?, row.try_get("bytes_out")?),
+            (row.try_get("chunk_count")?, row.try_get("end_seal")?),
+        )?;
+        SessionRow {
+            id: DB::uuid("session id", row.try_get("id")?)?,
+            ssm_session_id: row.try_get("ssm_session_id")?,
+            user_name: row.try_get("user_name")?,
+            auth_method: row.try_get("auth_method")?,
+            key_fingerprint: row.try_get("key_fingerprint")?,
+            cert_key_id: row.try_get("cert_key_id")?,
+            cert_serial: row.try_get("cert_serial")?,
+            cert_ca_fingerprint: row.try_get("cert_ca_fingerprint")?,
+            source_ip: row.try_get("source_ip")?,
+            source_port: row.try_get("source_port")?,
+            client_version: row.try_get("client_version")?,
+            target_id: row.try_get("target_id")?,
+            target_name: row.try_get("target_name")?,
+            document: row.try_get("document")?,
+            parameters: row.try_get("parameters")?,
+            justification: row.try_get("justification")?,
+            aws_reason: row.try_get("aws_reason")?,
+            decision: row.try_get("decision")?,
+            policy_ids: row.try_get("policy_ids")?,
+            kind: row.try_get("kind")?,
+            recording: row.try_get("recording")?,
+            started_at: DB::datetime("started_at", row.try_get("started_at")?)?,
+            end,
+            chain_head: row.try_get("chain_head")?,
+            start_seal: row.try_get("start_seal")?,
+        }
+        .into_record()
+    }
+
+    fn audit(row: &DB::Row) -> Result<AuditEvent, StoreError> {
+        let session_id: Option<DB::Id> = row.try_get("session_id")?;
+        let chain_id: Option<DB::Id> = row.try_get("chain_id")?;
+        AuditRow {
+            id: DB::uuid("audit id", row.try_get("id")?)?,
+            at: DB::datetime("audit at", row.try_get("at")?)?,
+            kind: row.try_get("kind")?,
+            user_name: row.try_get("user_name")?,
+            session_id: session_id
+                .map(|s| DB::uuid("audit session_id", s))
+                .transpose()?,
+            source_ip: row.try_get("source_ip")?,
+            detail: row.try_get("detail")?,
+            chain_id: chain_id
+                .map(|c| DB::uuid("audit chain_id", c))
+                .transpose()?,
+            chain_seq: row.try_get("chain_seq")?,
+            seal: row.try_get("seal")?,
+        }
+        .into_event()
+    }
+
+    fn chunk(id: Uuid, row: &DB::Row) -> Result<EventChunk, StoreError> {
+        let seq: i64 = row.try_get("seq")?;
+        ChunkRow {
+            session_id: id,
+            seq,
+            created_at: DB::datetime("created_at", row.try_get("created_at")?)
+                .map_err(|e| StoreError::corrupt_chunk(id, seq, e))?,
+            events: row.try_get("events")?,
+            prev_hash: row.try_get("prev_hash")?,
+            hash: row.try_get("hash")?,
+            seal: row.try_get("seal")?,
+        }
+        .into_chunk()
+    }
+}
+
+#[async_trait]
+impl<DB> Store for SqlStore<DB>
+where
+    DB: Backend,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    // Reading rows (nullable columns decode for any database)…
+    for<'a> &'a str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    String: Param<DB>,
+    i32: Param<DB>,
+    i64: Param<DB>,
+    Vec<u8>: Param<DB>,
+    // …and binding values, nullable ones included.
+    bool: Param<DB>,
+    Option<String>: Param<DB>,
+    Option<i32>: Param<DB>,
+    Option<i64>: Param<DB>,
+    Option<Vec<u8>>: Param<DB>,
+    Option<DB::Id>: Param<DB>,
+    Option<DB::Time>: Param<DB>,
+{
+    async fn migrate(&self) -> Result<(), StoreError> {
+        DB::migrate(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+        let r = SessionRow::from_record(s)?;
+        let end = r.end.as_ref();
+        let done = sqlx::query(DB::statements().insert_session.as_str())
+            .bind(DB::id(r.id))
+            .bind(&r.ssm_session_id)
+            .bind(&r.user_name)
+            .bind(&r.auth_method)
+            .bind(&r.key_fingerprint)
+            .bind(&r.cert_key_id)
+            .bind(&r.cert_serial)
+            .bind(&r.cert_ca_fingerprint)
+            .bind(&r.source_ip)
+            .bind(r.source_port)
+            .bind(&r.client_version)
+            .bind(&r.target_id)
+            .bind(&r.target_name)
+            .bind(&r.document)
+            .bind(&r.parameters)
+            .bind(&r.justification)
+            .bind(&r.aws_reason)
+            .bind(&r.decision)
+            .bind(&r.policy_ids)
+            .bind(&r.kind)
+            .bind(&r.recording)
+            .bind(DB::time(r.started_at))
+            .bind(end.map(|e| DB::time(e.ended_at)))
+            .bind(end.map(|e| e.end_reason.clone()))
+            .bind(end.and_then(|e| e.exit_status))
+            .bind(end.map(|e| e.bytes_in))
+            .bind(end.map(|e| e.bytes_out))
+            .bind(&r.chain_head)
+            .bind(&r.start_seal)
+            .bind(end.and_then(|e| e.end_seal.clone()))
+            .bind(end.and_then(|e| e.chunk_count))
+            .execute(&self.pool)
+            .await?;
+        if DB::rows_affected(&done) == 0 {
+            match self.get_session(s.id).await? {
+                Some(stored) if same_start(&stored, s) => {}
+                _ => return Err(StoreError::SessionConflict(s.id)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish_session(&self, id: Uuid, end: &SessionEnd) -> Result<(), StoreError> {
+        let e = EndRow::from_end(end)?;
+        let done = sqlx::query(DB::statements().finish_session.as_str())
+            .bind(DB::id(id))
+            .bind(DB::time(e.ended_at))
+            .bind(&e.end_reason)
+            .bind(e.exit_status)
+            .bind(e.bytes_in)
+            .bind(e.bytes_out)
+            .bind(&e.chain_head)
+            .bind(e.chunk_count)
+            .bind(&e.end_seal)
+            .execute(&self.pool)
+            .await?;
+        if DB::rows_affected(&done) == 0 {
+            return Err(StoreError::SessionNotFound(id));
+        }
+        Ok(())
+    }
+
+    async fn append_chunk(&self, chunk: &EventChunk) -> Result<(), StoreError> {
+        self.append_chunks(std::slice::from_ref(chunk)).await
+    }
+
+    async fn append_chunks(&self, chunks: &[EventChunk]) -> Result<(), StoreError> {
+        let sql = DB::statements();
+        let mut tx = match DB::DIALECT.begin_write {
+            Some(statement) => self.pool.begin_with(statement).await?,
+            None => self.pool.begin().await?,
+        };
+        for chunk in chunks {
+            // Store the chunk; advance the session's head when it is the
+            // latest (see Store::append_chunk).
+            let c = ChunkRow::from_chunk(chunk)?;
+            let inserted = sqlx::query(sql.insert_chunk.as_str())
+                .bind(DB::id(c.session_id))
+                .bind(c.seq)
+                .bind(DB::time(c.created_at))
+                .bind(&c.events)
+                .bind(&c.prev_hash)
+                .bind(&c.hash)
+                .bind(&c.seal)
+                .execute(&mut *tx)
+                .await;
+            let inserted = match inserted {
+                Ok(done) => DB::rows_affected(&done) == 1,
+                Err(e) if is_fk_violation(&e) => {
+                    return Err(StoreError::SessionNotFound(c.session_id));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if inserted {
+                sqlx::query(sql.advance_head.as_str())
+                    .bind(DB::id(c.session_id))
+                    .bind(&c.hash)
+                    .bind(c.seq)
+                    .execute(&mut *tx)
+                    .await?;
+                continue;
+            }
+            let stored: Vec<u8> = sqlx::query_scalar(sql.chunk_hash.as_str())
+                .bind(DB::id(c.session_id))
+                .bind(c.seq)
+                .fetch_one(&mut *tx)
+                .await?;
+            if stored != c.hash {
+                return Err(StoreError::ChunkConflict {
+                    session_id: c.session_id,
+                    seq: c.seq,
+                });
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
+        let a = AuditRow::from_event(e)?;
+        sqlx::query(DB::statements().insert_audit.as_str())
+            .bind(DB::id(a.id))
+            .bind(DB::time(a.at))
+            .bind(&a.kind)
+            .bind(&a.user_name)
+            .bind(a.session_id.map(DB::id))
+            .bind(&a.source_ip)
+            .bind(&a.detail)
+            .bind(a.chain_id.map(DB::id))
+            .bind(a.chain_seq)
+            .bind(&a.seal)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn get_session(&self, id: Uuid) -> Result<Option<SessionRecord>, StoreError> {
+        let row = sqlx::query(DB::statements().get_session.as_str())
+            .bind(DB::id(id))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Rows::<DB>::session).transpose()
+    }
+
+    async fn list_sessions(
+        &self,
+        filter: &SessionFilter,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let rows = sqlx::query(DB::statements().list_sessions.as_str())
+            .bind(&filter.user)
+            .bind(&filter.target)
+            .bind(filter.since.map(DB::time))
+            .bind(filter.live_only)
+            .bind(filter.limit.map(i64::from).or(DB::DIALECT.no_limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Rows::<DB>::session).collect()
+    }
+
+    async fn chunks(&self, id: Uuid) -> Result<Vec<EventChunk>, StoreError> {
+        let rows = sqlx::query(DB::statements().chunks.as_str())
+            .bind(DB::id(id))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| Rows::<DB>::chunk(id, row)).collect()
+    }
+
+    async fn audit_for_session(&self, id: Uuid) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows = sqlx::query(DB::statements().audit_for_session.as_str())
+            .bind(DB::id(id))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Rows::<DB>::audit).collect()
+    }
+
+    async fn audit_chain_ids(&self) -> Result<Vec<Uuid>, StoreError> {
+        let ids: Vec<DB::Id> = sqlx::query_scalar(DB::statements().audit_chain_ids.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        ids.into_iter()
+            .map(|id| DB::uuid("audit chain_id", id))
+            .collect()
+    }
+
+    async fn audit_chain(&self, chain_id: Uuid) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows = sqlx::query(DB::statements().audit_chain.as_str())
+            .bind(DB::id(chain_id))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Rows::<DB>::audit).collect()
+    }
+
+    async fn unchained_audit_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(DB::statements().unchained_audit_count.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        to_u64("audit count", n)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
