@@ -2,6 +2,8 @@
 //! vocabulary sits at the bottom, and nothing below the SSH layer knows
 //! SSH (see README "Layout").
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 
 /// Every `.rs` file below `dir`, with its text.
