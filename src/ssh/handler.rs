@@ -22,7 +22,7 @@ use super::forward;
 use super::limits::StartupGuard;
 use super::login::{Login, parse_login};
 use super::session_channel::{self, Authenticated};
-use super::session_limits::SessionSlot;
+use super::session_limits::{LimitReached, SessionSlot};
 use crate::gateway::ports::PortSessions;
 use crate::gateway::record::EndCause;
 use crate::recording::AuditKind;
@@ -195,13 +195,13 @@ impl ConnectionHandler {
         }
     }
 
-    /// A slot for one more channel, or the refusal sent to the client
-    /// (with the limit's text) and written to the log and the audit.
+    /// A slot for one more channel, or the limit that refuses it (already
+    /// written to the log and the audit; its text is for the client).
     async fn channel_slot(
         &self,
         user: &Authenticated,
         kind: &str,
-    ) -> Result<SessionSlot, ChannelOpenFailure> {
+    ) -> Result<SessionSlot, LimitReached> {
         match self
             .ctx
             .sessions
@@ -221,10 +221,7 @@ impl ConnectionHandler {
                     }),
                 )
                 .await;
-                Err(ChannelOpenFailure::Other {
-                    code: RESOURCE_SHORTAGE,
-                    reason: limit.to_string(),
-                })
+                Err(limit)
             }
         }
     }
@@ -400,15 +397,11 @@ impl russh::server::Handler for ConnectionHandler {
         };
         let slot = match self.channel_slot(&user, "session").await {
             Ok(slot) => slot,
-            Err(refusal) => {
+            Err(limit) => {
                 // Accepted only to say why on stderr: a refused open is
                 // shown by OpenSSH at log level INFO only.
                 reply.accept().await;
-                let text = match refusal {
-                    ChannelOpenFailure::Other { reason, .. } => reason,
-                    _ => "ssmgate: session refused".into(),
-                };
-                tokio::spawn(session_channel::refuse(channel, format!("{text}\r\n")));
+                tokio::spawn(session_channel::refuse(channel, format!("{limit}\r\n")));
                 return Ok(());
             }
         };
@@ -449,8 +442,13 @@ impl russh::server::Handler for ConnectionHandler {
         }
         let slot = match self.channel_slot(&user, "direct-tcpip").await {
             Ok(slot) => slot,
-            Err(refusal) => {
-                reply.reject(refusal).await;
+            Err(limit) => {
+                reply
+                    .reject(ChannelOpenFailure::Other {
+                        code: RESOURCE_SHORTAGE,
+                        reason: limit.to_string(),
+                    })
+                    .await;
                 return Ok(());
             }
         };
