@@ -40,6 +40,27 @@ pub enum Command {
     Policy(PolicyArgs),
     /// Inspect, replay, export and verify recorded sessions.
     Sessions(SessionsArgs),
+    /// The user CA of the sshd backend, which targets' sshd must trust.
+    Ca(CaArgs),
+}
+
+/// `ssmgate ca`.
+#[derive(Debug, Args)]
+pub struct CaArgs {
+    /// The gateway's configuration file (`[sshd_backend] ca_key`).
+    #[arg(long, short, global = true, default_value = "ssmgate.toml")]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: CaCommand,
+}
+
+/// `ssmgate ca …` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Print the CA's public key (for sshd's TrustedUserCAKeys; see
+    /// deploy/ssm-documents/ssmgate-trust-ca.json), creating the CA on
+    /// first use.
+    PublicKey,
 }
 
 /// `ssmgate serve`.
@@ -105,7 +126,7 @@ pub enum PolicyCommand {
     Test(PolicyTestArgs),
     /// Decide one request (the target resolved through SSM) and explain the
     /// decision.
-    Explain(PolicyExplainArgs),
+    Explain(Box<PolicyExplainArgs>),
 }
 
 /// Where the policies are.
@@ -165,6 +186,15 @@ pub struct PolicyExplainArgs {
     /// SSM document (default by action).
     #[arg(long)]
     pub document: Option<String>,
+    /// Subsystem for exec (e.g. sftp).
+    #[arg(long)]
+    pub subsystem: Option<String>,
+    /// What carries the session: ssm (SSM documents) or sshd (the target's sshd).
+    #[arg(long, default_value = "ssm", value_parser = ["ssm", "sshd"])]
+    pub backend: String,
+    /// The OS user the session logs in as (sshd backend).
+    #[arg(long)]
+    pub os_user: Option<String>,
     /// Pretend the user authenticated with a certificate with this key id.
     #[arg(long)]
     pub key_id: Option<String>,

@@ -147,6 +147,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// `[recording]`.
     pub recording: crate::recording::RecorderOptions,
+    /// `[sshd_backend]`.
+    pub sshd_backend: SshdBackendConfig,
     /// `[[users]]`, in file order (names are unique).
     pub users: Vec<UserConfig>,
     /// Every `[[user_ca]]` key: CAs trusted to sign user certificates.
@@ -324,6 +326,9 @@ pub struct UserConfig {
     pub authorized_keys: Vec<PublicKey>,
     /// The resolved `authorized_keys_file`, if any.
     pub authorized_keys_file: Option<PathBuf>,
+    /// The OS user their sessions through a target's sshd log in as
+    /// (default `[sshd_backend] os_user`).
+    pub run_as: Option<String>,
 }
 
 impl Config {
@@ -438,6 +443,9 @@ fn read_key_file(path: &Path) -> Result<Vec<PublicKey>, String> {
 }
 
 mod raw;
+mod sshd_backend;
+
+pub use sshd_backend::{BackendKind, SshdBackendConfig};
 
 #[cfg(test)]
 mod tests;

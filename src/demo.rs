@@ -79,7 +79,7 @@ pub async fn start(options: DemoOptions) -> Result<Demo> {
     let dir = dir.canonicalize()?;
     let service =
         http_service("hello from db-1, through ssmgate and SSM port forwarding\n").await?;
-    let os_user = os_user();
+    let os_user = stack::current_user().await;
     let stack = Stack::builder(&dir)
         .keygen(Keygen::Builtin)
         .key(USER_KEY)
@@ -102,6 +102,7 @@ pub async fn start(options: DemoOptions) -> Result<Demo> {
                 .offline(),
         )
         .sshd(WEB_1, USER_KEY)
+        .sshd_backend()
         .header(
             "# Written by `ssmgate demo`; `ssmgate serve --config` accepts it as is\n\
              # while the demo's simulator runs.\n\n",
@@ -133,12 +134,6 @@ pub async fn start(options: DemoOptions) -> Result<Demo> {
         sshd,
         os_user,
     })
-}
-
-fn os_user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "root".into())
 }
 
 /// The demo's Cedar policies: the demo user may open anything, but shells
@@ -204,10 +199,15 @@ pub fn instructions(demo: &Demo) -> String {
         sim = demo.sim.endpoint(),
     );
     if demo.sshd.is_some() {
+        let why = "-o SetEnv=SSMGATE_REASON=demo-run";
         t.push_str(&format!(
-            "\nssh -J, scp and sftp to web-1's own sshd (as {user}):\n  {base} web-1 hostname\n  \
-             scp -F {d}/ssh_config /etc/hostname web-1:/tmp/copied-through-ssmgate\n  \
-             sftp -F {d}/ssh_config web-1\n",
+            "\nweb-1 runs its sessions through its own sshd (as {user}, with a certificate the gateway signs per session), \
+             so stdin, exit codes, scp, sftp and rsync work gateway style, recorded in full (sftp as file operations):\n  \
+             echo hello | {base} {why} ssmgate-demo -l demo+web-1 'cat > /tmp/hello.txt; wc -c < /tmp/hello.txt'\n  \
+             scp -F {d}/ssh_config {why} /etc/hostname demo+web-1@ssmgate-demo:/tmp/copied-through-ssmgate\n  \
+             sftp -F {d}/ssh_config {why} demo+web-1@ssmgate-demo\n  \
+             rsync -av -e \"ssh -F {d}/ssh_config {why}\" /etc/hostname demo+web-1@ssmgate-demo:/tmp/rsynced\n\n\
+             ssh -J to web-1's own sshd (end to end, recorded as metadata):\n  {base} web-1 hostname\n",
             user = demo.os_user
         ));
     } else {

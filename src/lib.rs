@@ -10,12 +10,15 @@
 //! [`ssh`] (`tests/layering.rs` checks it).
 //!
 //! Read the modules in the order data flows: [`ssh`] (the SSH server:
-//! authentication, channels) → [`gateway`] (resolve → authorise with
-//! [`policy`] → start → pipe → end) → [`inventory`] (targets) and [`aws`]
-//! (the SSM API) → `ssm_datachannel` (the Session Manager WebSocket
-//! protocol, client side) → AWS, or `ssm_sim`. Beside them: [`recording`]
+//! authentication, channels) → [`gateway`] (resolve → plan → authorise
+//! with [`policy`] → start → carry → end) → [`inventory`] (targets) and
+//! [`aws`] (the SSM API) → `ssm_datachannel` (the Session Manager
+//! WebSocket protocol, client side) → AWS, or `ssm_sim`; for targets that
+//! use it, [`sshd`] carries terminal sessions through the target's own
+//! sshd (the gateway as SSH client; `sftp_audit` reads sftp). Beside them: [`recording`]
 //! (session recording) and [`sessions`] (the `ssmgate sessions` tools);
-//! [`config`], [`serve`], [`cli`], [`logging`], [`signals`],
+//! [`config`], [`serve`], [`cli`], [`logging`], [`signals`], [`keyfile`],
+//! [`ssh_signals`],
 //! [`private_files`], [`untrusted`]; with the `demo` feature, `demo` and
 //! `bench`.
 
@@ -32,6 +35,7 @@ pub mod config;
 pub mod demo;
 pub mod gateway;
 pub mod inventory;
+pub mod keyfile;
 pub mod logging;
 pub mod policy;
 pub mod private_files;
@@ -41,4 +45,6 @@ pub mod serve;
 pub mod sessions;
 pub mod signals;
 pub mod ssh;
+pub mod ssh_signals;
+pub mod sshd;
 pub mod untrusted;

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Parser;
 #[cfg(feature = "demo")]
 use ssmgate::cli::BenchTarget;
-use ssmgate::cli::{Cli, Command, PolicyArgs, PolicyCommand, ServeArgs};
+use ssmgate::cli::{CaArgs, CaCommand, Cli, Command, PolicyArgs, PolicyCommand, ServeArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -43,6 +43,7 @@ fn main() -> ExitCode {
             },
             Command::Policy(args) => run_policy(args).await,
             Command::Sessions(args) => Ok(ssmgate::sessions::run(args).await?),
+            Command::Ca(args) => run_ca(args),
         }
     });
     match result {
@@ -69,6 +70,25 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn run_ca(args: CaArgs) -> anyhow::Result<()> {
+    let config = ssmgate::config::Config::load(&args.config)?;
+    let path = &config.sshd_backend.ca_key;
+    match args.command {
+        CaCommand::PublicKey => {
+            let (ca, generated) = ssmgate::sshd::ca::UserCa::load_or_generate(path)
+                .with_context(|| format!("[sshd_backend] ca_key {}", path.display()))?;
+            if generated {
+                say(&format!(
+                    "ssmgate: generated a new user CA at {}",
+                    path.display()
+                ));
+            }
+            println!("{}", ca.public_key_line());
+            Ok(())
+        }
+    }
+}
+
 async fn run_policy(args: PolicyArgs) -> anyhow::Result<()> {
     use ssmgate::policy::cli;
     match args.command {
@@ -91,6 +111,7 @@ async fn run_policy(args: PolicyArgs) -> anyhow::Result<()> {
             }
         }
         PolicyCommand::Explain(a) => {
+            let a = *a;
             let text = cli::explain(&cli::ExplainOptions {
                 config: a.config,
                 policies: a.policies,
@@ -102,6 +123,9 @@ async fn run_policy(args: PolicyArgs) -> anyhow::Result<()> {
                 at: a.at,
                 port: a.port,
                 command: a.command,
+                subsystem: a.subsystem,
+                backend: if a.backend == "sshd" { "sshd" } else { "ssm" },
+                os_user: a.os_user,
                 document: a.document,
                 key_id: a.key_id,
             })

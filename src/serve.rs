@@ -13,20 +13,26 @@ use crate::aws::{Ssm, SsmApi};
 use crate::config::{AwsCredentials, Config};
 use crate::gateway::Gateway;
 use crate::inventory::Inventory;
+use crate::keyfile;
 use crate::policy::PolicyEngine;
 use crate::policy::reload::{ReloadHook, ReloadReport};
 use crate::recording::{AuditKind, Recorder};
-use crate::ssh::auth::{Identities, Justification};
+use crate::request::Justification;
+use crate::ssh::auth::Identities;
 use crate::ssh::context::ServerContext;
-use crate::ssh::hostkey;
 use crate::ssh::server::SshServer;
 use crate::ssh::session_limits::SessionLimits;
+use crate::sshd::SshdCarrier;
+use crate::sshd::ca::UserCa;
+use crate::sshd::hostkeys::HostTrust;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("host key: {0}")]
-    HostKey(#[from] hostkey::HostKeyError),
+    HostKey(#[from] keyfile::KeyFileError),
+    #[error("[sshd_backend] ca_key: {0}")]
+    UserCa(keyfile::KeyFileError),
     #[error("policies: {0}")]
     Policy(#[from] crate::policy::PolicyError),
     #[error("cannot listen on {addr}: {source}")]
@@ -81,9 +87,10 @@ impl RunningGateway {
 
 /// Builds everything from `config` and starts serving in the background.
 pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
-    let (host_key, generated) = hostkey::load_or_generate(&config.server.host_key)?;
+    let (host_key, generated) =
+        keyfile::load_or_generate(&config.server.host_key, "ssmgate host key")?;
     let public = host_key.public_key().clone();
-    let host_key_fingerprint = hostkey::fingerprint(&public);
+    let host_key_fingerprint = keyfile::fingerprint(&public);
     if generated {
         tracing::info!(path = %config.server.host_key.display(), fingerprint = %host_key_fingerprint, "generated a new host key");
     }
@@ -103,19 +110,31 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
             url: crate::recording::redact_url(url),
             source,
         })?;
-    let recorder = Recorder::start(store, config.recording.clone()).await?;
+    let recorder = Recorder::start(store.clone(), config.recording.clone()).await?;
     let inventory = Inventory::new(ssm.clone(), config.inventory.cache);
     let policy = Arc::new(PolicyEngine::load_with(
         &config.policy.dir,
         &config.policy.example_reason,
     )?);
-    let gateway = Arc::new(Gateway::new(
+    let mut gateway = Gateway::new(
         ssm,
         inventory,
         config.sessions.clone(),
         policy.clone(),
         recorder.clone(),
-    ));
+    );
+    if config.sshd_backend.enabled {
+        let backend = &config.sshd_backend;
+        let (ca, generated) =
+            UserCa::load_or_generate(&backend.ca_key).map_err(ServeError::UserCa)?;
+        if generated {
+            tracing::info!(path = %backend.ca_key.display(), fingerprint = %ca.fingerprint(), "generated the user CA of the sshd backend; targets must trust it (ssmgate ca public-key)");
+        }
+        let trust = HostTrust::new(&backend.host_cas, store.clone());
+        let carrier = SshdCarrier::new(ca, trust, config.server.max_session);
+        gateway = gateway.with_sshd_backend(backend.clone(), Arc::new(carrier));
+    }
+    let gateway = Arc::new(gateway);
     let session_limits = SessionLimits::new(
         config.server.max_sessions_per_connection as usize,
         config.server.max_sessions_per_user as usize,

@@ -6,7 +6,7 @@
 //! [`Untrusted`] is for `tracing` fields (`user = %Untrusted(name)`);
 //! [`bounded`] for JSON audit details (serde escapes, this only bounds and
 //! removes invisible formatting). The log formatter escapes every field as
-//! well ([`crate::logging`]); this module is the first line, the formatter
+//! well (the `logging` module); this module is the first line, the formatter
 //! the backstop.
 
 use std::fmt;

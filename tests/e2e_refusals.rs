@@ -411,7 +411,7 @@ async fn sftp_subsystem_points_to_jump() {
     assert_refused(
         &output(cmd, SECS).await,
         &[
-            "subsystem is not offered here",
+            "the sftp subsystem needs the sshd backend",
             "sftp -J alice@GATEWAY user@TARGET",
         ],
     );

@@ -22,8 +22,8 @@ use aws_sdk_ssm::types::{
 
 pub use errors::SsmError;
 use errors::{CallContext, from_sdk};
-use ssm_datachannel::Resumer;
 use ssm_datachannel::secret::Secret;
+use ssm_datachannel::{ResumeError, Resumer};
 
 /// Upper bound on one API call, retries included.
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(20);
@@ -343,10 +343,7 @@ impl SsmResumer {
 
 #[async_trait::async_trait]
 impl Resumer for SsmResumer {
-    async fn resume(&self, session_id: &str) -> Result<Option<Secret>, String> {
-        self.api
-            .resume_session(session_id)
-            .await
-            .map_err(|e| e.to_string())
+    async fn resume(&self, session_id: &str) -> Result<Option<Secret>, ResumeError> {
+        Ok(self.api.resume_session(session_id).await?)
     }
 }

@@ -121,6 +121,7 @@ fn user(name: &str, groups: &[&str]) -> UserConfig {
         attributes: BTreeMap::from([("team".to_owned(), "bench".to_owned())]),
         authorized_keys: Vec::new(),
         authorized_keys_file: None,
+        run_as: None,
     }
 }
 
@@ -150,6 +151,8 @@ fn context(
         source_ip: IpAddr::from([10, 17, 3, 4]),
         now,
         recording: action.recording(),
+        backend: "ssm",
+        os_user: None,
     }
 }
 

@@ -2,8 +2,11 @@
 //! clients through the gateway and the simulator in fast mode, measured side
 //! by side in one run with the same clients against a real `sshd` — directly
 //! and through a plain TCP relay (the ceiling):
-//! scp throughput (`scp -J` through ssmgate to web-1's sshd), session set-up
-//! time (`ssh alice+web-1@gateway 'echo x'`) and keystroke echo latency
+//! scp throughput (`scp -J` through ssmgate to web-1's sshd, `scp
+//! alice+web-1@gateway` through its sshd backend, `-J` through an OpenSSH
+//! bastion; with the CPU each spends per GiB in the gateway + simulator
+//! process and in sshd), session set-up time (`ssh alice+web-0@gateway
+//! 'echo x'`, SSM documents) and keystroke echo latency
 //! (`ssh -tt` in a PTY vs a shell session opened straight on the data
 //! channel). This module owns the measurements and the table; the sshd,
 //! simulator and gateway come from the demo's [`Stack`] (keys by
@@ -24,11 +27,16 @@ use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio::time::timeout;
 
+use crate::demo::stack::current_user;
 use crate::demo::stack::{Instance, Stack, User};
-use setup::{TempDir, client_config_text, openssh_version, os_user, relay, run_bounded};
+use setup::{TempDir, client_config_text, openssh_version, own_cpu, relay, run_bounded, tree_cpu};
 
-/// web-1, the instance whose port 22 is the bench's sshd.
+/// web-1, the instance whose port 22 is the bench's sshd; its terminal
+/// sessions go through that sshd (the sshd backend).
 const WEB_1: &str = "i-0bbbbbbbbbbbbbb01";
+/// web-0, an instance without sshd: sessions through SSM documents on the
+/// simulator (the set-up and echo rows).
+const WEB_0: &str = "i-0bbbbbbbbbbbbbb00";
 /// `ssh … 'echo x'` runs per route for the set-up rows.
 const SETUP_RUNS: usize = 30;
 /// Keystrokes per echo row.
@@ -76,11 +84,13 @@ struct Summary {
 impl Bench {
     async fn start() -> Result<Bench> {
         let dir = TempDir::new()?;
-        let os_user = os_user().await;
+        let os_user = current_user().await;
         let stack = Stack::builder(&dir.0)
             .key("user_key")
+            .instance(Instance::new(WEB_0, "web-0"))
             .instance(Instance::new(WEB_1, "web-1"))
             .sshd(WEB_1, "user_key")
+            .sshd_backend()
             .sshd_options(SSHD_OPTIONS)
             .host_key("gateway_host_key")
             .user(User::new("alice").key("user_key"))
@@ -137,17 +147,33 @@ impl Bench {
         let routes = [
             Route::Direct(sshd),
             Route::Relay(relay_addr),
+            Route::Bastion(sshd),
             Route::Gateway,
+            Route::GatewayStyle,
         ];
+        let sshd_pid = self.stack.sshd.as_ref().and_then(|s| s.child.id());
         let mut rates = vec![[Vec::new(), Vec::new()]; routes.len()];
+        let mut cpu = vec![[Vec::new(), Vec::new()]; routes.len()];
         // Interleaved, so that noise from the shared machine hits every route.
         let measured = async {
             for _ in 0..SCP_REPEATS {
                 for (i, route) in routes.iter().enumerate() {
                     for (j, up) in [true, false].into_iter().enumerate() {
+                        let (own, tree) = (own_cpu(), sshd_pid.map(tree_cpu));
                         let rate = self.scp(*route, up, &source, &payload).await?;
+                        let gib = payload.len() as f64 / f64::from(1u32 << 30);
+                        let spent = (own_cpu().saturating_sub(own)).as_secs_f64()
+                            + sshd_pid
+                                .map(tree_cpu)
+                                .zip(tree)
+                                .map_or(0.0, |(after, before)| {
+                                    after.saturating_sub(before).as_secs_f64()
+                                });
                         if let Some(list) = rates.get_mut(i).and_then(|r| r.get_mut(j)) {
                             list.push(rate);
+                        }
+                        if let Some(list) = cpu.get_mut(i).and_then(|r| r.get_mut(j)) {
+                            list.push(spent / gib);
                         }
                     }
                 }
@@ -159,24 +185,25 @@ impl Bench {
         let _ = std::fs::remove_file(&source);
         measured?;
         println!(
-            "{:<52} {:>12} {:>10}",
-            "scp throughput", "median", "vs relay"
+            "{:<52} {:>12} {:>10} {:>12}",
+            "scp throughput", "median", "vs relay", "CPU s/GiB"
         );
         for (j, dir) in ["upload", "download"].into_iter().enumerate() {
-            let median_of = |i: usize| {
-                rates
+            let median_in = |table: &Vec<[Vec<f64>; 2]>, i: usize| {
+                table
                     .get(i)
                     .and_then(|r| r.get(j))
                     .map(|v| median(v))
                     .unwrap_or(0.0)
             };
-            let ceiling = median_of(1);
+            let ceiling = median_in(&rates, 1);
             for (i, route) in routes.iter().enumerate() {
-                let rate = median_of(i);
+                let rate = median_in(&rates, i);
                 println!(
-                    "{:<52} {rate:>7.1} MB/s {:>9.1}%",
+                    "{:<52} {rate:>7.1} MB/s {:>9.1}% {:>12.2}",
                     format!("scp {dir}, {}", route.label()),
-                    100.0 * rate / ceiling.max(1e-9)
+                    100.0 * rate / ceiling.max(1e-9),
+                    median_in(&cpu, i)
                 );
                 if matches!(route, Route::Gateway) {
                     summary
@@ -199,6 +226,19 @@ impl Bench {
             Route::Direct(a) | Route::Relay(a) => {
                 cmd.args(["-P", &a.port().to_string()]);
                 format!("{}@127.0.0.1", self.os_user)
+            }
+            Route::Bastion(a) => {
+                cmd.args([
+                    "-J",
+                    &format!("{}@127.0.0.1:{}", self.os_user, a.port()),
+                    "-P",
+                    &a.port().to_string(),
+                ]);
+                format!("{}@127.0.0.1", self.os_user)
+            }
+            Route::GatewayStyle => {
+                cmd.args(["-P", &self.stack.gateway.addr.port().to_string()]);
+                "alice+web-1@127.0.0.1".to_owned()
             }
             Route::Gateway => {
                 cmd.args([
@@ -234,7 +274,7 @@ impl Bench {
     }
 
     async fn setup_rows(&self, summary: &mut Summary) -> Result<()> {
-        let gateway_login = "alice+web-1@127.0.0.1".to_owned();
+        let gateway_login = "alice+web-0@127.0.0.1".to_owned();
         let gw_port = self.stack.gateway.addr.port();
         let direct = self
             .stack
@@ -314,15 +354,15 @@ impl Bench {
             "-tt".to_owned(),
             "-p".to_owned(),
             self.stack.gateway.addr.port().to_string(),
-            "alice+web-1@127.0.0.1".to_owned(),
+            "alice+web-0@127.0.0.1".to_owned(),
         ];
         let (gateway, direct) =
-            echo::measure(argv, &self.stack.sim.endpoint(), WEB_1, KEYSTROKES).await?;
+            echo::measure(argv, &self.stack.sim.endpoint(), WEB_0, KEYSTROKES).await?;
         println!(
             "{:<52} {:>12} {:>10}",
             "keystroke echo latency", "p50", "p99"
         );
-        print_ms_row("ssh -tt alice+web-1@ssmgate (PTY → PTY)", &gateway);
+        print_ms_row("ssh -tt alice+web-0@ssmgate (PTY → PTY)", &gateway);
         print_ms_row("shell on the data channel, straight to the sim", &direct);
         let added = |p: f64| ms(percentile(&gateway, p)) - ms(percentile(&direct, p));
         println!(
@@ -345,8 +385,12 @@ enum Route {
     Direct(SocketAddr),
     /// Through the plain TCP relay in front of sshd.
     Relay(SocketAddr),
+    /// `-J` through an OpenSSH bastion (the same sshd) to sshd.
+    Bastion(SocketAddr),
     /// `-J` through ssmgate, an SSM port session on the sim, to sshd.
     Gateway,
+    /// `alice+web-1@ssmgate`: the gateway's sshd backend (two SSH legs).
+    GatewayStyle,
 }
 
 impl Route {
@@ -354,7 +398,9 @@ impl Route {
         match self {
             Route::Direct(_) => "directly to sshd",
             Route::Relay(_) => "through a plain TCP relay (ceiling)",
+            Route::Bastion(_) => "scp -J through an OpenSSH bastion",
             Route::Gateway => "scp -J through ssmgate + sim",
+            Route::GatewayStyle => "scp user+web-1@ssmgate (sshd backend)",
         }
     }
 }

@@ -38,6 +38,8 @@ pub(super) struct RawConfig {
     users: Vec<RawUser>,
     #[serde(default)]
     user_ca: Vec<RawCa>,
+    #[serde(default)]
+    sshd_backend: super::sshd_backend::RawSshdBackend,
 }
 
 #[derive(Deserialize)]
@@ -292,6 +294,8 @@ struct RawUser {
     authorized_keys: Vec<String>,
     #[serde(default)]
     authorized_keys_file: Option<PathBuf>,
+    #[serde(default)]
+    run_as: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -345,6 +349,7 @@ impl RawConfig {
             policy,
             database: database_from_env(self.database).build(base_dir)?,
             recording: self.recording.build(base_dir)?,
+            sshd_backend: self.sshd_backend.build(base_dir)?,
             users,
             user_cas,
         })
@@ -577,6 +582,14 @@ impl RawUser {
             })?;
             keys.push(key);
         }
+        if let Some(run_as) = &self.run_as
+            && !is_valid_user_name(run_as)
+        {
+            return Err((
+                at("run_as"),
+                format!("user {name}: must match ^[a-z_][a-z0-9_.-]{{0,31}}$ (got \"{run_as}\")"),
+            ));
+        }
         let file = self.authorized_keys_file.map(|f| base_dir.join(f));
         if let Some(path) = &file {
             let more = read_key_file(path)
@@ -589,6 +602,7 @@ impl RawUser {
             attributes: self.attributes,
             authorized_keys: keys,
             authorized_keys_file: file,
+            run_as: self.run_as,
         })
     }
 }

@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use ssmgate::ssh::hostkey;
+use ssmgate::keyfile;
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use tokio::time::timeout;
@@ -56,7 +56,7 @@ pub(crate) async fn make_key(path: &Path, keygen: Keygen) -> Result<String> {
     let pub_path = PathBuf::from(pub_path);
     match keygen {
         Keygen::Builtin => {
-            let (key, _) = hostkey::load_or_generate(path)?;
+            let (key, _) = keyfile::load_or_generate(path, "ssmgate demo key")?;
             Ok(key.public_key().to_openssh()?)
         }
         Keygen::OpenSsh if path.exists() && pub_path.exists() => read_line(&pub_path),
@@ -85,6 +85,17 @@ fn read_line(path: &Path) -> Result<String> {
         .with_context(|| format!("reading {}", path.display()))?
         .trim()
         .to_owned())
+}
+
+/// Who runs this process: the OS user a stack's sshd lets in.
+pub async fn current_user() -> String {
+    let out = timeout(LIMIT, Command::new("id").arg("-un").output()).await;
+    match out {
+        Ok(Ok(o)) if o.status.success() && !o.stdout.trim_ascii().is_empty() => {
+            String::from_utf8_lossy(&o.stdout).trim().to_owned()
+        }
+        _ => std::env::var("USER").unwrap_or_else(|_| "root".into()),
+    }
 }
 
 /// Where OpenSSH's server is, if installed.

@@ -26,7 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::time::timeout;
 
-pub use super::openssh::{Keygen, Sshd, find_sshd, ssh_keygen};
+pub use super::openssh::{Keygen, Sshd, current_user, find_sshd, ssh_keygen};
 use super::openssh::{make_key, start_sshd};
 
 /// Bound on stopping the simulator and sshd.
@@ -155,6 +155,7 @@ pub struct StackBuilder {
     sim_toml: String,
     sshd: Option<(String, String)>,
     sshd_options: String,
+    sshd_backend: bool,
     header: String,
     port: u16,
     host_key: String,
@@ -193,6 +194,7 @@ impl Stack {
             sim_toml: String::new(),
             sshd: None,
             sshd_options: String::new(),
+            sshd_backend: false,
             header: String::new(),
             port: 0,
             host_key: "host_key".into(),
@@ -249,6 +251,15 @@ impl StackBuilder {
     /// [`StackBuilder::key`]) in, when OpenSSH's server is installed.
     pub fn sshd(mut self, instance: &str, key: &str) -> Self {
         self.sshd = Some((instance.to_owned(), key.to_owned()));
+        self
+    }
+
+    /// Carries terminal sessions of the [`StackBuilder::sshd`] instance
+    /// through that sshd: the gateway's user CA is made in the directory
+    /// and trusted by sshd, the instance is tagged `ssmgate:backend =
+    /// sshd`, and sessions log in as whoever runs the stack.
+    pub fn sshd_backend(mut self) -> Self {
+        self.sshd_backend = true;
         self
     }
 
@@ -333,21 +344,30 @@ impl StackBuilder {
         };
         let sshd = match (&self.sshd, find_sshd()) {
             (Some((instance, key)), Some(binary)) => {
-                let sshd = start_sshd(
-                    &binary,
-                    &dir,
-                    self.keygen,
-                    &public(key)?,
-                    &self.sshd_options,
-                )
-                .await?;
+                let mut options = self.sshd_options.clone();
+                if self.sshd_backend {
+                    let ca_pub = trust_user_ca(&dir)?;
+                    options.push_str(&format!("\nTrustedUserCAKeys {}\n", ca_pub.display()));
+                }
+                let sshd = start_sshd(&binary, &dir, self.keygen, &public(key)?, &options).await?;
                 for i in self.instances.iter_mut().filter(|i| &i.id == instance) {
                     i.ports.push((22, sshd.addr));
+                    if self.sshd_backend {
+                        i.tags.push(("ssmgate:backend".into(), "sshd".into()));
+                    }
                 }
                 Some(sshd)
             }
             _ => None,
         };
+        if self.sshd_backend && sshd.is_some() {
+            let os_user = current_user().await;
+            self.extra.push_str(&format!(
+                "\n[sshd_backend]\nenabled = true\ndefault = \"ssm\"        # targets tagged ssmgate:backend = sshd use their sshd\nca_key = {}\nos_user = {}\n",
+                quoted(USER_CA),
+                quoted(&os_user)
+            ));
+        }
         let sim = SimServer::start(
             "127.0.0.1:0".parse()?,
             SimConfig::from_toml_str(&self.sim_config())?,
@@ -439,6 +459,18 @@ impl StackBuilder {
         }
         Ok(t)
     }
+}
+
+/// The gateway's user CA in a stack's directory.
+const USER_CA: &str = "ssmgate_user_ca";
+
+/// Makes the gateway's user CA in `dir` (as the gateway would on its first
+/// start) and writes its public line for sshd's `TrustedUserCAKeys`.
+fn trust_user_ca(dir: &Path) -> Result<PathBuf> {
+    let (ca, _) = ssmgate::sshd::ca::UserCa::load_or_generate(&dir.join(USER_CA))?;
+    let path = dir.join("trusted_user_ca_keys");
+    std::fs::write(&path, format!("{}\n", ca.public_key_line()))?;
+    Ok(path)
 }
 
 /// Appends `lines`, ending with a newline.

@@ -37,6 +37,16 @@ pub enum GatewayError {
     Denied { message: String, needs_reason: bool },
     #[error("{0}")]
     RecordingUnavailable(#[from] crate::recording::RecordingUnavailable),
+    #[error(
+        "the {name} subsystem needs the sshd backend, which this target does not use; for sftp and scp through SSM documents, jump through the gateway: sftp -J {user}@GATEWAY user@TARGET"
+    )]
+    SubsystemNeedsSshd { name: String, user: String },
+    /// The target's sshd could not be used (host key, login, requests).
+    #[error("{0}")]
+    Sshd(String),
+    /// A caller broke the gateway's contract (a bug, not a refusal).
+    #[error("internal error: {0}")]
+    Internal(&'static str),
 }
 
 impl GatewayError {
@@ -71,6 +81,7 @@ impl GatewayError {
             GatewayError::DataChannel(_) | GatewayError::NotReady(_) => {
                 internal("the session could not be started")
             }
+            GatewayError::Internal(_) => internal("internal error"),
             _ => one_line(&self.to_string()),
         }
     }

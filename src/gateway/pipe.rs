@@ -1,72 +1,32 @@
-//! Piping an opened session to the client: terminal sessions (shell, exec)
-//! through small message types, port sessions as byte streams. The SSH layer
-//! implements [`ClientOutput`] and feeds [`ClientInput`]; nothing here knows
-//! SSH.
+//! Piping an opened session to the client: SSM shell and command sessions
+//! through the client-side messages of [`crate::gateway::terminal`],
+//! forwarded connections as byte streams. Nothing here knows SSH.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ssm_datachannel::io::byte_stream;
-use ssm_datachannel::{CloseReason, DataChannel, Event, Events};
+use ssm_datachannel::{CloseReason, Event, PortStream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use crate::gateway::session::Opened;
+use crate::gateway::session::Link;
+use crate::gateway::terminal::{ClientInput, ClientOutput, Ended, Exit};
+use crate::recording::SessionTap;
 
-/// What the client sends to a terminal session.
-#[derive(Debug)]
-pub enum ClientInput {
-    /// Keystrokes or stdin.
-    Data(Bytes),
-    /// A new terminal size.
-    Resize { cols: u32, rows: u32 },
-    /// An interrupt (SIGINT) or quit (SIGQUIT) signal.
-    Signal(Interrupt),
-    /// The client will send no more data.
-    Eof,
-}
-
-/// Signals a client can send, as the agent understands them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interrupt {
-    /// SIGINT: byte 0x03.
-    Int,
-    /// SIGQUIT: byte 0x1c.
-    Quit,
-}
-
-/// Where a terminal session's output goes.
-#[async_trait::async_trait]
-pub trait ClientOutput: Send {
-    /// Standard output; false once the client is gone.
-    async fn stdout(&mut self, data: Bytes) -> bool;
-    /// Standard error; false once the client is gone.
-    async fn stderr(&mut self, data: Bytes) -> bool;
-    /// The end: exit status, EOF, close.
-    async fn finish(&mut self, exit_status: u32);
-}
-
-/// How a session ended, for logs and the record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ended {
-    /// The client closed its side.
-    ClientClosed,
-    /// The remote process or shell finished.
-    TargetExited { exit_status: Option<i32> },
-    /// Something failed; the text was shown to the client.
-    Error(String),
-}
-
-/// Runs a shell or exec session until either side ends it.
+/// Runs an SSM shell or command session until either side ends it.
 pub async fn run_terminal(
-    opened: &mut Opened,
+    link: Link,
+    tap: &SessionTap,
     mut input: mpsc::Receiver<ClientInput>,
     out: &mut dyn ClientOutput,
 ) -> Ended {
-    let channel = opened.channel.clone();
-    let shell = opened.info.session_type.is_none();
-    let tap = &opened.tap;
+    let Link {
+        channel,
+        mut events,
+        info,
+    } = link;
+    let shell = info.session_type.is_none();
     let to_target = async {
         while let Some(msg) = input.recv().await {
             let sent = match msg {
@@ -85,10 +45,14 @@ pub async fn run_terminal(
                     tap.resize(cols, rows).await;
                     channel.resize(cols, rows).await
                 }
+                // The agent knows no signals: a terminal's interrupt and
+                // quit characters stand in for SIGINT and SIGQUIT; others
+                // cannot be delivered.
                 ClientInput::Signal(sig) => {
-                    let byte = Bytes::from_static(match sig {
-                        Interrupt::Int => b"\x03",
-                        Interrupt::Quit => b"\x1c",
+                    let byte = Bytes::from_static(match sig.as_str() {
+                        "INT" => b"\x03",
+                        "QUIT" => b"\x1c",
+                        _ => continue,
                     });
                     tap.input(&byte).await;
                     channel.write(byte).await
@@ -105,7 +69,7 @@ pub async fn run_terminal(
         }
         InputEnd::Closed
     };
-    let events = &mut opened.events;
+    let events = &mut events;
     let to_client = async {
         let mut exit = None;
         loop {
@@ -133,11 +97,13 @@ pub async fn run_terminal(
                         tap.id()
                     );
                     out.stderr(Bytes::from(text)).await;
-                    out.finish(255).await;
+                    out.finish(Some(Exit::Status(255))).await;
                     return Ended::Error(e.to_string());
                 }
+                // SSM reports no status for shells and PTY commands: 0.
                 Some(Event::Closed(_)) | None => {
-                    out.finish(exit.map(|c| c as u32).unwrap_or(0)).await;
+                    out.finish(Some(Exit::Status(exit.map(|c| c as u32).unwrap_or(0))))
+                        .await;
                     return Ended::TargetExited { exit_status: exit };
                 }
                 Some(_) => {}
@@ -152,7 +118,7 @@ pub async fn run_terminal(
         InputEnd::Closed => Ended::ClientClosed,
         InputEnd::NoStdin => {
             out.stderr(Bytes::from_static(NO_STDIN)).await;
-            out.finish(255).await;
+            out.finish(Some(Exit::Status(255))).await;
             Ended::Error("standard input was sent to a command that has none".into())
         }
     }
@@ -172,43 +138,47 @@ const NO_STDIN: &[u8] = b"\r\nssmgate: this command has no standard input throug
 /// How long the target may still send after the client has finished.
 const LINGER: Duration = Duration::from_secs(1);
 
-/// Runs a stream-mode port session (one connection). It ends when the
-/// target's side ends, or shortly after the client's does: a stream-mode
-/// data channel cannot pass a half-close on, and the target (an sshd) would
-/// otherwise wait for more input forever. Returns bytes moved
-/// (client → target, target → client) and how it ended.
-pub async fn run_port_stream<S>(
-    channel: DataChannel,
-    events: Events,
-    client: S,
-) -> (u64, u64, Ended)
+/// Pipes a forwarded connection to its port stream until it ends. Returns
+/// bytes moved (client → target, target → client) and how it ended. A
+/// stream that cannot pass a half-close on (stream or basic mode) ends
+/// when the target's side ends, or shortly after the client's: the target
+/// (an sshd) would otherwise wait for more input forever.
+pub async fn pipe_port<S>(client: S, mut stream: PortStream) -> (u64, u64, Ended)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let bs = byte_stream(channel, events);
-    let mut closed = bs.closed;
-    let (mut target_rd, mut target_wr) = tokio::io::split(bs.stream);
-    let (mut client_rd, mut client_wr) = tokio::io::split(client);
-    let (up, down) = (AtomicU64::new(0), AtomicU64::new(0));
-    let upload = pump(&mut client_rd, &mut target_wr, &up);
-    let download = async {
-        let r = pump(&mut target_rd, &mut client_wr, &down).await;
-        let _ = client_wr.shutdown().await;
-        r
-    };
-    tokio::pin!(upload, download);
-    let ended = tokio::select! {
-        r = &mut download => match r {
-            Ok(()) => Ended::TargetExited { exit_status: None },
+    if stream.passes_half_close() {
+        let (up, down, result) = copy_counted(client, &mut stream).await;
+        let ended = match result {
+            Ok(()) => Ended::ClientClosed,
             Err(e) => Ended::Error(e.to_string()),
-        },
-        _ = &mut upload => {
-            let _ = tokio::time::timeout(LINGER, &mut download).await;
-            Ended::ClientClosed
+        };
+        return (up, down, ended);
+    }
+    let (up, down) = (AtomicU64::new(0), AtomicU64::new(0));
+    let ended = {
+        let (mut target_rd, mut target_wr) = tokio::io::split(&mut stream);
+        let (mut client_rd, mut client_wr) = tokio::io::split(client);
+        let upload = pump(&mut client_rd, &mut target_wr, &up);
+        let download = async {
+            let r = pump(&mut target_rd, &mut client_wr, &down).await;
+            let _ = client_wr.shutdown().await;
+            r
+        };
+        tokio::pin!(upload, download);
+        tokio::select! {
+            r = &mut download => match r {
+                Ok(()) => Ended::TargetExited { exit_status: None },
+                Err(e) => Ended::Error(e.to_string()),
+            },
+            _ = &mut upload => {
+                let _ = tokio::time::timeout(LINGER, &mut download).await;
+                Ended::ClientClosed
+            }
         }
     };
-    let ended = match (ended, closed.try_recv()) {
-        (Ended::TargetExited { .. }, Ok(CloseReason::Error(e))) => Ended::Error(e.to_string()),
+    let ended = match (ended, stream.close_error()) {
+        (Ended::TargetExited { .. }, Some(e)) => Ended::Error(e),
         (ended, _) => ended,
     };
     (

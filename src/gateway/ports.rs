@@ -1,46 +1,74 @@
-//! Port forwards that share one SSM session: `ssh -L 8080:web-1:80` opens
-//! one AWS-StartPortForwardingSession per (target, port) and carries every
-//! forwarded connection as an smux stream inside it, as the plugin does.
-//! The SSM session ends when its last connection closes.
+//! Forwarded connections (`ssh -J`, `-W`, `-L`), from request to recorded
+//! end: [`Gateway::run_forward`] resolves the target once, asks the
+//! policies, finds or starts the SSM port session, accepts the client's
+//! connection only once a connection to the target is open (so a refusal
+//! reaches the client as a channel-open failure), pipes it, and closes the
+//! session after its last connection.
 //!
-//! Each forwarded connection is recorded as a ConnOpen/ConnClose pair with
-//! its byte counts on the tap of the SSM session it rides on.
+//! `ssh -L 8080:web-1:80` opens one AWS-StartPortForwardingSession per
+//! (target, port) and, when the agent speaks smux, carries every forwarded
+//! connection as a stream inside it, as the plugin does. Which mode the
+//! agent speaks is the protocol crate's business ([`PortSession`]). Each
+//! connection is recorded as a ConnOpen/ConnClose pair with its byte counts
+//! on the tap of the SSM session it rides on.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
-use ssm_datachannel::io::byte_stream;
-use ssm_datachannel::payloads::Flag;
-use ssm_datachannel::port::PortMode;
-use ssm_datachannel::smux;
+use ssm_datachannel::{PortMode, PortSession, PortStream};
 use tokio::io::{AsyncRead, AsyncWrite};
+use uuid::Uuid;
 
 use crate::gateway::error::GatewayError;
-use crate::gateway::pipe::{Ended, copy_counted, run_port_stream};
+use crate::gateway::pipe::pipe_port;
 use crate::gateway::record::{EndCause, end_of};
-use crate::gateway::session::{Gateway, Opened};
+use crate::gateway::session::{Gateway, Link, Opened};
+use crate::gateway::terminal::Ended;
+use crate::inventory::Target;
 use crate::recording::{EndReason, SessionTap};
-use crate::request::SessionRequest;
+use crate::request::{Kind, SessionRequest};
 
-/// One shared SSM port session. Each forwarded connection riding on it
-/// joins it ([`MuxSession::try_join`]) and leaves it when done; the last
-/// one to leave closes it ([`MuxSession::close`]): TerminateSession and the
-/// end of its recording happen there, awaited, not in a destructor.
-pub struct MuxSession {
-    smux: smux::Session,
+/// The client's side of a forwarded connection, before it is accepted:
+/// the SSH layer implements it over its channel-open reply.
+#[async_trait::async_trait]
+pub trait ForwardClient: Send {
+    /// The connection's bytes once accepted.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send;
+    /// Accepts the connection.
+    async fn accept(self) -> Self::Stream;
+    /// Refuses it with a message for the user.
+    async fn refuse(self, message: String);
+}
+
+/// How a forwarded connection went.
+#[derive(Debug)]
+pub struct Forwarded {
+    /// The resolved target.
+    pub target: Target,
+    /// Bytes client → target.
+    pub up: u64,
+    /// Bytes target → client.
+    pub down: u64,
+    /// How it ended.
+    pub ended: Ended,
+}
+
+/// One SSM port session and the connections riding on it. Each connection
+/// joins it ([`SharedPort::try_join`]) and leaves it when done; the last one
+/// to leave closes it ([`SharedPort::close`]): TerminateSession and the end
+/// of its recording happen there, awaited, not in a destructor.
+struct SharedPort {
+    port: PortSession,
     ssm_session_id: String,
-    gateway: Arc<Gateway>,
-    /// The recording of the shared session (taken by `close`).
+    /// The recording of the SSM session (taken by `close`).
     tap: tokio::sync::Mutex<Option<SessionTap>>,
-    /// The gateway session id of the shared session.
-    session_id: uuid::Uuid,
-    /// Why the gateway cut the connection, if it did.
-    cause: Arc<EndCause>,
+    /// The gateway session id of the SSM session.
+    session_id: Uuid,
     /// Connections riding on it now; 0 once it is closing, for good.
     users: Mutex<usize>,
 }
 
-impl MuxSession {
+impl SharedPort {
     /// Counts one more connection; false once the session is closing.
     fn try_join(&self) -> bool {
         let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
@@ -59,45 +87,42 @@ impl MuxSession {
         *users == 0
     }
 
-    /// Ends the shared session: closes the smux session, calls
-    /// TerminateSession and finishes the recording.
-    async fn close(&self) {
-        self.smux.close();
-        self.gateway.terminate(&self.ssm_session_id).await;
+    /// Ends the session: on the wire, TerminateSession, and its recording.
+    /// A shared (smux) session ends because its clients left; a session of
+    /// one connection ends as that connection did (`last`).
+    async fn close(&self, gateway: &Gateway, cause: &EndCause, last: &Ended) {
+        self.port.close().await;
+        gateway.terminate(&self.ssm_session_id).await;
+        let (reason, exit) = match self.port.mode() {
+            PortMode::Mux { .. } => (EndReason::ClientClosed, None),
+            PortMode::Stream | PortMode::Basic => end_of(last),
+        };
         if let Some(tap) = self.tap.lock().await.take() {
-            tap.finish(self.cause.resolve(EndReason::ClientClosed), None)
-                .await;
+            tap.finish(cause.resolve(reason), exit).await;
         }
     }
 }
 
-impl Drop for MuxSession {
+impl Drop for SharedPort {
     fn drop(&mut self) {
         if *self.users.get_mut().unwrap_or_else(|p| p.into_inner()) != 0 {
             tracing::warn!(
                 ssm_session = %self.ssm_session_id,
-                "a shared port session was dropped without being closed; its recording ends as an error"
+                "a port session was dropped without being closed; its recording ends as an error"
             );
         }
     }
 }
 
-/// The shared port sessions of one SSH connection.
+/// The port sessions of one SSH connection.
 #[derive(Default)]
 pub struct PortSessions {
-    live: Mutex<HashMap<(String, u16), Weak<MuxSession>>>,
+    /// Shared (smux) sessions by (target id, port).
+    live: Mutex<HashMap<(String, u16), Weak<SharedPort>>>,
     /// Serialises session creation so parallel connections share one.
     opening: tokio::sync::Mutex<()>,
     /// Why the gateway cut the connection, if it did.
     cause: Arc<EndCause>,
-}
-
-/// What a forwarded connection rides on.
-pub enum Forward {
-    /// A stream inside a shared smux session.
-    Mux(Arc<MuxSession>, smux::Stream),
-    /// A session of its own (stream or basic mode).
-    Own(Box<Opened>),
 }
 
 impl PortSessions {
@@ -109,136 +134,124 @@ impl PortSessions {
         }
     }
 
-    /// Finds or starts the session for `req` (a port request) and opens a
-    /// connection on it.
-    pub async fn connect(
+    fn get(&self, target_id: &str, port: u16) -> Option<Arc<SharedPort>> {
+        let live = self.live.lock().ok()?;
+        let shared = live.get(&(target_id.to_owned(), port))?.upgrade()?;
+        (!shared.port.is_closed()).then_some(shared)
+    }
+
+    fn insert(&self, target_id: &str, port: u16, shared: &Arc<SharedPort>) {
+        if let Ok(mut live) = self.live.lock() {
+            live.retain(|_, w| w.strong_count() > 0);
+            live.insert((target_id.to_owned(), port), Arc::downgrade(shared));
+        }
+    }
+}
+
+impl Gateway {
+    /// Runs one forwarded connection for `req` (a port request): decides,
+    /// opens (or rides on an open session), accepts the client, pipes,
+    /// records. A refusal is shown to the client through
+    /// [`ForwardClient::refuse`] and returned.
+    pub async fn run_forward<C: ForwardClient>(
         &self,
-        gateway: &Arc<Gateway>,
+        ports: &PortSessions,
         req: &SessionRequest,
-        target_id: &str,
-        port: u16,
-    ) -> Result<Forward, GatewayError> {
-        let _guard = self.opening.lock().await;
-        let existing = self.get(target_id, port);
-        if let Some(mux) = existing {
+        client: C,
+    ) -> Result<Forwarded, GatewayError> {
+        let (shared, target, stream) = match self.connect(ports, req).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::info!(gateway_session = %req.id, user = %req.user.name, error = %e, "forward refused");
+                client
+                    .refuse(format!("ssmgate: {}", e.for_user(req.id)))
+                    .await;
+                return Err(e);
+            }
+        };
+        let client = client.accept().await;
+        let conn = match shared.tap.lock().await.as_ref() {
+            Some(tap) => Some(tap.conn_open().await),
+            None => None,
+        };
+        let (up, down, ended) = pipe_port(client, stream).await;
+        if let (Some(tap), Some(conn)) = (shared.tap.lock().await.as_ref(), conn) {
+            tap.conn_close(conn, up, down).await;
+        }
+        if shared.leave() {
+            shared.close(self, &ports.cause, &ended).await;
+        }
+        Ok(Forwarded {
+            target,
+            up,
+            down,
+            ended,
+        })
+    }
+
+    /// Finds or starts the port session for `req` and opens a connection
+    /// on it. The target is resolved once, here.
+    async fn connect(
+        &self,
+        ports: &PortSessions,
+        req: &SessionRequest,
+    ) -> Result<(Arc<SharedPort>, Target, PortStream), GatewayError> {
+        let Kind::Port { port } = req.kind else {
+            return Err(GatewayError::Internal("a forward needs a port request"));
+        };
+        let _guard = ports.opening.lock().await;
+        let target = self.resolve(req.target.as_str()).await?;
+        if let Some(shared) = ports.get(&target.id, port) {
             // Each connection is its own request: the policies decide again
             // (with the target's current attributes) even when it rides on
             // an open session; the decision is audited under that session.
             let mut riding = req.clone();
-            riding.id = mux.session_id;
-            gateway.preflight(&riding).await?;
-            if mux.try_join() {
-                match mux.smux.open_stream().await {
-                    Ok(stream) => return Ok(Forward::Mux(mux, stream)),
-                    Err(_) => {
-                        if mux.leave() {
-                            mux.close().await;
+            riding.id = shared.session_id;
+            self.preflight_on(&riding, target.clone()).await?;
+            if shared.try_join() {
+                match shared.port.open_stream().await {
+                    Ok(stream) => return Ok((shared, target, stream)),
+                    Err(e) => {
+                        if shared.leave() {
+                            shared
+                                .close(self, &ports.cause, &Ended::Error(e.to_string()))
+                                .await;
                         }
                     }
                 }
             }
         }
-        let opened = gateway.open(req).await?;
-        let PortMode::Mux { keepalive } = PortMode::for_session(&opened.info) else {
-            return Ok(Forward::Own(Box::new(opened)));
-        };
         let Opened {
+            target,
             ssm_session_id,
-            channel,
-            events,
+            link:
+                Link {
+                    channel,
+                    events,
+                    info,
+                },
             tap,
             ..
-        } = opened;
-        let session_id = tap.id();
-        let bs = byte_stream(channel, events);
-        let (r, w) = tokio::io::split(bs.stream);
-        let mut config = smux::Config::default();
-        if !keepalive {
-            config.keepalive = None;
-        }
-        let mux = Arc::new(MuxSession {
-            smux: smux::Session::client(r, w, config),
+        } = self.open_on(req, target).await?;
+        let shared = Arc::new(SharedPort {
+            port: PortSession::new(channel, events, &info),
             ssm_session_id,
-            gateway: gateway.clone(),
+            session_id: tap.id(),
             tap: tokio::sync::Mutex::new(Some(tap)),
-            session_id,
-            cause: self.cause.clone(),
             users: Mutex::new(1),
         });
-        let stream = match mux.smux.open_stream().await {
+        let stream = match shared.port.open_stream().await {
             Ok(stream) => stream,
             Err(e) => {
-                mux.leave();
-                mux.close().await;
+                shared.leave();
+                let ended = Ended::Error(e.to_string());
+                shared.close(self, &ports.cause, &ended).await;
                 return Err(GatewayError::NotReady(e.to_string()));
             }
         };
-        if let Ok(mut live) = self.live.lock() {
-            live.retain(|_, w| w.strong_count() > 0);
-            live.insert((target_id.to_owned(), port), Arc::downgrade(&mux));
+        if matches!(shared.port.mode(), PortMode::Mux { .. }) {
+            ports.insert(&target.id, port, &shared);
         }
-        Ok(Forward::Mux(mux, stream))
-    }
-
-    fn get(&self, target_id: &str, port: u16) -> Option<Arc<MuxSession>> {
-        let live = self.live.lock().ok()?;
-        let mux = live.get(&(target_id.to_owned(), port))?.upgrade()?;
-        (!mux.smux.is_closed()).then_some(mux)
-    }
-}
-
-/// Copies a forwarded connection until both directions are done; returns
-/// bytes moved (client → target, target → client). A session of its own
-/// is terminated at the end.
-pub async fn run_forward<S>(
-    gateway: &Gateway,
-    ports: &PortSessions,
-    forward: Forward,
-    mut client: S,
-) -> (u64, u64, Ended)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    match forward {
-        Forward::Mux(mux, mut stream) => {
-            let conn = match mux.tap.lock().await.as_ref() {
-                Some(tap) => Some(tap.conn_open().await),
-                None => None,
-            };
-            let (up, down, result) = copy_counted(&mut client, &mut stream).await;
-            drop(stream);
-            let ended = match result {
-                Ok(()) => Ended::ClientClosed,
-                Err(e) => Ended::Error(e.to_string()),
-            };
-            if let (Some(tap), Some(conn)) = (mux.tap.lock().await.as_ref(), conn) {
-                tap.conn_close(conn, up, down).await;
-            }
-            if mux.leave() {
-                mux.close().await;
-            }
-            (up, down, ended)
-        }
-        Forward::Own(opened) => {
-            let Opened {
-                channel,
-                events,
-                info,
-                tap,
-                ssm_session_id,
-                ..
-            } = *opened;
-            let basic = PortMode::for_session(&info) == PortMode::Basic;
-            let conn = tap.conn_open().await;
-            let (up, down, ended) = run_port_stream(channel.clone(), events, client).await;
-            if basic {
-                let _ = channel.send_flag(Flag::TerminateSession).await;
-            }
-            gateway.terminate(&ssm_session_id).await;
-            tap.conn_close(conn, up, down).await;
-            let (reason, exit) = end_of(&ended);
-            tap.finish(ports.cause.resolve(reason), exit).await;
-            (up, down, ended)
-        }
+        Ok((shared, target, stream))
     }
 }

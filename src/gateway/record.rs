@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::gateway::pipe::Ended;
+use crate::gateway::plan::Plan;
+use crate::gateway::terminal::Ended;
 use crate::inventory::Target;
 use crate::recording::{AuthKind, Decision, EndReason, RecordingMode, SessionKind, SessionRecord};
 use crate::request::{Action, AuthMethod, Kind, SessionRequest};
@@ -13,8 +14,7 @@ use crate::request::{Action, AuthMethod, Kind, SessionRequest};
 pub struct Started<'a> {
     pub req: &'a SessionRequest,
     pub target: &'a Target,
-    pub document: &'a str,
-    pub parameters: &'a BTreeMap<String, Vec<String>>,
+    pub plan: &'a Plan,
     pub ssm_session_id: &'a str,
     pub aws_reason: &'a str,
     pub policy_ids: &'a [String],
@@ -59,9 +59,9 @@ pub fn session_record(s: &Started<'_>) -> SessionRecord {
         client_version: s.req.client_version.clone(),
         target_id: s.target.id.clone(),
         target_name: s.target.name.clone(),
-        document: Some(s.document.to_owned()),
-        parameters: Some(parameters_json(s.parameters)),
-        justification: s.req.reason.clone(),
+        document: Some(s.plan.document.clone()),
+        parameters: Some(parameters_json(&recorded_parameters(s.req, s.plan))),
+        justification: s.req.reason.as_ref().map(|r| r.as_str().to_owned()),
         aws_reason: Some(s.aws_reason.to_owned()),
         decision: Decision::Allow,
         policy_ids: s.policy_ids.to_vec(),
@@ -76,6 +76,8 @@ pub fn session_record(s: &Started<'_>) -> SessionRecord {
         end: None,
         chain_head: None,
         start_seal: None,
+        backend: Some(s.plan.backend.as_str().to_owned()),
+        os_user: s.plan.os_user.clone(),
     }
 }
 
@@ -87,6 +89,18 @@ pub fn session_kind(kind: &Kind) -> SessionKind {
         Action::Ssh => SessionKind::Ssh,
         Action::PortForward => SessionKind::Port,
     }
+}
+
+/// The parameters recorded for a session: the document's, plus what the
+/// request itself carried that the document does not show (through the
+/// sshd backend, the command or subsystem travels inside SSH, not in the
+/// StartSession parameters).
+pub fn recorded_parameters(req: &SessionRequest, plan: &Plan) -> BTreeMap<String, Vec<String>> {
+    let mut all = plan.parameters.clone();
+    for (k, v) in Plan::policy_parameters(req) {
+        all.entry(k).or_insert_with(|| vec![v]);
+    }
+    all
 }
 
 /// The parameters as a JSON object (`{"command":["uptime"]}`).

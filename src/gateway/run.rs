@@ -1,67 +1,81 @@
-//! Running a terminal session (shell or command) from request to recorded
-//! end, in one place: open (authorise, resolve, start, data channel) →
-//! terminal size and banner → pipe → TerminateSession → the recording's
-//! end. The SSH layer only translates its channel to [`ClientInput`] and
-//! [`ClientOutput`] and shows a refusal.
+//! Running a terminal session (shell, command or subsystem) from request
+//! to recorded end, in one place: resolve → plan → authorise → start →
+//! data channel ([`Gateway::open`]) → banner → the backend's [`Carrier`]
+//! → TerminateSession → the recording's end. The SSH layer only
+//! translates its channel into a [`Terminal`] and shows a refusal.
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 
+use crate::config::BackendKind;
+use crate::gateway::backend::{Carried, Carrier, SsmDocuments};
 use crate::gateway::error::GatewayError;
-use crate::gateway::pipe::{ClientInput, ClientOutput, Ended, run_terminal};
-use crate::gateway::record::{EndCause, end_of};
-use crate::gateway::session::Gateway;
+use crate::gateway::record::end_of;
+use crate::gateway::session::{Gateway, Opened};
+use crate::gateway::terminal::{Ended, Terminal};
 use crate::request::{Kind, SessionRequest};
 
-/// The client side of a terminal session.
-pub struct Terminal<'a> {
-    /// What the client sends (keystrokes, resizes, signals, EOF).
-    pub input: mpsc::Receiver<ClientInput>,
-    /// Where output goes.
-    pub output: &'a mut dyn ClientOutput,
-    /// The terminal's size when a PTY was requested (columns, rows).
-    pub pty: Option<(u32, u32)>,
-    /// Why the gateway cut the connection, if it did (for the record).
-    pub end_cause: &'a EndCause,
-}
-
 impl Gateway {
-    /// Runs `req` (a shell or a command) until either side ends it, and
-    /// records how it ended. Errors are refusals before anything started;
-    /// show them with [`GatewayError::for_user`].
+    /// Runs `req` until either side ends it, and records how it ended.
+    /// Errors are refusals before anything ran; show them with
+    /// [`GatewayError::for_user`].
     pub async fn run_terminal(
         &self,
         req: &SessionRequest,
         t: Terminal<'_>,
     ) -> Result<Ended, GatewayError> {
-        let mut opened = self.open(req).await?;
-        if let Some((cols, rows)) = t.pty {
-            opened.tap.resize(cols, rows).await;
-            let _ = opened.channel.resize(cols, rows).await;
+        let Opened {
+            target,
+            ssm_session_id,
+            plan,
+            link,
+            tap,
+            ..
+        } = self.open(req).await?;
+        let carrier: &dyn Carrier = match (plan.backend, self.sshd_carrier()) {
+            (BackendKind::Sshd, Some(c)) => c.as_ref(),
+            _ => &SsmDocuments,
+        };
+        if let Some(pty) = &t.pty {
+            tap.resize(pty.cols, pty.rows).await;
             if req.kind == Kind::Shell {
-                let name = opened
-                    .target
+                let name = target
                     .name
                     .as_deref()
                     .map(|n| format!(" ({n})"))
                     .unwrap_or_default();
+                let via = match plan.backend {
+                    BackendKind::Ssm => String::new(),
+                    BackendKind::Sshd => format!(
+                        " as {} through its sshd",
+                        plan.os_user.as_deref().unwrap_or("?")
+                    ),
+                };
                 let banner = format!(
-                    "ssmgate: connected to {}{name}, SSM session {}\r\n",
-                    opened.target.id, opened.ssm_session_id
+                    "ssmgate: connected to {}{name}{via}, SSM session {ssm_session_id}\r\n",
+                    target.id
                 );
                 t.output.stderr(Bytes::from(banner)).await;
             }
         }
-        let ended = run_terminal(&mut opened, t.input, t.output).await;
-        if !matches!(ended, Ended::TargetExited { .. }) {
-            self.terminate(&opened.ssm_session_id).await;
+        let end_cause = t.end_cause;
+        let session = Carried {
+            req,
+            target: &target,
+            plan: &plan,
+            tap: &tap,
+        };
+        let result = carrier.carry(session, link, t).await;
+        let ended = match &result {
+            Ok(ended) => ended.clone(),
+            Err(e) => Ended::Error(e.to_string()),
+        };
+        // An SSM shell or command that ended by itself ended its session.
+        if !(plan.backend == BackendKind::Ssm && matches!(ended, Ended::TargetExited { .. })) {
+            self.terminate(&ssm_session_id).await;
         }
-        tracing::info!(gateway_session = %req.id, ssm_session = %opened.ssm_session_id, ended = ?ended, "session ended");
+        tracing::info!(gateway_session = %req.id, ssm_session = %ssm_session_id, backend = plan.backend.as_str(), ended = ?ended, "session ended");
         let (reason, exit_status) = end_of(&ended);
-        opened
-            .tap
-            .finish(t.end_cause.resolve(reason), exit_status)
-            .await;
-        Ok(ended)
+        tap.finish(end_cause.resolve(reason), exit_status).await;
+        result
     }
 }

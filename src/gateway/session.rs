@@ -1,36 +1,33 @@
-//! The one pipeline every session goes through: resolve the target, choose
-//! the document, compose the Reason, StartSession, open the data channel
-//! and wait until it is ready. Ending a session calls TerminateSession.
+//! The one pipeline every session goes through: resolve the target, plan
+//! it (backend, document, OS user: [`crate::gateway::plan`]), ask the
+//! policies, compose the Reason, StartSession, open the data channel and
+//! wait until it is ready. Ending a session calls TerminateSession.
 //!
 //! Recording starts here too: every decision is audited, a new session is
 //! refused while recording is unavailable (fail closed), and a started
 //! session gets its row and a [`SessionTap`] in [`Opened`].
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ssm_datachannel::{
     self as datachannel, ChannelConfig, CloseReason, DataChannel, Event, Events, SessionInfo,
-    SessionKind,
 };
 
 use crate::aws::{SsmApi, SsmResumer, StartRequest};
-use crate::config::SessionsConfig;
+use crate::config::{SessionsConfig, SshdBackendConfig};
+use crate::gateway::backend::Carrier;
 use crate::gateway::error::GatewayError;
+use crate::gateway::plan::{Plan, check_announced_type};
 use crate::gateway::reason::compose_reason;
 use crate::gateway::record::{Started, parameters_json, session_record};
 use crate::inventory::{Inventory, Target};
 use crate::policy::{AuthzRequest, ContextInput, Decision, PolicyEngine, Principal};
 use crate::recording::{AuditKind, EndReason, Recorder, SessionTap};
-use crate::request::documents::{SessionType, known_session_type};
-use crate::request::{Kind, SessionRequest};
+use crate::request::{Reason, SessionRequest};
 
 /// How long a handshake may take after StartSession.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A document, its StartSession parameters, and how its channel behaves.
-pub type DocumentChoice = (String, BTreeMap<String, Vec<String>>, SessionKind);
 
 /// Opens SSM sessions for authenticated users.
 pub struct Gateway {
@@ -39,13 +36,16 @@ pub struct Gateway {
     sessions: SessionsConfig,
     policy: Arc<PolicyEngine>,
     recorder: Recorder,
+    sshd_config: SshdBackendConfig,
+    /// Carries terminal sessions through a target's sshd, when enabled.
+    sshd: Option<Arc<dyn Carrier>>,
 }
 
-/// What preflight found: the target, the document choice, and the ids of
-/// the policies that allowed it.
+/// What preflight found: the target, the plan, and the ids of the
+/// policies that allowed it.
 pub struct Preflight {
     pub target: Target,
-    pub choice: DocumentChoice,
+    pub plan: Plan,
     pub policy_ids: Vec<String>,
 }
 
@@ -55,18 +55,24 @@ pub struct Opened {
     pub target: Target,
     /// SSM's session id.
     pub ssm_session_id: String,
-    /// The document that was started.
-    pub document: String,
+    /// How it is carried (backend, document, OS user).
+    pub plan: Plan,
     /// The Reason sent to StartSession.
     pub reason: String,
-    /// Write side of the data channel.
-    pub channel: DataChannel,
-    /// Events of the data channel (after Ready).
-    pub events: Events,
-    /// What the handshake said (port mode, agent version).
-    pub info: SessionInfo,
+    /// Its data channel, ready.
+    pub link: Link,
     /// Where the session's events are recorded.
     pub tap: SessionTap,
+}
+
+/// A ready data channel.
+pub struct Link {
+    /// Write side.
+    pub channel: DataChannel,
+    /// Events (after Ready).
+    pub events: Events,
+    /// What the handshake said (session type, agent version).
+    pub info: SessionInfo,
 }
 
 impl Gateway {
@@ -84,7 +90,36 @@ impl Gateway {
             sessions,
             policy,
             recorder,
+            sshd_config: SshdBackendConfig::disabled(),
+            sshd: None,
         }
+    }
+
+    /// Carries terminal sessions of the targets `config` selects through
+    /// their sshd with `carrier`.
+    pub fn with_sshd_backend(
+        mut self,
+        config: SshdBackendConfig,
+        carrier: Arc<dyn Carrier>,
+    ) -> Self {
+        self.sshd_config = config;
+        self.sshd = Some(carrier);
+        self
+    }
+
+    /// `[sshd_backend]` as the gateway applies it.
+    pub fn sshd_config(&self) -> &SshdBackendConfig {
+        &self.sshd_config
+    }
+
+    /// The sshd carrier, if the backend is on.
+    pub(super) fn sshd_carrier(&self) -> Option<&Arc<dyn Carrier>> {
+        self.sshd.as_ref()
+    }
+
+    /// `[sessions]`.
+    pub(super) fn sessions_config(&self) -> &SessionsConfig {
+        &self.sessions
     }
 
     /// Where sessions and audit events are recorded.
@@ -107,26 +142,20 @@ impl Gateway {
         &self.policy
     }
 
-    /// Asks the policies whether `req` may open a session on `target` with
-    /// `document`; logs the decision.
-    pub fn authorize(
-        &self,
-        req: &SessionRequest,
-        target: &Target,
-        document: &str,
-        parameters: &BTreeMap<String, Vec<String>>,
-    ) -> Decision {
+    /// Asks the policies whether `req` may open a session on `target` as
+    /// `plan` says; logs the decision.
+    pub fn authorize(&self, req: &SessionRequest, target: &Target, plan: &Plan) -> Decision {
         let action = req.kind.action();
+        let document = plan.document.as_str();
         let context = ContextInput {
-            document: document.to_owned(),
-            parameters: parameters
-                .iter()
-                .filter_map(|(k, v)| v.first().map(|first| (k.clone(), first.clone())))
-                .collect(),
-            reason: req.reason.clone(),
+            document: plan.document.clone(),
+            parameters: Plan::policy_parameters(req),
+            reason: req.reason.as_ref().map(|r| r.as_str().to_owned()),
             source_ip: req.source.ip(),
             now: SystemTime::now(),
             recording: action.recording(),
+            backend: plan.backend.as_str(),
+            os_user: plan.os_user.clone(),
         };
         let decision = self.policy.authorize(&AuthzRequest {
             principal: Principal {
@@ -168,10 +197,19 @@ impl Gateway {
     /// that will ride on an already open port session. The decision is
     /// audited either way.
     pub async fn preflight(&self, req: &SessionRequest) -> Result<Preflight, GatewayError> {
-        let target = self.resolve(&req.target).await?;
-        let choice = self.document_for(req)?;
+        let target = self.resolve(req.target.as_str()).await?;
+        self.preflight_on(req, target).await
+    }
+
+    /// [`preflight`](Self::preflight) on a target already resolved.
+    pub async fn preflight_on(
+        &self,
+        req: &SessionRequest,
+        target: Target,
+    ) -> Result<Preflight, GatewayError> {
+        let plan = self.plan(req, &target)?;
         // Deny by default, before any call that starts anything.
-        let decision = self.authorize(req, &target, &choice.0, &choice.1);
+        let decision = self.authorize(req, &target, &plan);
         let kind = if decision.allowed {
             AuditKind::DecisionAllow
         } else {
@@ -182,10 +220,12 @@ impl Gateway {
             "target": target.id,
             "target_name": target.name,
             "action": req.kind.action().as_str(),
-            "document": choice.0,
+            "document": plan.document,
+            "backend": plan.backend.as_str(),
+            "os_user": plan.os_user,
             // The full parameters are in the session's row; the audit
             // keeps a bounded copy.
-            "parameters": crate::untrusted::bounded_to(&parameters_json(&choice.1), 4096),
+            "parameters": crate::untrusted::bounded_to(&parameters_json(&plan.parameters), 4096),
             "reason": req.reason,
             "policies": decision.determining_policies,
             "message": (!decision.allowed).then_some(&decision.message),
@@ -207,25 +247,39 @@ impl Gateway {
         }
         Ok(Preflight {
             target,
-            choice,
+            plan,
             policy_ids: decision.determining_policies,
         })
     }
 
     /// Runs the pipeline up to a ready data channel.
     pub async fn open(&self, req: &SessionRequest) -> Result<Opened, GatewayError> {
+        let target = self.resolve(req.target.as_str()).await?;
+        self.open_on(req, target).await
+    }
+
+    /// [`open`](Self::open) on a target already resolved.
+    pub async fn open_on(
+        &self,
+        req: &SessionRequest,
+        target: Target,
+    ) -> Result<Opened, GatewayError> {
         let Preflight {
             target,
-            choice: (document, parameters, kind),
+            plan,
             policy_ids,
-        } = self.preflight(req).await?;
+        } = self.preflight_on(req, target).await?;
         // Fail closed: no session that could not be recorded.
         self.recorder.ensure_available().await?;
-        let reason = compose_reason(&req.user.name, req.reason.as_deref(), &req.id.to_string());
+        let reason = compose_reason(
+            &req.user.name,
+            req.reason.as_ref().map(Reason::as_str),
+            &req.id.to_string(),
+        );
         let start = StartRequest {
             target: target.id.clone(),
-            document: Some(document.clone()),
-            parameters: parameters.clone(),
+            document: Some(plan.document.clone()),
+            parameters: plan.parameters.clone(),
             reason: reason.clone(),
         };
         let started = self.ssm.start_session(&start).await?;
@@ -234,29 +288,29 @@ impl Gateway {
             .begin(session_record(&Started {
                 req,
                 target: &target,
-                document: &document,
-                parameters: &parameters,
+                plan: &plan,
                 ssm_session_id: &started.session_id,
                 aws_reason: &reason,
                 policy_ids: &policy_ids,
             }))
             .await;
         tracing::info!(
-            gateway_session = %req.id, user = %req.user.name, target = %target.id, document = %document,
+            gateway_session = %req.id, user = %req.user.name, target = %target.id, document = %plan.document,
+            backend = plan.backend.as_str(), os_user = ?plan.os_user,
             ssm_session = %started.session_id, kind = req.kind.as_str(), "session started"
         );
         let mut config = ChannelConfig::new(
             started.stream_url.clone(),
             started.token.clone(),
             started.session_id.clone(),
-            kind,
+            plan.channel,
         );
         config.resumer = Some(Arc::new(SsmResumer::new(self.ssm.clone())));
         let ssm_session_id = started.session_id.clone();
         let opened = async {
             let (channel, mut events) = datachannel::open(config).await?;
             let info = wait_ready(&mut events).await?;
-            check_announced_type(req, &document, &info)?;
+            check_announced_type(req, &plan, &info)?;
             Ok::<_, GatewayError>((channel, events, info))
         }
         .await;
@@ -264,11 +318,13 @@ impl Gateway {
             Ok((channel, events, info)) => Ok(Opened {
                 target,
                 ssm_session_id,
-                document,
+                plan,
                 reason,
-                channel,
-                events,
-                info,
+                link: Link {
+                    channel,
+                    events,
+                    info,
+                },
                 tap,
             }),
             Err(e) => {
@@ -284,99 +340,6 @@ impl Gateway {
         if let Err(e) = self.ssm.terminate_session(ssm_session_id).await {
             tracing::warn!(ssm_session = %ssm_session_id, error = %e, "TerminateSession failed");
         }
-    }
-
-    /// The document, its parameters and the data-channel kind for a
-    /// request. The document's session type must fit the channel: a port
-    /// or SSH document is never started for a shell or command (it would
-    /// carry an unrecorded, end-to-end encrypted stream decided as a shell).
-    fn document_for(&self, req: &SessionRequest) -> Result<DocumentChoice, GatewayError> {
-        let mut params = BTreeMap::new();
-        match &req.kind {
-            Kind::Shell => {}
-            Kind::Exec { command } => {
-                params.insert("command".to_owned(), vec![command.clone()]);
-            }
-            Kind::Port { port } => {
-                params.insert("portNumber".to_owned(), vec![port.to_string()]);
-            }
-        }
-        let default = req
-            .kind
-            .default_document(req.pty, &self.sessions.default_document);
-        let document = req.document.clone().unwrap_or_else(|| default.to_owned());
-        if !self
-            .sessions
-            .allowed_documents
-            .iter()
-            .any(|d| d == &document)
-        {
-            return Err(GatewayError::DocumentNotAllowed {
-                document: crate::untrusted::bounded(&document),
-                allowed: self.sessions.allowed_documents.join(", "),
-            });
-        }
-        let known = known_session_type(&document);
-        let kind = match (&req.kind, known) {
-            (Kind::Port { .. }, Some(SessionType::Port) | None) => SessionKind::Port,
-            (Kind::Shell | Kind::Exec { .. }, Some(SessionType::Port)) => {
-                return Err(GatewayError::DocumentKindMismatch {
-                    document,
-                    session_type: SessionType::Port.as_str(),
-                    channel: req.kind.as_str(),
-                });
-            }
-            (Kind::Shell | Kind::Exec { .. }, Some(SessionType::NonInteractiveCommands)) => {
-                SessionKind::Exec
-            }
-            (Kind::Shell | Kind::Exec { .. }, Some(_)) => SessionKind::Shell,
-            // A custom document: its type is checked at the handshake.
-            (Kind::Exec { .. }, None) if !req.pty => SessionKind::Exec,
-            (Kind::Shell | Kind::Exec { .. }, None) => SessionKind::Shell,
-            (Kind::Port { .. }, Some(other)) => {
-                return Err(GatewayError::DocumentKindMismatch {
-                    document,
-                    session_type: other.as_str(),
-                    channel: req.kind.as_str(),
-                });
-            }
-        };
-        Ok((document, params, kind))
-    }
-}
-
-/// Checks the session type the agent announced against the channel: a
-/// custom document that turns out to be a port session never reaches a
-/// shell or command channel, and a port channel never gets a shell.
-fn check_announced_type(
-    req: &SessionRequest,
-    document: &str,
-    info: &SessionInfo,
-) -> Result<(), GatewayError> {
-    let Some(announced) = info.session_type.as_deref() else {
-        // Agents that skip the handshake only run shells.
-        return if matches!(req.kind, Kind::Port { .. }) {
-            Err(GatewayError::DocumentKindMismatch {
-                document: document.to_owned(),
-                session_type: "Standard_Stream",
-                channel: req.kind.as_str(),
-            })
-        } else {
-            Ok(())
-        };
-    };
-    let fits = match SessionType::parse(announced) {
-        Some(t) => t.is_terminal() != matches!(req.kind, Kind::Port { .. }),
-        None => false,
-    };
-    if fits {
-        Ok(())
-    } else {
-        Err(GatewayError::DocumentKindMismatch {
-            document: document.to_owned(),
-            session_type: SessionType::parse(announced).map_or("unknown", SessionType::as_str),
-            channel: req.kind.as_str(),
-        })
     }
 }
 

@@ -10,7 +10,7 @@ use crate::config::UserConfig;
 use crate::gateway::Gateway;
 use crate::inventory::{ResolveError, Target};
 use crate::policy::{ContextInput, Principal};
-use crate::request::{Action, AuthMethod};
+use crate::request::{Action, AuthMethod, Reason};
 
 /// Who asks for the list.
 #[derive(Debug, Clone)]
@@ -20,7 +20,7 @@ pub struct Asker {
     /// How they authenticated.
     pub auth: AuthMethod,
     /// The reason they gave at the prompt, if any.
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     /// Where they connect from.
     pub source: IpAddr,
 }
@@ -39,10 +39,23 @@ impl Gateway {
         let context = ContextInput {
             document: self.shell_document().to_owned(),
             parameters: Default::default(),
-            reason: who.reason,
+            reason: who.reason.map(|r| r.as_str().to_owned()),
             source_ip: who.source,
             now: SystemTime::now(),
             recording: Action::Shell.recording(),
+            // The list is decided once for all targets, with the backend a
+            // target without the tag gets.
+            backend: if self.sshd_config().enabled {
+                self.sshd_config().default.as_str()
+            } else {
+                "ssm"
+            },
+            os_user: self.sshd_config().enabled.then(|| {
+                who.user
+                    .run_as
+                    .clone()
+                    .unwrap_or(self.sshd_config().os_user.clone())
+            }),
         };
         // Deciding for thousands of targets is CPU work: keep it off the
         // connection tasks' threads.

@@ -95,6 +95,12 @@ pub struct ExplainOptions {
     pub port: Option<u16>,
     /// `command` (exec).
     pub command: Option<String>,
+    /// `subsystem` (exec of a subsystem, e.g. sftp).
+    pub subsystem: Option<String>,
+    /// `"ssm"` or `"sshd"`.
+    pub backend: &'static str,
+    /// The OS user (sshd backend).
+    pub os_user: Option<String>,
     /// The document; default by action.
     pub document: Option<String>,
     /// Pretend the user authenticated with a certificate with this key id.
@@ -127,6 +133,9 @@ pub async fn explain(opts: &ExplainOptions) -> anyhow::Result<String> {
         (Action::PortForward, None) => bail!("--port is required for port_forward"),
         (_, Some(_)) => bail!("--port applies to port_forward only"),
         _ => {}
+    }
+    if let Some(s) = &opts.subsystem {
+        parameters.insert("subsystem".to_owned(), s.clone());
     }
     if let Some(c) = &opts.command {
         parameters.insert("command".to_owned(), c.clone());
@@ -171,6 +180,8 @@ pub async fn explain(opts: &ExplainOptions) -> anyhow::Result<String> {
             source_ip: opts.source_ip,
             now,
             recording: opts.action.recording(),
+            backend: opts.backend,
+            os_user: opts.os_user.clone(),
         },
     };
     let decision = engine.decide(&req);

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use cedar_policy::{Authorizer, Entities, Entity, Response};
 
-use super::entities::Vocabulary;
+use super::entities::{EntityError, Vocabulary};
 use super::loader::{self, PolicyInfo, PolicySnapshot, Slice};
 use super::{Action, AuthzRequest, ContextInput, Decision, PolicyError, Principal, Problem};
 use crate::config::PolicyConfig;
@@ -179,13 +179,13 @@ impl PolicyEngine {
                 determining_policies: Vec::new(),
                 message: default_message(req),
                 needs_reason: false,
-                errors: vec![e],
+                errors: vec![e.to_string()],
             },
         }
     }
 
     /// The entity store for one request.
-    fn prepare(&self, principal: &Principal<'_>, target: &Target) -> Result<Entities, String> {
+    fn prepare(&self, principal: &Principal<'_>, target: &Target) -> Result<Entities, EntityError> {
         let user = self.vocab.principal(principal)?;
         entities_with(&user, self.vocab.target(target)?)
     }
@@ -205,7 +205,7 @@ impl PolicyEngine {
         req: &AuthzRequest<'_>,
         context: &ContextInput,
         entities: &Entities,
-    ) -> Result<Outcome, String> {
+    ) -> Result<Outcome, EntityError> {
         let context = self.vocab.context(context)?;
         let request = self.vocab.request(
             &req.principal.user.name,
@@ -250,7 +250,7 @@ impl PolicyEngine {
                     determining_policies: Vec::new(),
                     message: default_message(req),
                     needs_reason: false,
-                    errors: vec![e],
+                    errors: vec![e.to_string()],
                 };
             }
         };
@@ -291,14 +291,14 @@ impl PolicyEngine {
 /// The vocabulary, or a problem naming `dir` (cannot happen in practice).
 fn vocabulary(dir: &Path) -> Result<Vocabulary, PolicyError> {
     Vocabulary::new().map_err(|e| PolicyError::Invalid {
-        problems: vec![Problem::in_file(dir, e)],
+        problems: vec![Problem::in_file(dir, e.to_string())],
     })
 }
 
 /// The user, their groups and one target, as an entity store.
-fn entities_with(user: &[Entity], target: Entity) -> Result<Entities, String> {
+fn entities_with(user: &[Entity], target: Entity) -> Result<Entities, EntityError> {
     Entities::from_entities(user.iter().cloned().chain([target]), None)
-        .map_err(|e| format!("entities: {e}"))
+        .map_err(|e| EntityError::Entities(e.to_string()))
 }
 
 /// The deciding forbids' `@message`s (each once, in load order), else the

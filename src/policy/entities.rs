@@ -19,6 +19,31 @@ use super::{Action, ContextInput, Principal};
 use crate::inventory::Target;
 use crate::request::AuthMethod;
 
+/// Why an entity, context or request could not be built for Cedar. Cedar's
+/// own error is kept as text: its error types differ per constructor.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntityError {
+    /// A type name of the model did not parse (cannot happen for these
+    /// literals; reported rather than unwrapped).
+    #[error("type name {name}: {message}")]
+    TypeName { name: &'static str, message: String },
+    /// The user's entity.
+    #[error("user {user}: {message}")]
+    User { user: String, message: String },
+    /// The target's entity.
+    #[error("target {id}: {message}")]
+    Target { id: String, message: String },
+    /// The context record.
+    #[error("context: {0}")]
+    Context(String),
+    /// The request.
+    #[error("request: {0}")]
+    Request(String),
+    /// The entity store.
+    #[error("entities: {0}")]
+    Entities(String),
+}
+
 /// The type names and action uids of the model, parsed once.
 #[derive(Debug, Clone)]
 pub struct Vocabulary {
@@ -31,8 +56,13 @@ pub struct Vocabulary {
 impl Vocabulary {
     /// Parses the names (cannot fail for these literals; errors are
     /// reported rather than unwrapped).
-    pub fn new() -> Result<Vocabulary, String> {
-        let name = |n: &str| EntityTypeName::from_str(n).map_err(|e| e.to_string());
+    pub fn new() -> Result<Vocabulary, EntityError> {
+        let name = |n: &'static str| {
+            EntityTypeName::from_str(n).map_err(|e| EntityError::TypeName {
+                name: n,
+                message: e.to_string(),
+            })
+        };
         let action_type = name("Action")?;
         let action = |a: Action| {
             EntityUid::from_type_name_and_id(action_type.clone(), EntityId::new(a.as_str()))
@@ -66,7 +96,7 @@ impl Vocabulary {
     }
 
     /// The user entity and one entity per group it belongs to.
-    pub fn principal(&self, p: &Principal<'_>) -> Result<Vec<Entity>, String> {
+    pub fn principal(&self, p: &Principal<'_>) -> Result<Vec<Entity>, EntityError> {
         let s = |v: &str| RestrictedExpression::new_string(v.to_owned());
         let mut attrs: HashMap<String, RestrictedExpression> = HashMap::new();
         attrs.insert("name".into(), s(&p.user.name));
@@ -106,7 +136,10 @@ impl Vocabulary {
             groups.iter().cloned(),
             tags,
         )
-        .map_err(|e| format!("user {}: {e}", p.user.name))?;
+        .map_err(|e| EntityError::User {
+            user: p.user.name.clone(),
+            message: e.to_string(),
+        })?;
         let mut out = Vec::with_capacity(groups.len() + 1);
         out.push(user);
         out.extend(
@@ -118,7 +151,7 @@ impl Vocabulary {
     }
 
     /// The target entity: attributes and its tags as entity tags.
-    pub fn target(&self, t: &Target) -> Result<Entity, String> {
+    pub fn target(&self, t: &Target) -> Result<Entity, EntityError> {
         let s = |v: &str| RestrictedExpression::new_string(v.to_owned());
         let mut attrs: Vec<(String, RestrictedExpression)> = vec![
             ("id".into(), s(&t.id)),
@@ -134,12 +167,16 @@ impl Vocabulary {
             attrs.push(("computer_name".into(), s(c)));
         }
         let tags = t.tags.iter().map(|(k, v)| (k.clone(), s(v)));
-        Entity::new_with_tags(self.target_uid(&t.id), attrs, [], tags)
-            .map_err(|e| format!("target {}: {e}", t.id))
+        Entity::new_with_tags(self.target_uid(&t.id), attrs, [], tags).map_err(|e| {
+            EntityError::Target {
+                id: t.id.clone(),
+                message: e.to_string(),
+            }
+        })
     }
 
     /// The context record.
-    pub fn context(&self, c: &ContextInput) -> Result<Context, String> {
+    pub fn context(&self, c: &ContextInput) -> Result<Context, EntityError> {
         let s = |v: &str| RestrictedExpression::new_string(v.to_owned());
         let mut params = Vec::new();
         if let Some(port) = c.parameters.get("portNumber")
@@ -150,7 +187,7 @@ impl Vocabulary {
                 RestrictedExpression::new_long(port),
             ));
         }
-        for key in ["command", "host"] {
+        for key in ["command", "host", "subsystem"] {
             if let Some(v) = c.parameters.get(key) {
                 params.push((key.to_owned(), s(v)));
             }
@@ -160,7 +197,8 @@ impl Vocabulary {
             ("document".to_owned(), s(&c.document)),
             (
                 "parameters".to_owned(),
-                RestrictedExpression::new_record(params).map_err(|e| e.to_string())?,
+                RestrictedExpression::new_record(params)
+                    .map_err(|e| EntityError::Context(e.to_string()))?,
             ),
             (
                 "source_ip".to_owned(),
@@ -176,11 +214,15 @@ impl Vocabulary {
             ),
             ("weekday".to_owned(), s(&weekday_name(&now))),
             ("recording".to_owned(), s(c.recording.as_str())),
+            ("backend".to_owned(), s(c.backend)),
         ];
+        if let Some(user) = &c.os_user {
+            pairs.push(("os_user".to_owned(), s(user)));
+        }
         if let Some(reason) = c.given_reason() {
             pairs.push(("reason".to_owned(), s(reason)));
         }
-        Context::from_pairs(pairs).map_err(|e| format!("context: {e}"))
+        Context::from_pairs(pairs).map_err(|e| EntityError::Context(e.to_string()))
     }
 
     /// A request over prepared parts (no schema check: see the module doc).
@@ -190,7 +232,7 @@ impl Vocabulary {
         action: Action,
         target_id: &str,
         context: Context,
-    ) -> Result<Request, String> {
+    ) -> Result<Request, EntityError> {
         Request::new(
             self.user_uid(user),
             self.action(action).clone(),
@@ -198,7 +240,7 @@ impl Vocabulary {
             context,
             None,
         )
-        .map_err(|e| format!("request: {e}"))
+        .map_err(|e| EntityError::Request(e.to_string()))
     }
 }
 
@@ -232,6 +274,7 @@ pub fn check_schema(vocab: &Vocabulary, schema: &Schema) -> Result<(), String> {
         attributes: [("team".to_owned(), "t".to_owned())].into(),
         authorized_keys: Vec::new(),
         authorized_keys_file: None,
+        run_as: None,
     };
     let key = AuthMethod::PublicKey {
         fingerprint: "SHA256:x".into(),
@@ -264,23 +307,27 @@ pub fn check_schema(vocab: &Vocabulary, schema: &Schema) -> Result<(), String> {
             ("portNumber".to_owned(), "22".to_owned()),
             ("command".to_owned(), "id".to_owned()),
             ("host".to_owned(), "h".to_owned()),
+            ("subsystem".to_owned(), "sftp".to_owned()),
         ]
         .into(),
         reason: Some("r".into()),
         source_ip: std::net::Ipv4Addr::LOCALHOST.into(),
         now: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
         recording: super::Recording::Full,
+        backend: "sshd",
+        os_user: Some("ec2-user".into()),
     };
     let bare = ContextInput {
         parameters: Default::default(),
         reason: None,
+        os_user: None,
         source_ip: std::net::Ipv6Addr::LOCALHOST.into(),
         ..full.clone()
     };
     for (auth, ctx) in [(&key, &full), (&cert, &bare)] {
         let principal = Principal { user: &user, auth };
-        let mut all = vocab.principal(&principal)?;
-        all.push(vocab.target(&target)?);
+        let mut all = vocab.principal(&principal).map_err(|e| e.to_string())?;
+        all.push(vocab.target(&target).map_err(|e| e.to_string())?);
         Entities::from_entities(all, Some(schema))
             .map_err(|e| format!("the schema does not fit the entities ssmgate builds: {e}"))?;
         for action in Action::ALL {
@@ -288,7 +335,7 @@ pub fn check_schema(vocab: &Vocabulary, schema: &Schema) -> Result<(), String> {
                 vocab.user_uid(&user.name),
                 vocab.action(action).clone(),
                 vocab.target_uid(&target.id),
-                vocab.context(ctx)?,
+                vocab.context(ctx).map_err(|e| e.to_string())?,
                 Some(schema),
             )
             .map_err(|e| {

@@ -92,6 +92,11 @@ pub struct ContextInput {
     pub now: SystemTime,
     /// Full for shell/exec, metadata-only for ssh/port forwards.
     pub recording: Recording,
+    /// What carries the session: `"ssm"` (SSM documents) or `"sshd"` (the
+    /// target's own sshd).
+    pub backend: &'static str,
+    /// The OS user it logs in as, when the gateway chooses it (sshd).
+    pub os_user: Option<String>,
 }
 
 impl ContextInput {

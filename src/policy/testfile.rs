@@ -25,7 +25,8 @@
 //! action = "shell"                # shell | exec | port_forward | ssh
 //! target = "web-prod"
 //! reason = "INC-1234 disk full"   # optional
-//! # port, command, host (parameters), document, at, source_ip, recording
+//! # port, command, subsystem, host (parameters), document, at, source_ip,
+//! # recording, backend ("ssm" | "sshd"; default "ssm"), os_user
 //! expect = "allow"                # or "deny"
 //! # needs_reason = true, policies = ["id", …], message_contains = "…": optional checks
 //! ```
@@ -114,8 +115,11 @@ struct TestCase {
     reason: Option<String>,
     port: Option<u16>,
     command: Option<String>,
+    subsystem: Option<String>,
     host: Option<String>,
     document: Option<String>,
+    backend: Option<String>,
+    os_user: Option<String>,
     at: Option<String>,
     source_ip: Option<IpAddr>,
     recording: Option<String>,
@@ -228,6 +232,7 @@ impl TestFile {
             attributes: u.attributes.clone(),
             authorized_keys: Vec::new(),
             authorized_keys_file: None,
+            run_as: None,
         };
         let target = Target {
             id: t.id.clone(),
@@ -263,9 +268,21 @@ impl TestFile {
         if let Some(c) = &case.command {
             parameters.insert("command".to_owned(), c.clone());
         }
+        if let Some(s) = &case.subsystem {
+            parameters.insert("subsystem".to_owned(), s.clone());
+        }
         if let Some(h) = &case.host {
             parameters.insert("host".to_owned(), h.clone());
         }
+        let backend = match case.backend.as_deref() {
+            None | Some("ssm") => "ssm",
+            Some("sshd") => "sshd",
+            Some(other) => {
+                return Err(format!(
+                    "backend must be \"ssm\" or \"sshd\" (got \"{other}\")"
+                ));
+            }
+        };
         let at = case.at.as_ref().or(self.defaults.at.as_ref());
         let now = match at {
             Some(at) => parse_rfc3339(at)?,
@@ -294,6 +311,8 @@ impl TestFile {
                 .unwrap_or(IpAddr::from([127, 0, 0, 1])),
             now,
             recording,
+            backend,
+            os_user: case.os_user.clone(),
         };
         Ok(Prepared {
             user,

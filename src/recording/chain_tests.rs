@@ -36,6 +36,8 @@ fn session(id: Uuid) -> SessionRecord {
         end: None,
         chain_head: None,
         start_seal: None,
+        backend: None,
+        os_user: None,
     }
 }
 

@@ -19,6 +19,7 @@
 //! 4 Exit       code:zigzag-varint
 //! 5 ConnOpen   id:varint
 //! 6 ConnClose  id:varint bytes_in:varint bytes_out:varint
+//! 7 File       —  (data: the file operation as a JSON object)
 //! ```
 //! Decoding checks every length against what is left, so a damaged value
 //! gives a [`DecodeError`], never a panic or a large allocation.
@@ -72,6 +73,7 @@ pub fn encode_events(events: &[Event]) -> Vec<u8> {
                 bytes_in,
                 bytes_out,
             } => (6, [id, bytes_in, bytes_out]),
+            EventKind::File => (7, [0; 3]),
         };
         out.push(tag);
         put_varint(&mut out, e.offset_ms);
@@ -95,7 +97,7 @@ pub fn decode_events(bytes: &[u8]) -> Result<Vec<Event>, DecodeError> {
     while r.pos < bytes.len() {
         let at = r.pos;
         let tag = r.byte()?;
-        if !(1..=6).contains(&tag) {
+        if !(1..=7).contains(&tag) {
             return Err(DecodeError::Tag { tag, at });
         }
         let offset_ms = r.varint()?;
@@ -114,6 +116,7 @@ pub fn decode_events(bytes: &[u8]) -> Result<Vec<Event>, DecodeError> {
                 code: unzigzag(f[0]).ok_or(DecodeError::Integer(at))?,
             },
             5 => EventKind::ConnOpen { id: f[0] },
+            7 => EventKind::File,
             _ => EventKind::ConnClose {
                 id: f[0],
                 bytes_in: f[1],

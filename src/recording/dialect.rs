@@ -73,7 +73,7 @@ const SESSION_COLUMNS: &str = "id, ssm_session_id, user_name, auth_method, \
      key_fingerprint, cert_key_id, cert_serial, cert_ca_fingerprint, source_ip, source_port, \
      client_version, target_id, target_name, document, parameters, justification, aws_reason, \
      decision, policy_ids, kind, recording, started_at, ended_at, end_reason, exit_status, \
-     bytes_in, bytes_out, chain_head, start_seal, end_seal, chunk_count";
+     bytes_in, bytes_out, chain_head, start_seal, end_seal, chunk_count, backend, os_user";
 
 /// The JSON columns of `sessions`.
 const SESSION_JSON: &[&str] = &["parameters", "policy_ids"];
@@ -201,7 +201,7 @@ mod tests {
         for (statement, part) in [
             (&s.insert_session, "$14, $15::json, $16"),
             (&s.insert_session, "$18, $19::json, $20"),
-            (&s.insert_session, "$31) ON CONFLICT (id) DO NOTHING"),
+            (&s.insert_session, "$33) ON CONFLICT (id) DO NOTHING"),
             (
                 &s.get_session,
                 "document, parameters::text AS parameters, justification",
@@ -222,12 +222,12 @@ mod tests {
 
     #[test]
     fn both_bind_every_column_once() {
-        assert_eq!(SESSION_COLUMNS.split(", ").count(), 31);
+        assert_eq!(SESSION_COLUMNS.split(", ").count(), 33);
         assert_eq!(AUDIT_COLUMNS.split(", ").count(), 10);
         for d in [PG, LITE] {
             let s = Statements::new(&d);
-            assert!(s.insert_session.contains("chunk_count) VALUES ($1, $2"));
-            assert!(!s.insert_session.contains("$32"));
+            assert!(s.insert_session.contains("os_user) VALUES ($1, $2"));
+            assert!(!s.insert_session.contains("$34"));
         }
     }
 

@@ -233,6 +233,8 @@ pub(crate) mod tests {
             end: None,
             chain_head: None,
             start_seal: None,
+            backend: None,
+            os_user: None,
         }
     }
 

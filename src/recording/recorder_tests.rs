@@ -61,6 +61,17 @@ impl Switch {
 
 #[async_trait]
 impl Store for Switch {
+    async fn pin_host_key(
+        &self,
+        target_id: &str,
+        offered: &str,
+        fingerprint: &str,
+    ) -> Result<String, StoreError> {
+        self.gate().await?;
+        self.inner
+            .pin_host_key(target_id, offered, fingerprint)
+            .await
+    }
     async fn migrate(&self) -> Result<(), StoreError> {
         self.gate().await?;
         self.inner.migrate().await

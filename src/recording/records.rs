@@ -169,6 +169,9 @@ text_enum!(
         PolicyReload => "policy_reload",
         /// An administrative action (`admin`).
         Admin => "admin",
+        /// A target's sshd offered a host key the gateway does not trust
+        /// (`host_key_refused`).
+        HostKeyRefused => "host_key_refused",
     }
 );
 
@@ -231,6 +234,13 @@ pub struct SessionRecord {
     /// made by the recorder; `None` for sessions recorded before sealing.
     #[serde(default)]
     pub start_seal: Option<Seal>,
+    /// What carried it: `ssm` (SSM documents) or `sshd` (the target's
+    /// own sshd); `None` for sessions recorded before backends existed.
+    #[serde(default)]
+    pub backend: Option<String>,
+    /// The OS user it logged in as, when the gateway chose it (sshd).
+    #[serde(default)]
+    pub os_user: Option<String>,
 }
 
 impl SessionRecord {
@@ -300,6 +310,9 @@ pub enum EventKind {
         /// Bytes from the target to the client.
         bytes_out: u64,
     },
+    /// A file operation of an sftp session; the data is the operation as
+    /// a JSON object (`{"op":"close","path":…,"written_sha256":…}`).
+    File,
 }
 
 /// One event of a session.

@@ -42,6 +42,8 @@ pub(crate) struct SessionRow {
     pub end: Option<EndRow>,
     pub chain_head: Option<Vec<u8>>,
     pub start_seal: Option<String>,
+    pub backend: Option<String>,
+    pub os_user: Option<String>,
 }
 
 /// The end columns of a `sessions` row (all set, or all null).
@@ -89,6 +91,8 @@ impl SessionRow {
             end: s.end.as_ref().map(EndRow::from_end).transpose()?,
             chain_head: s.chain_head.map(|h| h.to_vec()),
             start_seal: s.start_seal.as_ref().map(Seal::to_string),
+            backend: s.backend.clone(),
+            os_user: s.os_user.clone(),
         })
     }
 
@@ -127,6 +131,8 @@ impl SessionRow {
                 .map(|h| to_hash("chain_head", h))
                 .transpose()?,
             start_seal: parse_seal("start_seal", self.start_seal)?,
+            backend: self.backend,
+            os_user: self.os_user,
         })
     }
 }

@@ -254,6 +254,12 @@ pub fn start_tag(key: &SealKey, s: &SessionRecord) -> [u8; 32] {
     c.str(s.kind.as_str())
         .str(s.recording.as_str())
         .time(s.started_at);
+    // Added later: only sessions that have them include them, so the
+    // seals of older rows stay valid.
+    if s.backend.is_some() || s.os_user.is_some() {
+        c.str("backend").opt_str(s.backend.as_deref());
+        c.opt_str(s.os_user.as_deref());
+    }
     c.finish()
 }
 

@@ -145,6 +145,8 @@ where
             end,
             chain_head: row.try_get("chain_head")?,
             start_seal: row.try_get("start_seal")?,
+            backend: row.try_get("backend")?,
+            os_user: row.try_get("os_user")?,
         }
         .into_record()
     }
@@ -249,6 +251,8 @@ where
             .bind(&r.start_seal)
             .bind(end.and_then(|e| e.end_seal.clone()))
             .bind(end.and_then(|e| e.chunk_count))
+            .bind(&r.backend)
+            .bind(&r.os_user)
             .execute(&self.pool)
             .await?;
         if DB::rows_affected(&done) == 0 {
@@ -420,5 +424,30 @@ where
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn pin_host_key(
+        &self,
+        target_id: &str,
+        offered: &str,
+        fingerprint: &str,
+    ) -> Result<String, StoreError> {
+        // The same text in both dialects.
+        sqlx::query(
+            "INSERT INTO host_keys (target_id, public_key, fingerprint, first_seen) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (target_id) DO NOTHING",
+        )
+        .bind(target_id.to_owned())
+        .bind(offered.to_owned())
+        .bind(fingerprint.to_owned())
+        .bind(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .execute(&self.pool)
+        .await?;
+        let pinned: String =
+            sqlx::query_scalar("SELECT public_key FROM host_keys WHERE target_id = $1")
+                .bind(target_id.to_owned())
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(pinned)
     }
 }

@@ -237,6 +237,16 @@ pub trait Store: Send + Sync {
 
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The host key pinned for `target_id` (an OpenSSH public key line),
+    /// pinning `offered` first if the target has none yet (first use).
+    /// The answer may differ from `offered`: the caller compares.
+    async fn pin_host_key(
+        &self,
+        target_id: &str,
+        offered: &str,
+        fingerprint: &str,
+    ) -> Result<String, StoreError>;
 }
 
 /// Opens the store `url` names with default options and applies the

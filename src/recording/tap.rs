@@ -146,7 +146,20 @@ impl SessionTap {
             .await;
     }
 
-    /// A forwarded connection opened; returns its number in the session.
+    /// A file operation (sftp); recorded with the content.
+    pub async fn file(&self, operation: &serde_json::Value) {
+        if self.records_content() {
+            let json = Bytes::from(operation.to_string());
+            self.inner.push(EventKind::File, json).await;
+        }
+    }
+
+    /// The recorder this tap writes to (for audit events of the session).
+    pub fn recorder(&self) -> &Recorder {
+        &self.inner.recorder
+    }
+
+    /// Records that a forwarded connection opened; its number.
     pub async fn conn_open(&self) -> u64 {
         let id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
         self.inner

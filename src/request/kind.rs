@@ -10,6 +10,9 @@ pub enum Kind {
     Shell,
     /// A command (`ssh user+target@gw CMD`).
     Exec { command: String },
+    /// A subsystem (`sftp`, `scp` in its default sftp mode): a command
+    /// for the policies, which see its name as `parameters.subsystem`.
+    Subsystem { name: String },
     /// A TCP connection to a port of the target (`ssh -J`, `ssh -L`).
     Port { port: u16 },
 }
@@ -22,14 +25,18 @@ impl Kind {
     pub fn action(&self) -> Action {
         match self {
             Self::Shell => Action::Shell,
-            Self::Exec { .. } => Action::Exec,
+            Self::Exec { .. } | Self::Subsystem { .. } => Action::Exec,
             Self::Port { port: 22 } => Action::Ssh,
             Self::Port { .. } => Action::PortForward,
         }
     }
 
-    /// A short name for logs and messages (`shell`, `exec`, `ssh`, `port`).
+    /// A short name for logs and messages (`shell`, `exec`, `subsystem`,
+    /// `ssh`, `port`).
     pub fn as_str(&self) -> &'static str {
+        if let Self::Subsystem { .. } = self {
+            return "subsystem";
+        }
         match self.action() {
             Action::Shell => "shell",
             Action::Exec => "exec",

@@ -1,10 +1,11 @@
 //! The request vocabulary every layer shares, at the bottom of the crate:
 //! who asks ([`AuthMethod`], with the user's config entry), what they ask
 //! for ([`Kind`], its policy [`Action`] and [`Recording`] mode, the SSM
-//! [`documents`] and their session types), the reason rule's limits
-//! ([`reason`]), and the [`SessionRequest`] that carries it all from the
-//! SSH layer to the gateway. It imports nothing above it (only the
-//! configuration's user entries); the SSH layer, the gateway, the policies
+//! [`documents`] and their session types), on which target ([`TargetSpec`],
+//! checked once), why ([`Reason`] and the configured [`Justification`]
+//! rule), and the [`SessionRequest`] that carries it all from the SSH layer
+//! to the gateway. It imports nothing above it (only the configuration and
+//! the `untrusted` text helpers); the SSH layer, the gateway, the policies
 //! and the recording import it, and none of them imports the SSH layer.
 
 pub mod action;
@@ -12,6 +13,7 @@ pub mod auth;
 pub mod documents;
 pub mod kind;
 pub mod reason;
+pub mod target;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +23,8 @@ use uuid::Uuid;
 pub use action::{Action, Recording};
 pub use auth::{AuthMethod, DEFAULT_CERT_EXTENSIONS, PERMIT_PORT_FORWARDING, PERMIT_PTY};
 pub use kind::Kind;
+pub use reason::{Justification, Reason, ReasonRefused};
+pub use target::{TargetError, TargetSpec};
 
 use crate::config::UserConfig;
 
@@ -36,7 +40,7 @@ pub struct SessionRequest {
     /// Where they connect from.
     pub source: SocketAddr,
     /// The target as the user wrote it (id or name).
-    pub target: String,
+    pub target: TargetSpec,
     /// Shell, exec or port.
     pub kind: Kind,
     /// A PTY was requested (shell and exec).
@@ -44,7 +48,7 @@ pub struct SessionRequest {
     /// A session document the user asked for (`SetEnv SSMGATE_DOCUMENT`).
     pub document: Option<String>,
     /// The user's justification, already checked against the rule.
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     /// The client's SSH version string (`SSH-2.0-OpenSSH_9.6`).
     pub client_version: Option<String>,
 }

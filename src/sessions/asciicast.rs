@@ -102,6 +102,10 @@ pub fn render(s: &SessionRecord, events: &[Event]) -> String {
                     line(secs, "r", format!("{cols}x{rows}"));
                 }
             }
+            // A file operation (sftp) becomes a marker carrying its JSON.
+            EventKind::File => {
+                line(secs, "m", String::from_utf8_lossy(&e.data).into_owned());
+            }
             EventKind::Exit { .. } | EventKind::ConnOpen { .. } | EventKind::ConnClose { .. } => {}
         }
     }

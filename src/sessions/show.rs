@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use super::format::{bytes, duration, printable, rfc3339, timestamp};
 use super::{Db, SessionsError, emit};
-use crate::recording::{AuditEvent, EventChunk, SessionRecord, StoreError};
+use crate::recording::{AuditEvent, EventChunk, EventKind, SessionRecord, StoreError};
 
 /// Runs `sessions show`.
 pub async fn run(db: &Db, id: &str) -> Result<(), SessionsError> {
@@ -52,6 +52,8 @@ pub fn render(
     lines.push(("client version", opt(&s.client_version)));
     lines.push(("target id", text(&s.target_id)));
     lines.push(("target name", opt(&s.target_name)));
+    lines.push(("backend", opt(&s.backend)));
+    lines.push(("os user", opt(&s.os_user)));
     lines.push(("document", opt(&s.document)));
     lines.push(("parameters", opt(&s.parameters)));
     lines.push(("justification", opt(&s.justification)));
@@ -109,6 +111,24 @@ pub fn render(
     let mut out = String::new();
     for (label, value) in &lines {
         let _ = writeln!(out, "{:<width$} {value}", format!("{label}:"));
+    }
+    if let Ok(c) = chunks {
+        let files: Vec<&crate::recording::Event> = c
+            .iter()
+            .flat_map(|c| &c.events)
+            .filter(|e| e.kind == EventKind::File)
+            .collect();
+        if !files.is_empty() {
+            let _ = writeln!(out, "\nfile operations ({}):", files.len());
+            for e in files {
+                let _ = writeln!(
+                    out,
+                    "  +{:>8} ms  {}",
+                    e.offset_ms,
+                    text(&String::from_utf8_lossy(&e.data))
+                );
+            }
+        }
     }
     let _ = writeln!(out, "\naudit trail ({} events):", audit.len());
     for a in audit {

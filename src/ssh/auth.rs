@@ -1,6 +1,6 @@
 //! Pure authentication decisions, no I/O: is this public key authorised for
-//! this user, is this OpenSSH user certificate acceptable, is this reason for
-//! access acceptable. The russh handler calls these.
+//! this user, is this OpenSSH user certificate acceptable (the reason for access is
+//! checked by [`crate::request::reason::Justification`]). The russh handler calls these.
 //!
 //! russh verifies a certificate's signature and validity window only; the
 //! rest of the OpenSSH rules are enforced here: a trusted CA signed it, it
@@ -12,14 +12,12 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use regex::Regex;
 use russh::keys::ssh_key::Fingerprint;
 use russh::keys::ssh_key::certificate::CertType;
 use russh::keys::{Certificate, HashAlg, PublicKey};
 
-use crate::config::{Config, JustificationConfig, UserConfig};
+use crate::config::{Config, UserConfig};
 use crate::request::AuthMethod;
-use crate::request::reason::MAX_REASON_CHARS;
 
 /// Who may log in and how: users by name and the trusted user CAs.
 #[derive(Debug, Clone)]
@@ -216,97 +214,6 @@ fn cidr_contains(net: IpAddr, len: u32, addr: IpAddr) -> bool {
             u128::from(net) & mask == u128::from(addr) & mask
         }
         _ => false,
-    }
-}
-
-/// Why a reason for access was refused. Texts are for the user.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReasonRefused {
-    /// None given, and one is required.
-    #[error("a reason for access is required: {hint}")]
-    Missing {
-        /// What a good reason looks like.
-        hint: String,
-    },
-    /// Control characters (escape sequences, line breaks inside).
-    #[error("the reason must not contain control characters")]
-    ControlCharacters,
-    /// Bidi controls, zero-width characters and the like.
-    #[error(
-        "the reason must not contain invisible formatting characters (bidi controls, zero-width characters)"
-    )]
-    InvisibleCharacters,
-    /// Longer than [`MAX_REASON_CHARS`].
-    #[error("the reason is too long ({len} characters, at most {MAX_REASON_CHARS})")]
-    TooLong {
-        /// Its length in characters.
-        len: usize,
-    },
-    /// It does not match the configured pattern.
-    #[error("the reason does not match the required format: {hint}")]
-    NoMatch {
-        /// What a good reason looks like.
-        hint: String,
-    },
-}
-
-/// The reason-for-access rule.
-#[derive(Debug, Clone)]
-pub struct Justification {
-    /// Regex the trimmed reason must match.
-    pub regex: Regex,
-    /// What a good reason looks like, shown when one is refused.
-    pub hint: String,
-    /// Whether a reason must be given at all.
-    pub required: bool,
-}
-
-impl Justification {
-    /// The rule from `[justification]`.
-    pub fn from_config(cfg: &JustificationConfig) -> Self {
-        Justification {
-            regex: cfg.pattern.clone(),
-            hint: cfg.hint.clone(),
-            required: cfg.required,
-        }
-    }
-
-    /// Checks a reason: trimmed, no control or invisible formatting
-    /// characters, at most [`MAX_REASON_CHARS`] characters, matching the
-    /// regex. Returns the trimmed reason, or why it is refused (its text
-    /// names the rule and hint, for the user). An empty reason is accepted
-    /// (as `""`) only when none is required.
-    pub fn check(&self, reason: &str) -> Result<String, ReasonRefused> {
-        let reason = reason.trim();
-        if reason.is_empty() {
-            return if self.required {
-                Err(ReasonRefused::Missing { hint: self.hint() })
-            } else {
-                Ok(String::new())
-            };
-        }
-        if reason.chars().any(char::is_control) {
-            return Err(ReasonRefused::ControlCharacters);
-        }
-        if reason.chars().any(crate::untrusted::is_invisible_format) {
-            return Err(ReasonRefused::InvisibleCharacters);
-        }
-        let len = reason.chars().count();
-        if len > MAX_REASON_CHARS {
-            return Err(ReasonRefused::TooLong { len });
-        }
-        if !self.regex.is_match(reason) {
-            return Err(ReasonRefused::NoMatch { hint: self.hint() });
-        }
-        Ok(reason.to_owned())
-    }
-
-    fn hint(&self) -> String {
-        if self.hint.is_empty() {
-            format!("it must match {}", self.regex.as_str())
-        } else {
-            self.hint.clone()
-        }
     }
 }
 

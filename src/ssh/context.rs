@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
-use super::auth::{Identities, Justification};
+use super::auth::Identities;
 use super::session_limits::SessionLimits;
 use crate::config::ServerConfig;
 use crate::gateway::Gateway;
+use crate::request::Justification;
 
 /// Shared, read-only state of the SSH server.
 pub struct ServerContext {

@@ -6,13 +6,13 @@
 use std::sync::Arc;
 
 use russh::server::{ChannelOpenHandle, Msg};
-use russh::{Channel, ChannelOpenFailure};
+use russh::{Channel, ChannelOpenFailure, ChannelStream};
 use uuid::Uuid;
 
 use super::context::ServerContext;
 use super::session_channel::Authenticated;
-use crate::gateway::ports::{PortSessions, run_forward};
-use crate::request::{Kind, SessionRequest};
+use crate::gateway::ports::{ForwardClient, PortSessions};
+use crate::request::{Kind, SessionRequest, TargetSpec};
 use crate::untrusted::Untrusted;
 
 /// SSH_OPEN_ADMINISTRATIVELY_PROHIBITED.
@@ -27,7 +27,35 @@ pub struct Request {
     pub port: u32,
 }
 
-/// Decides, opens and pipes one forwarded connection.
+fn refusal(text: String) -> ChannelOpenFailure {
+    ChannelOpenFailure::Other {
+        code: PROHIBITED,
+        reason: text,
+    }
+}
+
+/// A direct-tcpip channel waiting for the gateway's answer.
+struct Pending {
+    channel: Channel<Msg>,
+    reply: ChannelOpenHandle,
+}
+
+#[async_trait::async_trait]
+impl ForwardClient for Pending {
+    type Stream = ChannelStream<Msg>;
+
+    async fn accept(self) -> Self::Stream {
+        self.reply.accept().await;
+        self.channel.into_stream()
+    }
+
+    async fn refuse(self, message: String) {
+        self.reply.reject(refusal(message)).await;
+    }
+}
+
+/// Translates one direct-tcpip channel into a port request and hands it
+/// to the gateway, which decides, opens, pipes and records it.
 pub async fn run(
     ctx: Arc<ServerContext>,
     user: Arc<Authenticated>,
@@ -36,55 +64,39 @@ pub async fn run(
     channel: Channel<Msg>,
     reply: ChannelOpenHandle,
 ) {
-    let refuse = |text: String| ChannelOpenFailure::Other {
-        code: PROHIBITED,
-        reason: text,
-    };
     let Ok(port) = u16::try_from(req.port) else {
         return reply
-            .reject(refuse(format!("port {} is out of range", req.port)))
+            .reject(refusal(format!("port {} is out of range", req.port)))
             .await;
+    };
+    let target = match TargetSpec::parse(&req.host) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::info!(user = %user.user.name, host = %Untrusted(&req.host), port, error = %e, "forward refused");
+            return reply.reject(refusal(format!("ssmgate: {e}"))).await;
+        }
     };
     let reason = match super::session_channel::reason(&ctx, &user, None) {
         Ok(r) => r,
-        Err(text) => return reply.reject(refuse(text.trim_end().to_owned())).await,
-    };
-    let gateway = ctx.gateway.clone();
-    let target = match gateway.resolve(&req.host).await {
-        Ok(t) => t,
-        Err(e) => {
-            let id = Uuid::new_v4();
-            tracing::info!(gateway_session = %id, user = %user.user.name, host = %Untrusted(&req.host), port, error = %e, "forward refused");
-            return reply
-                .reject(refuse(format!("ssmgate: {}", e.for_user(id))))
-                .await;
-        }
+        Err(text) => return reply.reject(refusal(text.trim_end().to_owned())).await,
     };
     let request = SessionRequest {
         id: Uuid::new_v4(),
         user: user.user.clone(),
         auth: user.auth.clone(),
         source: user.source,
-        target: target.id.clone(),
+        target,
         kind: Kind::Port { port },
         pty: false,
         document: None,
         reason,
         client_version: user.client_version.clone(),
     };
-    let forward = match ports.connect(&gateway, &request, &target.id, port).await {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::info!(gateway_session = %request.id, error = %e, "forward refused");
-            return reply
-                .reject(refuse(format!("ssmgate: {}", e.for_user(request.id))))
-                .await;
-        }
-    };
-    reply.accept().await;
-    let (up, down, ended) = run_forward(&gateway, &ports, forward, channel.into_stream()).await;
-    tracing::info!(
-        gateway_session = %request.id, user = %request.user.name, target = %target.id, port,
-        bytes_up = up, bytes_down = down, ended = ?ended, "forward ended"
-    );
+    let pending = Pending { channel, reply };
+    if let Ok(done) = ctx.gateway.run_forward(&ports, &request, pending).await {
+        tracing::info!(
+            gateway_session = %request.id, user = %request.user.name, target = %done.target.id, port,
+            bytes_up = done.up, bytes_down = done.down, ended = ?done.ended, "forward ended"
+        );
+    }
 }

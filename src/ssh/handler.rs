@@ -26,7 +26,7 @@ use super::session_limits::{LimitReached, SessionSlot};
 use crate::gateway::ports::PortSessions;
 use crate::gateway::record::EndCause;
 use crate::recording::AuditKind;
-use crate::request::{AuthMethod, PERMIT_PORT_FORWARDING, PERMIT_PTY};
+use crate::request::{AuthMethod, PERMIT_PORT_FORWARDING, PERMIT_PTY, Reason};
 use crate::untrusted::{Untrusted, bounded};
 
 /// SSH_OPEN_ADMINISTRATIVELY_PROHIBITED.
@@ -51,7 +51,7 @@ pub struct ConnectionHandler {
     login: Option<Login>,
     /// The key or certificate that passed, waiting for the reason.
     first_factor: Option<AuthMethod>,
-    reason: Option<String>,
+    reason: Option<Reason>,
     reason_tries: u32,
     user: Option<Arc<Authenticated>>,
     startup: Option<StartupGuard>,
@@ -387,7 +387,7 @@ impl russh::server::Handler for ConnectionHandler {
         &mut self,
         channel: Channel<Msg>,
         reply: ChannelOpenHandle,
-        _session: &mut Session,
+        session: &mut Session,
     ) -> Result<(), Self::Error> {
         let Some(user) = self.session_user() else {
             reply
@@ -395,6 +395,7 @@ impl russh::server::Handler for ConnectionHandler {
                 .await;
             return Ok(());
         };
+        let handle = session.handle();
         let slot = match self.channel_slot(&user, "session").await {
             Ok(slot) => slot,
             Err(limit) => {
@@ -409,7 +410,7 @@ impl russh::server::Handler for ConnectionHandler {
         let ctx = self.ctx.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            session_channel::run(ctx, user, channel).await;
+            session_channel::run(ctx, user, channel, handle).await;
         });
         Ok(())
     }

@@ -5,10 +5,8 @@
 use std::fmt;
 
 use crate::config::is_valid_user_name;
+use crate::request::target::{TargetError, TargetSpec};
 use crate::untrusted::bounded;
-
-/// Longest accepted target.
-pub const MAX_TARGET_LEN: usize = 255;
 
 /// A parsed SSH login name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +14,7 @@ pub struct Login {
     /// The gateway user (`alice`).
     pub user: String,
     /// The requested target (`web-1`, `i-0123…`), if any.
-    pub target: Option<String>,
+    pub target: Option<TargetSpec>,
 }
 
 impl fmt::Display for Login {
@@ -38,22 +36,9 @@ pub enum LoginError {
     /// The user part is not a valid user name (kept escaped and bounded).
     #[error("invalid user name \"{0}\": must match ^[a-z_][a-z0-9_.-]{{0,31}}$")]
     BadUser(String),
-    /// `alice+` with nothing after the `+`.
-    #[error("empty target after '+' (use USER+TARGET, e.g. alice+web-1)")]
-    EmptyTarget,
-    /// Target longer than [`MAX_TARGET_LEN`].
-    #[error("target is too long ({0} characters, at most 255)")]
-    TargetTooLong(usize),
-    /// Target with a character outside `A-Z a-z 0-9 . _ : -`.
-    #[error(
-        "invalid target \"{target}\": character {bad:?} not allowed (only A-Z a-z 0-9 . _ : -)"
-    )]
-    BadTarget {
-        /// The target as given, escaped and bounded.
-        target: String,
-        /// The first offending character.
-        bad: char,
-    },
+    /// The target part is not a valid target.
+    #[error(transparent)]
+    Target(#[from] TargetError),
 }
 
 /// Splits `USER[+TARGET]` at the first `+` and validates both parts.
@@ -70,34 +55,12 @@ pub fn parse_login(raw: &str) -> Result<Login, LoginError> {
     }
     let target = match target {
         None => None,
-        Some("") => return Err(LoginError::EmptyTarget),
-        Some(target) => Some(check_target(target)?.to_owned()),
+        Some(target) => Some(TargetSpec::parse(target)?),
     };
     Ok(Login {
         user: user.to_owned(),
         target,
     })
-}
-
-/// Checks a target: 1–255 characters of `A-Z a-z 0-9 . _ : -`.
-pub fn check_target(target: &str) -> Result<&str, LoginError> {
-    if target.is_empty() {
-        return Err(LoginError::EmptyTarget);
-    }
-    let len = target.chars().count();
-    if len > MAX_TARGET_LEN {
-        return Err(LoginError::TargetTooLong(len));
-    }
-    if let Some(bad) = target
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
-    {
-        return Err(LoginError::BadTarget {
-            target: bounded(target),
-            bad,
-        });
-    }
-    Ok(target)
 }
 
 #[cfg(test)]
@@ -119,41 +82,53 @@ mod tests {
         );
         let l = ok("alice+web-1");
         assert_eq!(l.user, "alice");
-        assert_eq!(l.target.as_deref(), Some("web-1"));
+        assert_eq!(l.target.as_ref().map(TargetSpec::as_str), Some("web-1"));
         assert_eq!(l.to_string(), "alice+web-1");
         assert_eq!(
-            ok("bob.smith+i-0123456789abcdef0").target.as_deref(),
+            ok("bob.smith+i-0123456789abcdef0")
+                .target
+                .as_ref()
+                .map(TargetSpec::as_str),
             Some("i-0123456789abcdef0")
         );
         assert_eq!(
-            ok("_svc+ip-10-0-0-1.ec2.internal").target.as_deref(),
+            ok("_svc+ip-10-0-0-1.ec2.internal")
+                .target
+                .as_ref()
+                .map(TargetSpec::as_str),
             Some("ip-10-0-0-1.ec2.internal")
         );
-        assert_eq!(ok("a+::1").target.as_deref(), Some("::1"));
+        assert_eq!(
+            ok("a+::1").target.as_ref().map(TargetSpec::as_str),
+            Some("::1")
+        );
         let max = "t".repeat(255);
-        assert_eq!(ok(&format!("a+{max}")).target.unwrap().len(), 255);
+        assert_eq!(ok(&format!("a+{max}")).target.unwrap().as_str().len(), 255);
     }
 
     #[test]
     fn errors() {
         assert_eq!(parse_login(""), Err(LoginError::EmptyUser));
         assert_eq!(parse_login("+web"), Err(LoginError::EmptyUser));
-        assert_eq!(parse_login("alice+"), Err(LoginError::EmptyTarget));
+        assert_eq!(
+            parse_login("alice+"),
+            Err(LoginError::Target(TargetError::Empty))
+        );
         assert_eq!(
             parse_login("Alice+web"),
             Err(LoginError::BadUser("Alice".into()))
         );
         assert_eq!(
             parse_login(&format!("a+{}", "t".repeat(256))),
-            Err(LoginError::TargetTooLong(256))
+            Err(LoginError::Target(TargetError::TooLong(256)))
         );
         // Only the first '+' splits; a second one is part of the target.
         assert_eq!(
             parse_login("alice+web+1"),
-            Err(LoginError::BadTarget {
+            Err(LoginError::Target(TargetError::BadCharacter {
                 target: "web+1".into(),
                 bad: '+'
-            })
+            }))
         );
         for bad in [
             "a+web 1",
@@ -164,7 +139,10 @@ mod tests {
             "a+web@x",
         ] {
             assert!(
-                matches!(parse_login(bad), Err(LoginError::BadTarget { .. })),
+                matches!(
+                    parse_login(bad),
+                    Err(LoginError::Target(TargetError::BadCharacter { .. }))
+                ),
                 "{bad:?}"
             );
         }

@@ -3,11 +3,11 @@
 //!   ([`limits`]), login grace time, maximum duration, shutdown;
 //! - [`login`]: what a user types after `ssh` (`alice+web-1`);
 //! - [`handler`]: russh callbacks; every decision is delegated to [`auth`]
-//!   (keys, user certificates, the reason for access);
+//!   (keys, user certificates) and the reason rule (`request::Justification`);
 //! - [`session_channel`]: one task per shell/exec channel, with the target
 //!   [`picker`]; [`forward`]: one task per direct-tcpip channel; both hold
 //!   a slot of the [`session_limits`] (per connection, per user);
-//! - [`hostkey`]: the gateway's own host key; [`context`]: shared state.
+//! - [`context`]: shared state.
 //!
 //! Nothing here calls AWS: channels hand a `SessionRequest` to the gateway.
 
@@ -15,7 +15,6 @@ pub mod auth;
 pub mod context;
 pub mod forward;
 pub mod handler;
-pub mod hostkey;
 pub mod limits;
 pub mod login;
 pub mod picker;

@@ -8,6 +8,7 @@ use super::context::ServerContext;
 use super::session_channel::{Authenticated, SshOutput};
 use crate::gateway::targets::Asker;
 use crate::inventory::Target;
+use crate::request::TargetSpec;
 
 /// Most targets listed in the usage text of a non-interactive login.
 const USAGE_LIST: usize = 20;
@@ -19,7 +20,7 @@ pub async fn pick(
     user: &Authenticated,
     rd: &mut ChannelReadHalf,
     out: &mut SshOutput,
-) -> Option<String> {
+) -> Option<TargetSpec> {
     let targets = match openable_targets(ctx, user).await {
         Ok(t) if t.is_empty() => {
             out.write("ssmgate: there is no online target you may open.\r\n")
@@ -55,7 +56,7 @@ pub async fn pick(
         if let Ok(n) = line.parse::<usize>()
             && let Some(t) = n.checked_sub(1).and_then(|i| targets.get(i))
         {
-            return Some(t.id.clone());
+            return TargetSpec::parse(&t.id).ok();
         }
         if let Some(t) = targets.iter().find(|t| {
             t.id == line
@@ -63,7 +64,7 @@ pub async fn pick(
                     .as_deref()
                     .is_some_and(|n| n.eq_ignore_ascii_case(line))
         }) {
-            return Some(t.id.clone());
+            return TargetSpec::parse(&t.id).ok();
         }
         out.write("No such target.\r\n").await;
     }

@@ -7,19 +7,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use russh::server::Msg;
-use russh::{Channel, ChannelMsg, ChannelWriteHalf, Sig};
+use russh::server::{Handle, Msg};
+use russh::{Channel, ChannelId, ChannelMsg, ChannelWriteHalf};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::context::ServerContext;
 use super::picker;
 use crate::config::UserConfig;
-use crate::gateway::pipe::{ClientInput, ClientOutput, Ended, Interrupt};
 use crate::gateway::record::EndCause;
-use crate::gateway::run::Terminal;
+use crate::gateway::terminal::{ClientInput, ClientOutput, Ended, Exit, PtyRequest, Terminal};
 use crate::request::{AuthMethod, PERMIT_PTY};
-use crate::request::{Kind, SessionRequest};
+use crate::request::{Kind, Reason, SessionRequest, TargetSpec};
+use crate::ssh_signals;
 
 /// An authenticated user, as the channel tasks see them.
 #[derive(Debug, Clone)]
@@ -29,9 +29,9 @@ pub struct Authenticated {
     /// How they authenticated.
     pub auth: AuthMethod,
     /// The target from the login name (`alice+web-1`), if any.
-    pub target: Option<String>,
+    pub target: Option<TargetSpec>,
     /// The reason given at the keyboard-interactive prompt, if any.
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     /// Their address.
     pub source: SocketAddr,
     /// A remote forwarding (-R) was refused on this connection.
@@ -50,39 +50,68 @@ pub fn accepted_env(name: &str) -> bool {
     ) || name.starts_with("LC_")
 }
 
+/// Most environment variables kept for the target per channel.
+const MAX_ENV: usize = 32;
+
+/// Variables passed on to the target's sshd (which applies its own
+/// AcceptEnv); the gateway's own (`SSMGATE_*`) never are.
+fn passed_on(name: &str) -> bool {
+    accepted_env(name) && !name.starts_with("SSMGATE_")
+}
+
 /// What the client asked for before starting.
 #[derive(Default)]
 struct Requests {
-    pty: Option<(u32, u32)>,
+    pty: Option<PtyRequest>,
+    env: Vec<(String, String)>,
     reason: Option<String>,
     document: Option<String>,
 }
 
-enum Start {
-    Shell,
-    Exec(String),
-}
-
 /// Runs the channel until it closes.
-pub async fn run(ctx: Arc<ServerContext>, user: Arc<Authenticated>, channel: Channel<Msg>) {
+pub async fn run(
+    ctx: Arc<ServerContext>,
+    user: Arc<Authenticated>,
+    channel: Channel<Msg>,
+    handle: Handle,
+) {
+    let id = channel.id();
     let (mut rd, wr) = channel.split();
-    let mut out = SshOutput { wr };
+    let mut out = SshOutput {
+        wr,
+        eof_sent: false,
+        exit_signals: Some((handle, id)),
+    };
     let mut req = Requests::default();
-    let start = loop {
+    let kind = loop {
         match rd.wait().await {
             // Refused (channel failure) without permit-pty; see the handler.
             Some(ChannelMsg::RequestPty {
+                term,
                 col_width,
                 row_height,
+                pix_width,
+                pix_height,
+                terminal_modes,
                 ..
-            }) if user.auth.permits(PERMIT_PTY) => req.pty = Some((col_width, row_height)),
+            }) if user.auth.permits(PERMIT_PTY) => {
+                req.pty = Some(PtyRequest {
+                    term,
+                    cols: col_width,
+                    rows: row_height,
+                    pix_width,
+                    pix_height,
+                    modes: terminal_modes.iter().map(|(m, v)| (*m as u8, *v)).collect(),
+                });
+            }
             Some(ChannelMsg::WindowChange {
                 col_width,
                 row_height,
                 ..
             }) => {
-                if req.pty.is_some() {
-                    req.pty = Some((col_width, row_height));
+                if let Some(pty) = &mut req.pty {
+                    pty.cols = col_width;
+                    pty.rows = row_height;
                 }
             }
             Some(ChannelMsg::SetEnv {
@@ -92,20 +121,18 @@ pub async fn run(ctx: Arc<ServerContext>, user: Arc<Authenticated>, channel: Cha
             }) => match variable_name.as_str() {
                 "SSMGATE_REASON" => req.reason = Some(variable_value),
                 "SSMGATE_DOCUMENT" => req.document = Some(variable_value),
+                name if passed_on(name) && req.env.len() < MAX_ENV => {
+                    req.env.push((variable_name, variable_value));
+                }
                 _ => {}
             },
-            Some(ChannelMsg::RequestShell { .. }) => break Start::Shell,
+            Some(ChannelMsg::RequestShell { .. }) => break Kind::Shell,
             Some(ChannelMsg::Exec { command, .. }) => {
-                break Start::Exec(String::from_utf8_lossy(&command).into_owned());
+                break Kind::Exec {
+                    command: String::from_utf8_lossy(&command).into_owned(),
+                };
             }
-            Some(ChannelMsg::RequestSubsystem { name, .. }) => {
-                let text = format!(
-                    "ssmgate: the {name} subsystem is not offered here. For sftp and scp, jump through the gateway: sftp -J {}@GATEWAY user@TARGET\r\n",
-                    user.user.name
-                );
-                out.fail(&text).await;
-                return;
-            }
+            Some(ChannelMsg::RequestSubsystem { name, .. }) => break Kind::Subsystem { name },
             Some(ChannelMsg::Eof) | Some(ChannelMsg::Close) | None => return,
             Some(_) => {}
         }
@@ -122,8 +149,8 @@ pub async fn run(ctx: Arc<ServerContext>, user: Arc<Authenticated>, channel: Cha
     };
     let target = match &user.target {
         Some(t) => t.clone(),
-        None => match (&start, req.pty) {
-            (Start::Shell, Some(_)) => match picker::pick(&ctx, &user, &mut rd, &mut out).await {
+        None => match (&kind, &req.pty) {
+            (Kind::Shell, Some(_)) => match picker::pick(&ctx, &user, &mut rd, &mut out).await {
                 Some(t) => t,
                 None => return,
             },
@@ -132,10 +159,6 @@ pub async fn run(ctx: Arc<ServerContext>, user: Arc<Authenticated>, channel: Cha
                 return out.fail(&text).await;
             }
         },
-    };
-    let kind = match start {
-        Start::Shell => Kind::Shell,
-        Start::Exec(command) => Kind::Exec { command },
     };
     let request = SessionRequest {
         id: Uuid::new_v4(),
@@ -162,8 +185,7 @@ pub async fn run(ctx: Arc<ServerContext>, user: Arc<Authenticated>, channel: Cha
                     cols: col_width,
                     rows: row_height,
                 },
-                ChannelMsg::Signal { signal: Sig::INT } => ClientInput::Signal(Interrupt::Int),
-                ChannelMsg::Signal { signal: Sig::QUIT } => ClientInput::Signal(Interrupt::Quit),
+                ChannelMsg::Signal { signal } => ClientInput::Signal(ssh_signals::name(&signal)),
                 ChannelMsg::Eof => ClientInput::Eof,
                 ChannelMsg::Close => break,
                 _ => continue,
@@ -174,9 +196,10 @@ pub async fn run(ctx: Arc<ServerContext>, user: Arc<Authenticated>, channel: Cha
         }
     });
     let terminal = Terminal {
+        pty: req.pty,
+        env: req.env,
         input: rx,
         output: &mut out,
-        pty: req.pty,
         end_cause: &user.end_cause,
     };
     let result = ctx.gateway.run_terminal(&request, terminal).await;
@@ -195,7 +218,13 @@ pub async fn run(ctx: Arc<ServerContext>, user: Arc<Authenticated>, channel: Cha
 /// Writes `text` on the channel's stderr and closes it with status 255.
 pub async fn refuse(channel: Channel<Msg>, text: String) {
     let (_rd, wr) = channel.split();
-    SshOutput { wr }.fail(&text).await;
+    SshOutput {
+        wr,
+        eof_sent: false,
+        exit_signals: None,
+    }
+    .fail(&text)
+    .await;
 }
 
 /// The checked reason for this channel: from the prompt, or from
@@ -205,7 +234,7 @@ pub fn reason(
     ctx: &ServerContext,
     user: &Authenticated,
     from_env: Option<&str>,
-) -> Result<Option<String>, String> {
+) -> Result<Option<Reason>, String> {
     if let Some(r) = &user.reason {
         return Ok(Some(r.clone()));
     }
@@ -226,13 +255,17 @@ pub fn reason(
 /// The channel's write half as the gateway's [`ClientOutput`].
 pub struct SshOutput {
     wr: ChannelWriteHalf<Msg>,
+    /// EOF was sent (it is sent once).
+    eof_sent: bool,
+    /// Where an exit signal is sent (the channel half cannot).
+    exit_signals: Option<(Handle, ChannelId)>,
 }
 
 impl SshOutput {
     /// Writes an error on stderr and ends the channel with status 255.
     async fn fail(&mut self, text: &str) {
         self.stderr(Bytes::from(text.to_owned())).await;
-        self.finish(255).await;
+        self.finish(Some(Exit::Status(255))).await;
     }
 
     async fn close(&mut self) {
@@ -255,9 +288,33 @@ impl ClientOutput for SshOutput {
         self.wr.extended_data_bytes(1, data).await.is_ok()
     }
 
-    async fn finish(&mut self, exit_status: u32) {
-        let _ = self.wr.exit_status(exit_status).await;
-        let _ = self.wr.eof().await;
+    async fn eof(&mut self) {
+        if !self.eof_sent {
+            self.eof_sent = true;
+            let _ = self.wr.eof().await;
+        }
+    }
+
+    async fn finish(&mut self, exit: Option<Exit>) {
+        match exit {
+            Some(Exit::Status(status)) => {
+                let _ = self.wr.exit_status(status).await;
+            }
+            Some(Exit::Signal {
+                name,
+                core_dumped,
+                message,
+            }) => {
+                if let Some((handle, id)) = &self.exit_signals {
+                    let signal = ssh_signals::from_name(&name);
+                    let _ = handle
+                        .exit_signal_request(*id, signal, core_dumped, message, String::new())
+                        .await;
+                }
+            }
+            None => {}
+        }
+        self.eof().await;
         let _ = self.wr.close().await;
     }
 }

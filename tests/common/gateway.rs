@@ -53,6 +53,10 @@ when { resource.hasTag("recording") && resource.getTag("recording") == "required
 pub struct Options {
     /// Also start a real sshd for web-1:22.
     pub with_sshd: bool,
+    /// Carry web-1's terminal sessions through that sshd.
+    pub sshd_backend: bool,
+    /// Do not require a reason for access (it may still be given).
+    pub reason_optional: bool,
     /// Record here (default: SQLite in the fixture's directory).
     pub database_url: Option<String>,
     /// TOML sections appended to the gateway's config.
@@ -140,6 +144,8 @@ impl Fixture {
         }
         let Options {
             with_sshd,
+            sshd_backend,
+            reason_optional,
             database_url,
             extra,
             server,
@@ -171,7 +177,6 @@ impl Fixture {
             .instance(Instance::new(DUP_B, "twin"))
             .sim_toml(&sim)
             .server(&server)
-            .justification("^INC-[0-9]+", "a ticket id like INC-123")
             .database(database_url.as_deref().unwrap_or("sqlite://ssmgate.db"))
             .user(User::new("alice").group("sre").key("alice"))
             .user(User::new("bob").group("dev"))
@@ -180,6 +185,12 @@ impl Fixture {
             .extra(&extra);
         if with_sshd {
             builder = builder.sshd(WEB_1, "alice");
+        }
+        if sshd_backend {
+            builder = builder.sshd_backend();
+        }
+        if !reason_optional {
+            builder = builder.justification("^INC-[0-9]+", "a ticket id like INC-123");
         }
         let Stack {
             sim,

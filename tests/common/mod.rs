@@ -80,7 +80,10 @@ pub struct SdkResumer(pub aws_sdk_ssm::Client);
 
 #[async_trait::async_trait]
 impl Resumer for SdkResumer {
-    async fn resume(&self, session_id: &str) -> Result<Option<Secret>, String> {
+    async fn resume(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<Secret>, ssm_datachannel::ResumeError> {
         let out = self
             .0
             .resume_session()

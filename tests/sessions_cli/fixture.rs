@@ -116,6 +116,8 @@ pub fn session(
         end: None,
         chain_head: None,
         start_seal: None,
+        backend: None,
+        os_user: None,
     }
 }
 

@@ -181,6 +181,8 @@ pub fn full_session(user: &str, target: &str, started_at: DateTime<Utc>) -> Sess
             key_id: "k20261102-3f9a".into(),
             mac: [0xc1; 32],
         }),
+        backend: Some("sshd".into()),
+        os_user: Some("ec2-user".into()),
     }
 }
 
@@ -212,6 +214,8 @@ pub fn bare_session(user: &str, target: &str, started_at: DateTime<Utc>) -> Sess
         end: None,
         chain_head: None,
         start_seal: None,
+        backend: None,
+        os_user: None,
     }
 }
 

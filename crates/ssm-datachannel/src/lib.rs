@@ -13,8 +13,9 @@
 //! - [`handshake`] and [`version`]: the session's opening exchange and the
 //!   agent versions it depends on;
 //! - [`channel`]: an open channel — [`open`], [`DataChannel`], [`Events`];
-//! - [`port`] and [`smux`]: which port-session mode an agent speaks, and
-//!   the xtaci/smux v1 multiplexing of its `mux` mode;
+//! - [`port`] and [`smux`]: port sessions — [`PortSession`] opens
+//!   connections whatever mode the agent speaks (stream, basic, or the
+//!   xtaci/smux v1 multiplexing of `mux` mode);
 //! - [`io`]: byte-stream adapters over a channel;
 //! - [`secret`]: [`Secret`], the session token that never prints.
 
@@ -33,8 +34,9 @@ pub mod version;
 
 pub use channel::{
     ChannelConfig, CloseReason, DataChannel, DataChannelError, Event, Events, ReconnectPolicy,
-    Resumer, SessionInfo, SessionKind, open,
+    ResumeError, Resumer, SessionInfo, SessionKind, open,
 };
+pub use port::{PortError, PortMode, PortSession, PortStream};
 pub use secret::Secret;
 pub use session_type::SessionType;
 

@@ -79,13 +79,37 @@ pub(super) async fn run_bounded(mut cmd: Command, limit: Duration) -> Result<()>
     Ok(())
 }
 
-/// The user we run as: sshd lets the bench's key in for this account.
-pub(super) async fn os_user() -> String {
-    let out = timeout(SHORT, Command::new("id").arg("-un").output()).await;
-    match out {
-        Ok(Ok(o)) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_owned(),
-        _ => std::env::var("USER").unwrap_or_else(|_| "root".into()),
-    }
+/// CPU time (user + system) of this process so far: the gateway and the
+/// simulator, which run in it.
+pub(super) fn own_cpu() -> Duration {
+    proc_cpu("/proc/self/stat", false)
+}
+
+/// CPU time of process `pid` and of its children it has reaped (sshd and
+/// the sessions it forked and waited for).
+pub(super) fn tree_cpu(pid: u32) -> Duration {
+    proc_cpu(&format!("/proc/{pid}/stat"), true)
+}
+
+/// utime + stime (+ cutime + cstime) from a `/proc/…/stat` file; zero when
+/// unreadable (the figure is then missing, not wrong).
+fn proc_cpu(path: &str, children: bool) -> Duration {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Duration::ZERO;
+    };
+    // The command name is in parentheses and may hold spaces: fields
+    // are counted after the last ')'. utime is field 14 (1-based), so
+    // index 11 after the name and state.
+    let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let take = if children { 4 } else { 2 };
+    let ticks: u64 = fields.iter().skip(11).take(take).sum();
+    // /proc counts in USER_HZ, 100 on every Linux the kernel ABI allows.
+    Duration::from_secs_f64(ticks as f64 / 100.0)
 }
 
 /// `OpenSSH_x.y…` as `ssh -V` reports it.

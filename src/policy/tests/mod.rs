@@ -65,6 +65,7 @@ fn user(name: &str, groups: &[&str], attrs: &[(&str, &str)]) -> UserConfig {
             .collect(),
         authorized_keys: Vec::new(),
         authorized_keys_file: None,
+        run_as: None,
     }
 }
 
@@ -107,6 +108,8 @@ fn ctx(action: Action, reason: Option<&str>, at: &str) -> ContextInput {
         source_ip: IpAddr::from([10, 1, 2, 3]),
         now: parse_rfc3339(at).unwrap(),
         recording: action.recording(),
+        backend: "ssm",
+        os_user: None,
     }
 }
 

@@ -38,11 +38,15 @@ pub enum SessionKind {
     Port,
 }
 
+/// Why a [`Resumer`] could not get a token: the caller's own error type
+/// (an SSM API error), boxed, since this crate makes no API calls.
+pub type ResumeError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Obtains a fresh token after the WebSocket dropped (SSM ResumeSession).
 #[async_trait::async_trait]
 pub trait Resumer: Send + Sync {
     /// A new token, or `None` when the session is over (no TokenValue).
-    async fn resume(&self, session_id: &str) -> Result<Option<Secret>, String>;
+    async fn resume(&self, session_id: &str) -> Result<Option<Secret>, ResumeError>;
 }
 
 /// Retries after the WebSocket dropped.

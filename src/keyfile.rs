@@ -1,8 +1,9 @@
-//! The gateway's SSH host key: loaded from an OpenSSH private key file, or
-//! generated (Ed25519) on first start. Like sshd, a key file readable by
-//! group or others is refused; a generated key is created with mode 0600
-//! from the start (no window where it is readable by others), with a
-//! `.pub` file beside it.
+//! The gateway's own SSH private keys (its host key, its user CA for the
+//! sshd backend): loaded from an OpenSSH private key file, or generated
+//! (Ed25519) on first start. Like sshd, a key file readable by group or
+//! others is refused; a generated key is created with mode 0600 from the
+//! start (no window where it is readable by others), with a `.pub` file
+//! beside it.
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};
@@ -16,11 +17,11 @@ use russh::keys::{HashAlg, PrivateKey, PublicKey};
 
 use crate::private_files::{self, SecretFileError};
 
-/// Host key files larger than this are refused (an OpenSSH RSA-16384 key
+/// Key files larger than this are refused (an OpenSSH RSA-16384 key
 /// is about 12 KiB).
 const MAX_KEY_FILE: u64 = 64 * 1024;
 
-impl From<SecretFileError> for HostKeyError {
+impl From<SecretFileError> for KeyFileError {
     fn from(e: SecretFileError) -> Self {
         match e {
             SecretFileError::Io {
@@ -38,9 +39,9 @@ impl From<SecretFileError> for HostKeyError {
     }
 }
 
-/// Why the host key could not be loaded or created.
+/// Why a key could not be loaded or created.
 #[derive(Debug, thiserror::Error)]
-pub enum HostKeyError {
+pub enum KeyFileError {
     /// Reading, creating or writing a file failed.
     #[error("{}: cannot {action}: {source}", path.display())]
     Io {
@@ -53,7 +54,7 @@ pub enum HostKeyError {
     },
     /// The key file is readable or writable by group or others.
     #[error(
-        "permissions {mode:04o} for {} are too open: the host key must not be accessible by group or others (chmod 600 it)",
+        "permissions {mode:04o} for {} are too open: a private key must not be accessible by group or others (chmod 600 it)",
         path.display()
     )]
     TooOpen {
@@ -63,7 +64,7 @@ pub enum HostKeyError {
         mode: u32,
     },
     /// Not a regular file, or too large to be a key.
-    #[error("{}: not a host key file ({reason})", path.display())]
+    #[error("{}: not a key file ({reason})", path.display())]
     NotAKeyFile {
         /// The path.
         path: PathBuf,
@@ -79,27 +80,27 @@ pub enum HostKeyError {
         reason: String,
     },
     /// The key is passphrase-protected; the gateway cannot prompt.
-    #[error("{}: the host key is encrypted with a passphrase, which is not supported", path.display())]
+    #[error("{}: the key is encrypted with a passphrase, which is not supported", path.display())]
     Encrypted {
         /// The key file.
         path: PathBuf,
     },
     /// The OS random number generator failed, or the key could not be encoded.
-    #[error("cannot generate a host key: {0}")]
+    #[error("cannot generate a key: {0}")]
     Generate(String),
 }
 
-/// Loads the host key at `path`, or generates an Ed25519 key there if the
-/// file does not exist (creating parent directories with mode 0700). The
-/// flag is true when the key was generated.
-pub fn load_or_generate(path: &Path) -> Result<(PrivateKey, bool), HostKeyError> {
+/// Loads the key at `path`, or generates an Ed25519 key there (with
+/// `comment`) if the file does not exist (creating parent directories with
+/// mode 0700). The flag is true when the key was generated.
+pub fn load_or_generate(path: &Path, comment: &str) -> Result<(PrivateKey, bool), KeyFileError> {
     match load(path) {
         Ok(key) => Ok((key, false)),
-        Err(HostKeyError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-            match generate(path) {
+        Err(KeyFileError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            match generate(path, comment) {
                 Ok(key) => Ok((key, true)),
                 // Another process created it meanwhile: use theirs.
-                Err(HostKeyError::Io { source, .. })
+                Err(KeyFileError::Io { source, .. })
                     if source.kind() == io::ErrorKind::AlreadyExists =>
                 {
                     load(path).map(|key| (key, false))
@@ -113,14 +114,14 @@ pub fn load_or_generate(path: &Path) -> Result<(PrivateKey, bool), HostKeyError>
 
 /// Loads an OpenSSH private key, refusing files accessible by group or
 /// others and encrypted keys.
-pub fn load(path: &Path) -> Result<PrivateKey, HostKeyError> {
-    let pem = private_files::read_secret(path, MAX_KEY_FILE).map_err(HostKeyError::from)?;
-    let key = PrivateKey::from_openssh(&pem).map_err(|e| HostKeyError::Parse {
+pub fn load(path: &Path) -> Result<PrivateKey, KeyFileError> {
+    let pem = private_files::read_secret(path, MAX_KEY_FILE).map_err(KeyFileError::from)?;
+    let key = PrivateKey::from_openssh(&pem).map_err(|e| KeyFileError::Parse {
         path: path.to_owned(),
         reason: e.to_string(),
     })?;
     if key.is_encrypted() {
-        return Err(HostKeyError::Encrypted {
+        return Err(KeyFileError::Encrypted {
             path: path.to_owned(),
         });
     }
@@ -129,23 +130,23 @@ pub fn load(path: &Path) -> Result<PrivateKey, HostKeyError> {
 
 /// Generates an Ed25519 key, writes it to `path` (mode 0600, failing if the
 /// file exists) and its public half to `path.pub`.
-fn generate(path: &Path) -> Result<PrivateKey, HostKeyError> {
+fn generate(path: &Path, comment: &str) -> Result<PrivateKey, KeyFileError> {
     let mut seed = [0u8; 32];
     rand::rngs::OsRng
         .try_fill_bytes(&mut seed)
-        .map_err(|e| HostKeyError::Generate(e.to_string()))?;
+        .map_err(|e| KeyFileError::Generate(e.to_string()))?;
     let mut key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
     seed.fill(0);
-    key.set_comment("ssmgate host key");
+    key.set_comment(comment);
     let pem = key
         .to_openssh(LineEnding::LF)
-        .map_err(|e| HostKeyError::Generate(e.to_string()))?;
+        .map_err(|e| KeyFileError::Generate(e.to_string()))?;
     let public = key
         .public_key()
         .to_openssh()
-        .map_err(|e| HostKeyError::Generate(e.to_string()))?;
+        .map_err(|e| KeyFileError::Generate(e.to_string()))?;
 
-    private_files::write_new_secret(path, pem.as_bytes()).map_err(HostKeyError::from)?;
+    private_files::write_new_secret(path, pem.as_bytes()).map_err(KeyFileError::from)?;
 
     let mut pub_path = path.as_os_str().to_owned();
     pub_path.push(".pub");
@@ -157,7 +158,7 @@ fn generate(path: &Path) -> Result<PrivateKey, HostKeyError> {
         .mode(0o644)
         .open(&pub_path)
         .and_then(|mut f| f.write_all(format!("{public}\n").as_bytes()))
-        .map_err(|source| HostKeyError::Io {
+        .map_err(|source| KeyFileError::Io {
             path: pub_path,
             action: "write",
             source,
@@ -184,12 +185,12 @@ mod tests {
     fn generate_then_load_gives_the_same_key() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("etc/ssmgate/host_key");
-        let (key, generated) = load_or_generate(&path).unwrap();
+        let (key, generated) = load_or_generate(&path, "test key").unwrap();
         assert!(generated);
         assert_eq!(key.algorithm(), russh::keys::Algorithm::Ed25519);
         assert_eq!(mode(&path), 0o600);
         assert_eq!(mode(&dir.path().join("etc/ssmgate")), 0o700);
-        let (again, generated) = load_or_generate(&path).unwrap();
+        let (again, generated) = load_or_generate(&path, "test key").unwrap();
         assert!(!generated);
         let fp = fingerprint(key.public_key());
         assert!(fp.starts_with("SHA256:"), "{fp}");
@@ -214,8 +215,8 @@ mod tests {
     #[test]
     fn two_generations_differ() {
         let dir = tempfile::tempdir().unwrap();
-        let (a, _) = load_or_generate(&dir.path().join("a")).unwrap();
-        let (b, _) = load_or_generate(&dir.path().join("b")).unwrap();
+        let (a, _) = load_or_generate(&dir.path().join("a"), "test key").unwrap();
+        let (b, _) = load_or_generate(&dir.path().join("b"), "test key").unwrap();
         assert_ne!(fingerprint(a.public_key()), fingerprint(b.public_key()));
     }
 
@@ -229,7 +230,7 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success());
-        let (key, generated) = load_or_generate(&path).unwrap();
+        let (key, generated) = load_or_generate(&path, "test key").unwrap();
         assert!(!generated);
         let out = Command::new("ssh-keygen")
             .arg("-lf")
@@ -244,11 +245,11 @@ mod tests {
     fn too_open_permissions_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("host_key");
-        load_or_generate(&path).unwrap();
+        load_or_generate(&path, "test key").unwrap();
         for bad in [0o644, 0o640, 0o604, 0o660] {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(bad)).unwrap();
-            let err = load_or_generate(&path).unwrap_err();
-            assert!(matches!(err, HostKeyError::TooOpen { mode, .. } if mode == bad));
+            let err = load_or_generate(&path, "test key").unwrap_err();
+            assert!(matches!(err, KeyFileError::TooOpen { mode, .. } if mode == bad));
             let text = err.to_string();
             assert!(
                 text.contains(&format!("permissions 0{bad:o} for"))
@@ -257,7 +258,7 @@ mod tests {
             );
         }
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
-        assert!(load_or_generate(&path).is_ok());
+        assert!(load_or_generate(&path, "test key").is_ok());
     }
 
     #[test]
@@ -276,16 +277,16 @@ mod tests {
                 .unwrap();
         };
         write(b"-----BEGIN OPENSSH PRIVATE KEY-----\nnot base64 at all!\n-----END OPENSSH PRIVATE KEY-----\n");
-        let err = load_or_generate(&path).unwrap_err();
-        assert!(matches!(err, HostKeyError::Parse { .. }), "{err}");
+        let err = load_or_generate(&path, "test key").unwrap_err();
+        assert!(matches!(err, KeyFileError::Parse { .. }), "{err}");
         assert!(
             err.to_string().contains("not an OpenSSH private key"),
             "{err}"
         );
         write(b"");
         assert!(matches!(
-            load_or_generate(&path),
-            Err(HostKeyError::Parse { .. })
+            load_or_generate(&path, "test key"),
+            Err(KeyFileError::Parse { .. })
         ));
         // The bad file is left alone, never replaced by a new key.
         assert_eq!(std::fs::read(&path).unwrap(), b"");
@@ -298,14 +299,14 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success());
-        let err = load_or_generate(&path).unwrap_err();
-        assert!(matches!(err, HostKeyError::Encrypted { .. }), "{err}");
+        let err = load_or_generate(&path, "test key").unwrap_err();
+        assert!(matches!(err, KeyFileError::Encrypted { .. }), "{err}");
 
         // A directory where the key should be.
         let sub = dir.path().join("sub");
         std::fs::create_dir(&sub).unwrap();
         std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o700)).unwrap();
-        let err = load_or_generate(&sub).unwrap_err();
-        assert!(matches!(err, HostKeyError::NotAKeyFile { .. }), "{err}");
+        let err = load_or_generate(&sub, "test key").unwrap_err();
+        assert!(matches!(err, KeyFileError::NotAKeyFile { .. }), "{err}");
     }
 }
