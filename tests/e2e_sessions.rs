@@ -147,6 +147,90 @@ async fn exec_returns_stdout_stderr_apart_and_the_exit_code() {
 }
 
 #[tokio::test]
+async fn a_command_with_a_terminal_returns_its_exit_status_through_ssm() {
+    // AWS-StartInteractiveCommand reports no status; the gateway's wrapper
+    // does, and its marker never reaches the client or the recording.
+    let fx = Fixture::start(false).await;
+    for (command, code) in [
+        ("echo out; exit 0", 0),
+        ("printf 'no newline'; exit 9", 9),
+        // A look-alike marker printed by the command changes nothing.
+        (r"printf '\033]7767;ssmgate-exit;4;0123\007'; exit 42", 42),
+        ("kill -TERM $$", 143),
+    ] {
+        let mut cmd = fx.ssh("alice", "alice+web-1");
+        cmd.args(["-tt", command]);
+        let out = output(cmd, 30).await;
+        assert_eq!(out.status.code(), Some(code), "{command}: {out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        // Only the command's own look-alike reaches the client, untouched.
+        let want = usize::from(command.contains("0123"));
+        assert_eq!(
+            stdout.matches("\x1b]7767;").count(),
+            want,
+            "{command}: {stdout:?}"
+        );
+    }
+    // Ctrl-C stops the command; the status says so (130, as sh reports).
+    let mut cmd = fx.ssh("alice", "alice+web-1");
+    cmd.args(["-tt", "sleep 60; echo not-interrupted"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("ssh");
+    let mut stdin = child.stdin.take().expect("stdin");
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"\x03")
+        .await
+        .expect("ctrl-c");
+    let out = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("interrupted in time")
+        .expect("ssh");
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("not-interrupted"));
+
+    fx.gw.recorder.flush().await;
+    let url = format!("sqlite://{}", fx.path("ssmgate.db").display());
+    let store = ssmgate::recording::connect(&url).await.expect("store");
+    let list = store
+        .list_sessions(&ssmgate::recording::SessionFilter::default())
+        .await
+        .expect("list");
+    let nine = list
+        .iter()
+        .find(|s| {
+            s.parameters
+                .as_deref()
+                .is_some_and(|p| p.contains("exit 9"))
+        })
+        .expect("recorded");
+    assert_eq!(nine.end.as_ref().and_then(|e| e.exit_status), Some(9));
+    // The record keeps the user's command, not the wrapper.
+    assert!(
+        !nine
+            .parameters
+            .as_deref()
+            .unwrap_or_default()
+            .contains("ssmgate-exit")
+    );
+    let out: Vec<u8> = store
+        .chunks(nine.id)
+        .await
+        .expect("chunks")
+        .iter()
+        .flat_map(|c| c.events.clone())
+        .filter(|e| e.kind == ssmgate::recording::EventKind::Output)
+        .flat_map(|e| e.data.to_vec())
+        .collect();
+    assert!(
+        out.ends_with(b"no newline"),
+        "{:?}",
+        String::from_utf8_lossy(&out)
+    );
+}
+
+#[tokio::test]
 async fn exec_by_instance_id_with_reason_from_setenv() {
     let fx = Fixture::start(false).await;
     let mut cmd = fx.ssh("alice", &format!("alice+{WEB_1}"));

@@ -57,6 +57,7 @@ impl Carrier for SsmDocuments {
         if let Some(pty) = &t.pty {
             let _ = link.channel.resize(pty.cols, pty.rows).await;
         }
-        Ok(run_terminal(link, session.tap, t.input, t.output).await)
+        let scanner = session.plan.exit_marker.as_ref().map(|m| m.scanner());
+        Ok(run_terminal(link, session.tap, scanner, t.input, t.output).await)
     }
 }

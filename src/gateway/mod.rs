@@ -8,7 +8,7 @@
 //! from open to recorded end, with the client side described in
 //! [`terminal`] and the bytes moved by a [`Carrier`] ([`backend`]: SSM
 //! documents here, the target's sshd in the `sshd` module), as [`plan`]
-//! decides; a forwarded connection runs through [`Gateway::run_forward`]
+//! decides ([`exit_marker`] recovers `ssh -t cmd`'s status through SSM); a forwarded connection runs through [`Gateway::run_forward`]
 //! ([`ports`]); the picker asks [`Gateway::openable_targets`]
 //! ([`targets`]). It never calls AWS or the policies itself, and nothing
 //! here knows the SSH server. Each session is recorded through the
@@ -16,6 +16,7 @@
 
 pub mod backend;
 pub mod error;
+pub mod exit_marker;
 pub mod pipe;
 pub mod plan;
 pub mod ports;

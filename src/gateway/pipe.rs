@@ -10,14 +10,18 @@ use ssm_datachannel::{CloseReason, Event, PortStream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use crate::gateway::exit_marker::ExitScanner;
 use crate::gateway::session::Link;
 use crate::gateway::terminal::{ClientInput, ClientOutput, Ended, Exit};
 use crate::recording::SessionTap;
 
-/// Runs an SSM shell or command session until either side ends it.
+/// Runs an SSM shell or command session until either side ends it. With
+/// a `scanner`, the output's exit marker is removed and becomes the exit
+/// status.
 pub async fn run_terminal(
     link: Link,
     tap: &SessionTap,
+    mut scanner: Option<ExitScanner>,
     mut input: mpsc::Receiver<ClientInput>,
     out: &mut dyn ClientOutput,
 ) -> Ended {
@@ -75,6 +79,13 @@ pub async fn run_terminal(
         loop {
             match events.recv().await {
                 Some(Event::Output(b)) => {
+                    let b = match scanner.as_mut() {
+                        Some(s) => s.feed(&b),
+                        None => b,
+                    };
+                    if b.is_empty() {
+                        continue;
+                    }
                     tap.output(&b).await;
                     if !out.stdout(b).await {
                         return Ended::ClientClosed;
@@ -100,8 +111,21 @@ pub async fn run_terminal(
                     out.finish(Some(Exit::Status(255))).await;
                     return Ended::Error(e.to_string());
                 }
-                // SSM reports no status for shells and PTY commands: 0.
+                // SSM reports no status for shells and PTY commands: 0,
+                // unless the command's wrapper printed it.
                 Some(Event::Closed(_)) | None => {
+                    if let Some(s) = scanner.as_mut() {
+                        let rest = s.finish();
+                        if !rest.is_empty() {
+                            tap.output(&rest).await;
+                            out.stdout(rest).await;
+                        }
+                        if let Some(code) = s.status() {
+                            let code = code as i32;
+                            tap.exit(code).await;
+                            exit = Some(code);
+                        }
+                    }
                     out.finish(Some(Exit::Status(exit.map(|c| c as u32).unwrap_or(0))))
                         .await;
                     return Ended::TargetExited { exit_status: exit };

@@ -10,6 +10,7 @@ use ssm_datachannel::{SessionInfo, SessionKind};
 
 use crate::config::{BackendKind, SshdBackendConfig};
 use crate::gateway::error::GatewayError;
+use crate::gateway::exit_marker::ExitMarker;
 use crate::gateway::session::Gateway;
 use crate::inventory::Target;
 use crate::request::documents::{self, SessionType, known_session_type};
@@ -28,9 +29,24 @@ pub struct Plan {
     pub channel: SessionKind,
     /// The OS user the session logs in as (sshd backend).
     pub os_user: Option<String>,
+    /// For a command with a terminal through AWS-StartInteractiveCommand:
+    /// the marker its wrapper prints with the exit status.
+    pub exit_marker: Option<ExitMarker>,
 }
 
 impl Plan {
+    /// The StartSession parameters: the plan's, with the command wrapped
+    /// when its exit status is recovered through a marker.
+    pub fn start_parameters(&self) -> BTreeMap<String, Vec<String>> {
+        let mut params = self.parameters.clone();
+        if let Some(marker) = &self.exit_marker
+            && let Some(command) = params.get_mut("command")
+        {
+            *command = command.iter().map(|c| marker.wrap(c)).collect();
+        }
+        params
+    }
+
     /// What the policies see as `context.parameters`: the request's own
     /// (`command`, `subsystem`, `portNumber`), whatever the backend.
     pub fn policy_parameters(req: &SessionRequest) -> BTreeMap<String, String> {
@@ -88,6 +104,7 @@ impl Gateway {
             parameters: BTreeMap::from([("portNumber".to_owned(), vec![config.port.to_string()])]),
             channel: SessionKind::Port,
             os_user: Some(os_user),
+            exit_marker: None,
         }
     }
 
@@ -147,12 +164,19 @@ impl Gateway {
             None if matches!(req.kind, Kind::Exec { .. }) && !req.pty => SessionKind::Exec,
             None => SessionKind::Shell,
         };
+        // AWS-StartInteractiveCommand runs `sh -c <command>` in a PTY and
+        // reports no status: the wrapper prints it (see exit_marker).
+        let exit_marker = (req.pty
+            && matches!(req.kind, Kind::Exec { .. })
+            && document == documents::INTERACTIVE_COMMAND)
+            .then(ExitMarker::new);
         Ok(Plan {
             backend: BackendKind::Ssm,
             document,
             parameters: params,
             channel,
             os_user: None,
+            exit_marker,
         })
     }
 }

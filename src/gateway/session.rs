@@ -279,7 +279,7 @@ impl Gateway {
         let start = StartRequest {
             target: target.id.clone(),
             document: Some(plan.document.clone()),
-            parameters: plan.parameters.clone(),
+            parameters: plan.start_parameters(),
             reason: reason.clone(),
         };
         let started = self.ssm.start_session(&start).await?;
