@@ -76,7 +76,10 @@ impl UserCa {
 
     /// The CA's public key as one OpenSSH line, for `TrustedUserCAKeys`.
     pub fn public_key_line(&self) -> String {
-        let key = self.key.public_key();
+        // The stored key's own comment is replaced by the fixed one the
+        // trust-ca document's allowedPattern expects.
+        let mut key = self.key.public_key().clone();
+        key.set_comment("");
         match key.to_openssh() {
             Ok(line) => format!("{line} ssmgate-user-ca"),
             // Encoding an Ed25519 public key cannot fail; keep a readable
