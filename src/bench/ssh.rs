@@ -234,7 +234,10 @@ impl Bench {
                     "-P",
                     &a.port().to_string(),
                 ]);
-                format!("{}@127.0.0.1", self.os_user)
+                // The same sshd as bastion and target: OpenSSH refuses a
+                // jump to the very host:port it jumps through ("jumphost
+                // loop"), so the target is named differently.
+                format!("{}@localhost", self.os_user)
             }
             Route::GatewayStyle => {
                 cmd.args(["-P", &self.stack.gateway.addr.port().to_string()]);
