@@ -215,12 +215,7 @@ async fn another_trusted_ca_keeps_working_and_gets_no_principals_file() {
     let me = current_user().await;
     // The site's own CA, already trusted.
     let site_ca = dir.path().join("site_ca");
-    assert!(
-        std::process::Command::from(ssh_keygen(&site_ca))
-            .status()
-            .expect("ssh-keygen")
-            .success()
-    );
+    assert!(ssh_keygen(&site_ca).status().expect("ssh-keygen").success());
     let site_file = dir.path().join("site_cas.pub");
     std::fs::copy(dir.path().join("site_ca.pub"), &site_file).expect("copy");
     let options = format!("TrustedUserCAKeys {}\n", site_file.display());
@@ -250,7 +245,7 @@ async fn another_trusted_ca_keeps_working_and_gets_no_principals_file() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let user_key = dir.path().join("user");
     assert!(
-        std::process::Command::from(ssh_keygen(&user_key))
+        ssh_keygen(&user_key)
             .status()
             .expect("ssh-keygen")
             .success()

@@ -17,6 +17,7 @@ use russh::server::{
 use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet};
 
 use super::auth::Rejection;
+use super::client_id::ClientId;
 use super::context::ServerContext;
 use super::forward;
 use super::limits::StartupGuard;
@@ -63,6 +64,8 @@ pub struct ConnectionHandler {
     refused_remote_forward: bool,
     /// Why the gateway cut the connection (set by the server loop).
     pub end_cause: Arc<EndCause>,
+    /// The client's identification line, noted as it was read.
+    pub client_id: ClientId,
 }
 
 impl ConnectionHandler {
@@ -84,6 +87,7 @@ impl ConnectionHandler {
             open_channels: Arc::new(AtomicUsize::new(0)),
             refused_remote_forward: false,
             end_cause,
+            client_id: ClientId::default(),
         }
     }
 
@@ -137,7 +141,13 @@ impl ConnectionHandler {
     fn first_factor_passed(&mut self, user: &str, method: AuthMethod) -> Auth {
         tracing::info!(peer = %self.peer, user, method = %method, "key accepted");
         self.first_factor = Some(method);
-        if self.ctx.justification.required {
+        if self.ctx.justification.required && self.client_id.single_step_only() {
+            // It could not answer the prompt (see client_id); the reason is
+            // required when a channel opens, from SSMGATE_REASON.
+            tracing::info!(peer = %self.peer, user, client = self.client_id.get().unwrap_or_default(),
+                "this client cannot answer the reason prompt; the reason must come as SSMGATE_REASON");
+            self.finish_auth()
+        } else if self.ctx.justification.required {
             Auth::Reject {
                 proceed_with_methods: Some(MethodSet::from(&[MethodKind::KeyboardInteractive][..])),
                 partial_success: true,

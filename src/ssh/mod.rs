@@ -12,6 +12,7 @@
 //! Nothing here calls AWS: channels hand a `SessionRequest` to the gateway.
 
 pub mod auth;
+pub mod client_id;
 pub mod context;
 pub mod forward;
 pub mod handler;

@@ -245,7 +245,7 @@ pub fn reason(
             .map(Some)
             .map_err(|rule| format!("ssmgate: SSMGATE_REASON is not accepted: {rule}\r\n")),
         None if ctx.justification.required => Err(format!(
-            "ssmgate: access needs a reason ({}). Answer the \"Reason for access\" prompt, or pass it: ssh -o 'SetEnv=SSMGATE_REASON=\"…\"' …\r\n",
+            "ssmgate: access needs a reason ({}). Answer the \"Reason for access\" prompt, or pass it in the environment variable SSMGATE_REASON: ssh -o 'SetEnv=SSMGATE_REASON=\"…\"' …\r\n",
             ctx.justification.hint
         )),
         None => Ok(None),
