@@ -244,6 +244,15 @@ async fn scp_both_modes_and_sftp_with_file_operations_recorded() {
     for op in ["rename", "mkdir", "rmdir", "remove"] {
         assert!(ops.iter().any(|o| o["op"] == op), "no {op} in {ops:#?}");
     }
+    // The packets are counted both ways, though only operations are kept.
+    let end = sftp.end.as_ref().expect("ended");
+    let len = data.len() as u64;
+    assert!(
+        end.bytes_in > len && end.bytes_out > len,
+        "{} in, {} out for {len} bytes each way",
+        end.bytes_in,
+        end.bytes_out
+    );
 }
 
 #[tokio::test]

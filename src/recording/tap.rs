@@ -130,6 +130,13 @@ impl SessionTap {
         }
     }
 
+    /// Counts bytes that are recorded some other way (an sftp session's
+    /// packets, recorded as file operations): client → target, and back.
+    pub fn count(&self, bytes_in: u64, bytes_out: u64) {
+        self.inner.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
+        self.inner.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
+    }
+
     /// The terminal was resized.
     pub async fn resize(&self, cols: u32, rows: u32) {
         let cols = u16::try_from(cols).unwrap_or(u16::MAX);

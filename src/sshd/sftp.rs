@@ -33,12 +33,14 @@ impl SftpRecorder {
 
     /// Bytes from the client (requests).
     pub async fn client_bytes(&self, tap: &SessionTap, data: &Bytes) {
+        tap.count(data.len() as u64, 0);
         let events = self.with(|a| a.client_bytes(data));
         record(tap, events).await;
     }
 
     /// Bytes from the target (replies).
     pub async fn server_bytes(&self, tap: &SessionTap, data: &Bytes) {
+        tap.count(0, data.len() as u64);
         let events = self.with(|a| a.server_bytes(data));
         record(tap, events).await;
     }
