@@ -48,27 +48,15 @@ async fn run(fx: &Fixture, which: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-async fn fixture() -> Option<Fixture> {
-    let fx = Fixture::start_opts(Options {
-        with_sshd: true,
-        sshd_backend: true,
-        ..Options::default()
-    })
-    .await;
-    if fx.sshd.is_none() {
-        eprintln!("sshd is not installed (openssh-server): skipping");
-        return None;
-    }
-    Some(fx)
-}
-
 #[tokio::test]
 async fn asyncssh_answers_the_prompt_and_everything_works() {
     if !has_module("asyncssh").await {
         eprintln!("python3 asyncssh is not installed: skipping");
         return;
     }
-    let Some(fx) = fixture().await else { return };
+    let Some(fx) = sshd_backend_fixture(false).await else {
+        return;
+    };
     let seen = run(&fx, "asyncssh").await;
     let get = |k: &str| seen.get(k).map(String::as_str);
     assert_eq!(get("asyncssh.cat.exit"), Some("0"), "{seen:?}");
@@ -85,7 +73,9 @@ async fn paramiko_passes_the_reason_in_the_environment() {
         eprintln!("python3 paramiko is not installed: skipping");
         return;
     }
-    let Some(fx) = fixture().await else { return };
+    let Some(fx) = sshd_backend_fixture(false).await else {
+        return;
+    };
     let seen = run(&fx, "paramiko").await;
     let get = |k: &str| seen.get(k).map(String::as_str);
     // The key alone authenticates paramiko…

@@ -190,13 +190,7 @@ async fn a_command_with_a_terminal_returns_its_exit_status_through_ssm() {
     assert_eq!(out.status.code(), Some(130), "{out:?}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("not-interrupted"));
 
-    fx.gw.recorder.flush().await;
-    let url = format!("sqlite://{}", fx.path("ssmgate.db").display());
-    let store = ssmgate::recording::connect(&url).await.expect("store");
-    let list = store
-        .list_sessions(&ssmgate::recording::SessionFilter::default())
-        .await
-        .expect("list");
+    let (store, list) = fx.sessions().await;
     let nine = list
         .iter()
         .find(|s| {
@@ -214,15 +208,12 @@ async fn a_command_with_a_terminal_returns_its_exit_status_through_ssm() {
             .unwrap_or_default()
             .contains("ssmgate-exit")
     );
-    let out: Vec<u8> = store
-        .chunks(nine.id)
-        .await
-        .expect("chunks")
-        .iter()
-        .flat_map(|c| c.events.clone())
-        .filter(|e| e.kind == ssmgate::recording::EventKind::Output)
-        .flat_map(|e| e.data.to_vec())
-        .collect();
+    let out = recorded(
+        store.as_ref(),
+        nine.id,
+        ssmgate::recording::EventKind::Output,
+    )
+    .await;
     assert!(
         out.ends_with(b"no newline"),
         "{:?}",

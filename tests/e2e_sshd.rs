@@ -14,25 +14,9 @@ use std::process::{Output, Stdio};
 
 use common::gateway::*;
 use common::sha;
-use ssmgate::recording::{EventKind, SessionFilter, SessionKind, SessionRecord, Store};
+use ssmgate::recording::{EventKind, SessionKind};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
-
-/// A fixture whose web-1 uses its sshd, or `None` (with a note) when
-/// OpenSSH's server is not installed.
-async fn fixture() -> Option<Fixture> {
-    let fx = Fixture::start_opts(Options {
-        with_sshd: true,
-        sshd_backend: true,
-        ..Options::default()
-    })
-    .await;
-    if fx.sshd.is_none() {
-        eprintln!("sshd is not installed (openssh-server): skipping");
-        return None;
-    }
-    Some(fx)
-}
 
 /// `program` (scp, sftp, rsync's ssh …) with the fixture's client options
 /// and the reason prompt answered.
@@ -68,21 +52,11 @@ async fn with_input(mut cmd: Command, input: Vec<u8>) -> Output {
     out
 }
 
-/// The gateway's sessions, newest first, once the recorder has written.
-async fn sessions(fx: &Fixture) -> (std::sync::Arc<dyn Store>, Vec<SessionRecord>) {
-    fx.gw.recorder.flush().await;
-    let url = format!("sqlite://{}", fx.path("ssmgate.db").display());
-    let store = ssmgate::recording::connect(&url).await.expect("store");
-    let list = store
-        .list_sessions(&SessionFilter::default())
-        .await
-        .expect("list");
-    (store, list)
-}
-
 #[tokio::test]
 async fn stdin_eof_exit_status_and_stderr_behave_as_with_direct_ssh() {
-    let Some(fx) = fixture().await else { return };
+    let Some(fx) = sshd_backend_fixture(false).await else {
+        return;
+    };
     // 1 MiB through stdin, back through stdout, unchanged.
     let data = common::data(1 << 20, 3);
     let mut cmd = fx.ssh("alice", "alice+web-1");
@@ -124,7 +98,7 @@ async fn stdin_eof_exit_status_and_stderr_behave_as_with_direct_ssh() {
     assert_eq!(out.status.code(), Some(5), "{out:?}");
 
     // The records say what carried them.
-    let (_, list) = sessions(&fx).await;
+    let (_, list) = fx.sessions().await;
     let cat = list
         .iter()
         .find(|s| {
@@ -142,7 +116,9 @@ async fn stdin_eof_exit_status_and_stderr_behave_as_with_direct_ssh() {
 
 #[tokio::test]
 async fn scp_both_modes_and_sftp_with_file_operations_recorded() {
-    let Some(fx) = fixture().await else { return };
+    let Some(fx) = sshd_backend_fixture(false).await else {
+        return;
+    };
     let port = fx.gw.addr.port().to_string();
     let data = common::data(3 << 20, 11);
     let src = fx.path("upload.bin");
@@ -199,7 +175,7 @@ async fn scp_both_modes_and_sftp_with_file_operations_recorded() {
     assert!(!renamed.exists() && !put.exists() && !dir.exists());
 
     // The sftp session is recorded as file operations with the hashes.
-    let (store, list) = sessions(&fx).await;
+    let (store, list) = fx.sessions().await;
     let sftp = list
         .iter()
         .filter(|s| {
@@ -257,7 +233,9 @@ async fn scp_both_modes_and_sftp_with_file_operations_recorded() {
 
 #[tokio::test]
 async fn rsync_and_git_work_gateway_style() {
-    let Some(fx) = fixture().await else { return };
+    let Some(fx) = sshd_backend_fixture(false).await else {
+        return;
+    };
     let ssh = format!(
         "ssh {} -p {}",
         fx.common_opts("alice").join(" "),
@@ -337,7 +315,9 @@ async fn rsync_and_git_work_gateway_style() {
 
 #[tokio::test]
 async fn every_session_gets_its_own_certificate_and_host_keys_are_pinned() {
-    let Some(fx) = fixture().await else { return };
+    let Some(fx) = sshd_backend_fixture(false).await else {
+        return;
+    };
     for _ in 0..2 {
         let mut cmd = fx.ssh("alice", "alice+web-1");
         cmd.arg("true");
@@ -414,17 +394,9 @@ async fn ansible_ping_command_copy_and_exit_status() {
         eprintln!("ansible is not installed (pip install ansible-core): skipping");
         return;
     }
-    let fx = Fixture::start_opts(Options {
-        with_sshd: true,
-        sshd_backend: true,
-        reason_optional: true,
-        ..Options::default()
-    })
-    .await;
-    if fx.sshd.is_none() {
-        eprintln!("sshd is not installed (openssh-server): skipping");
+    let Some(fx) = sshd_backend_fixture(true).await else {
         return;
-    }
+    };
     let inventory = fx.path("inventory.ini");
     std::fs::write(
         &inventory,

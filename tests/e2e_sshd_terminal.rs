@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::gateway::*;
-use ssmgate::recording::{EventKind, SessionFilter, SessionKind};
+use ssmgate::recording::{EventKind, SessionKind};
 use tokio::process::Command;
 
 /// tmux on its own socket in the fixture's directory.
@@ -87,16 +87,9 @@ async fn interactive_shell_resize_ctrl_c_and_exit_status_in_a_real_terminal() {
         eprintln!("tmux is not installed: skipping");
         return;
     }
-    let fx = Fixture::start_opts(Options {
-        with_sshd: true,
-        sshd_backend: true,
-        ..Options::default()
-    })
-    .await;
-    if fx.sshd.is_none() {
-        eprintln!("sshd is not installed (openssh-server): skipping");
+    let Some(fx) = sshd_backend_fixture(false).await else {
         return;
-    }
+    };
     // The client command, run by tmux's shell; its status lands in a file.
     let status = fx.path("ssh-status");
     let mut line = vec![
@@ -173,28 +166,14 @@ async fn interactive_shell_resize_ctrl_c_and_exit_status_in_a_real_terminal() {
     assert_eq!(got.trim(), "ssh-exit=5", "{}", tmux.screen().await);
 
     // Recorded: a shell through sshd, its output and its status.
-    fx.gw.recorder.flush().await;
-    let url = format!("sqlite://{}", fx.path("ssmgate.db").display());
-    let store = ssmgate::recording::connect(&url).await.expect("store");
-    let list = store
-        .list_sessions(&SessionFilter::default())
-        .await
-        .expect("list");
+    let (store, list) = fx.sessions().await;
     let shell = list
         .iter()
         .find(|s| s.kind == SessionKind::Shell)
         .expect("the shell is recorded");
     assert_eq!(shell.backend.as_deref(), Some("sshd"));
     assert_eq!(shell.end.as_ref().and_then(|e| e.exit_status), Some(5));
-    let out: Vec<u8> = store
-        .chunks(shell.id)
-        .await
-        .expect("chunks")
-        .iter()
-        .flat_map(|c| c.events.clone())
-        .filter(|e| e.kind == EventKind::Output)
-        .flat_map(|e| e.data.to_vec())
-        .collect();
+    let out = recorded(store.as_ref(), shell.id, EventKind::Output).await;
     let out = String::from_utf8_lossy(&out);
     assert!(out.contains("AFTER-4"), "{out}");
     assert!(out.contains("SIZE-31x103"), "{out}");

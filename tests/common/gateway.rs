@@ -296,3 +296,57 @@ pub async fn output(mut cmd: Command, secs: u64) -> Output {
         .expect("command finishes in time")
         .expect("command runs")
 }
+
+/// A fixture whose web-1 carries terminal sessions through its own sshd,
+/// or `None` (with a note) when OpenSSH's server is not installed.
+pub async fn sshd_backend_fixture(reason_optional: bool) -> Option<Fixture> {
+    let fx = Fixture::start_opts(Options {
+        with_sshd: true,
+        sshd_backend: true,
+        reason_optional,
+        ..Options::default()
+    })
+    .await;
+    if fx.sshd.is_none() {
+        eprintln!("sshd is not installed (openssh-server): skipping");
+        return None;
+    }
+    Some(fx)
+}
+
+impl Fixture {
+    /// The gateway's store and its sessions, newest first, once the
+    /// recorder has written.
+    pub async fn sessions(
+        &self,
+    ) -> (
+        std::sync::Arc<dyn ssmgate::recording::Store>,
+        Vec<ssmgate::recording::SessionRecord>,
+    ) {
+        self.gw.recorder.flush().await;
+        let url = format!("sqlite://{}", self.path("ssmgate.db").display());
+        let store = ssmgate::recording::connect(&url).await.expect("store");
+        let list = store
+            .list_sessions(&ssmgate::recording::SessionFilter::default())
+            .await
+            .expect("list");
+        (store, list)
+    }
+}
+
+/// The bytes of session `id`'s events of `kind`, joined.
+pub async fn recorded(
+    store: &dyn ssmgate::recording::Store,
+    id: uuid::Uuid,
+    kind: ssmgate::recording::EventKind,
+) -> Vec<u8> {
+    store
+        .chunks(id)
+        .await
+        .expect("chunks")
+        .iter()
+        .flat_map(|c| c.events.iter())
+        .filter(|e| e.kind == kind)
+        .flat_map(|e| e.data.to_vec())
+        .collect()
+}
