@@ -315,21 +315,29 @@ pub async fn sshd_backend_fixture(reason_optional: bool) -> Option<Fixture> {
 }
 
 impl Fixture {
-    /// The gateway's store and its sessions, newest first, once the
-    /// recorder has written.
+    /// The gateway's store and its sessions, newest first, once every
+    /// session has ended and been written (a client may exit a moment
+    /// before the gateway has finished its session; waits up to 10 s).
     pub async fn sessions(
         &self,
     ) -> (
         std::sync::Arc<dyn ssmgate::recording::Store>,
         Vec<ssmgate::recording::SessionRecord>,
     ) {
-        self.gw.recorder.flush().await;
         let url = format!("sqlite://{}", self.path("ssmgate.db").display());
         let store = ssmgate::recording::connect(&url).await.expect("store");
-        let list = store
-            .list_sessions(&ssmgate::recording::SessionFilter::default())
-            .await
-            .expect("list");
+        let mut list = Vec::new();
+        for _ in 0..100 {
+            self.gw.recorder.flush().await;
+            list = store
+                .list_sessions(&ssmgate::recording::SessionFilter::default())
+                .await
+                .expect("list");
+            if list.iter().all(|s| s.end.is_some()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         (store, list)
     }
 }
