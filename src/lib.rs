@@ -15,12 +15,11 @@
 //! [`aws`] (the SSM API) → `ssm_datachannel` (the Session Manager
 //! WebSocket protocol, client side) → AWS, or `ssm_sim`; for targets that
 //! use it, [`sshd`] carries terminal sessions through the target's own
-//! sshd (the gateway as SSH client; `sftp_audit` reads sftp). Beside them: [`recording`]
-//! (session recording) and [`sessions`] (the `ssmgate sessions` tools);
-//! [`config`], [`serve`], [`cli`], [`logging`], [`signals`], [`keyfile`],
-//! [`ssh_signals`],
-//! [`private_files`], [`untrusted`]; with the `demo` feature, `demo` and
-//! `bench`.
+//! sshd (the gateway as SSH client; `sftp_audit` reads sftp). Beside them:
+//! [`recording`] (session recording) and [`sessions`] (the `ssmgate
+//! sessions` tools); [`config`], [`serve`], [`cli`], [`logging`],
+//! [`signals`], [`keyfile`], [`ssh_signals`], [`private_files`],
+//! [`untrusted`]; with the `demo` feature, `demo` and `bench`.
 
 // `demo::stack` is compiled into the tests too, where this library is
 // `ssmgate`: it names it so here as well.

@@ -13,14 +13,11 @@ fn failed_or_unanswered_writes_void_the_digest() {
     s.s(ok(10)).s(status(11, 4, "No space left on device"));
     s.c(close(2, H)).s(ok(2));
     let ev = s.run();
-    let SftpEvent::Close {
+    let Closed {
         written_bytes,
         written_sha256,
         ..
-    } = closes(&ev)[0]
-    else {
-        panic!()
-    };
+    } = closed(closes(&ev)[0]);
     assert_eq!((*written_bytes, written_sha256.clone()), (6, None));
 
     // A WRITE still unanswered when CLOSE's reply comes.
@@ -28,14 +25,11 @@ fn failed_or_unanswered_writes_void_the_digest() {
     s.hello().c(open(1, b"f", WRITE | CREAT)).s(handle(1, H));
     s.c(write(10, H, 0, b"abc")).c(close(2, H)).s(ok(2));
     let ev = s.run();
-    let SftpEvent::Close {
+    let Closed {
         written_bytes,
         written_sha256,
         ..
-    } = closes(&ev)[0]
-    else {
-        panic!()
-    };
+    } = closed(closes(&ev)[0]);
     assert_eq!((*written_bytes, written_sha256.clone()), (0, None));
 }
 
@@ -49,14 +43,11 @@ fn empty_files_get_the_empty_digest_when_it_means_something() {
         .s(handle(1, H));
     s.c(close(2, H)).s(ok(2));
     let ev = s.run();
-    let SftpEvent::Close {
+    let Closed {
         read_sha256,
         written_sha256,
         ..
-    } = closes(&ev)[0]
-    else {
-        panic!()
-    };
+    } = closed(closes(&ev)[0]);
     assert_eq!(
         (read_sha256.clone(), written_sha256.clone()),
         (None, Some(empty.clone()))
@@ -70,14 +61,11 @@ fn empty_files_get_the_empty_digest_when_it_means_something() {
         .c(close(2, H))
         .s(ok(2));
     let ev = s.run();
-    let SftpEvent::Close {
+    let Closed {
         read_sha256,
         written_sha256,
         ..
-    } = closes(&ev)[0]
-    else {
-        panic!()
-    };
+    } = closed(closes(&ev)[0]);
     assert_eq!(
         (read_sha256.clone(), written_sha256.clone()),
         (Some(empty), None)
@@ -91,9 +79,7 @@ fn empty_files_get_the_empty_digest_when_it_means_something() {
         .c(close(2, H))
         .s(ok(2));
     let ev = s.run();
-    let SftpEvent::Close { read_sha256, .. } = closes(&ev)[0] else {
-        panic!()
-    };
+    let Closed { read_sha256, .. } = closed(closes(&ev)[0]);
     assert_eq!(*read_sha256, None);
 }
 
@@ -106,14 +92,11 @@ fn more_data_than_asked_voids_the_read_digest() {
         .c(close(2, H))
         .s(ok(2));
     let ev = s.run();
-    let SftpEvent::Close {
+    let Closed {
         read_bytes,
         read_sha256,
         ..
-    } = closes(&ev)[0]
-    else {
-        panic!()
-    };
+    } = closed(closes(&ev)[0]);
     assert_eq!((*read_bytes, read_sha256.clone()), (8, None));
 }
 
@@ -134,25 +117,19 @@ fn reused_handle_string_does_not_mix_files() {
         .s(ok(4));
     let ev = s.run();
     let c = closes(&ev);
-    let SftpEvent::Close {
+    let Closed {
         path,
         read_bytes,
         written_bytes,
         ..
-    } = c[0]
-    else {
-        panic!()
-    };
+    } = closed(c[0]);
     assert_eq!((path.as_str(), *read_bytes, *written_bytes), ("a", 3, 0));
-    let SftpEvent::Close {
+    let Closed {
         path,
         read_bytes,
         written_sha256,
         ..
-    } = c[1]
-    else {
-        panic!()
-    };
+    } = closed(c[1]);
     assert_eq!((path.as_str(), *read_bytes), ("b", 0));
     assert_eq!(written_sha256.as_deref(), Some(sha_hex(b"bb").as_str()));
 }

@@ -175,6 +175,38 @@ pub(crate) fn closes(ev: &[SftpEvent]) -> Vec<&SftpEvent> {
         .collect()
 }
 
+/// The fields of a close event, borrowed (so tests can destructure just
+/// what they check).
+pub(crate) struct Closed<'a> {
+    pub path: &'a String,
+    pub read_bytes: &'a u64,
+    pub written_bytes: &'a u64,
+    pub read_sha256: &'a Option<String>,
+    pub written_sha256: &'a Option<String>,
+}
+
+/// `ev` as a close event; panics on any other event.
+pub(crate) fn closed(ev: &SftpEvent) -> Closed<'_> {
+    let SftpEvent::Close {
+        path,
+        read_bytes,
+        written_bytes,
+        read_sha256,
+        written_sha256,
+        ..
+    } = ev
+    else {
+        panic!("not a close: {ev:?}")
+    };
+    Closed {
+        path,
+        read_bytes,
+        written_bytes,
+        read_sha256,
+        written_sha256,
+    }
+}
+
 pub(crate) fn st(code: u32) -> Status {
     Status::new(code, None)
 }

@@ -156,14 +156,11 @@ fn pending_requests_are_bounded() {
     assert_eq!(a.stats().dropped_requests, 92);
     a.client_bytes(&close(2, b"h"));
     let ev = a.server_bytes(&ok(2));
-    let SftpEvent::Close {
+    let Closed {
         written_bytes,
         written_sha256,
         ..
-    } = &ev[0]
-    else {
-        panic!()
-    };
+    } = closed(&ev[0]);
     // Dropped writes are unconfirmed: counted only when confirmed, no digest.
     assert_eq!((*written_bytes, written_sha256.clone()), (8, None));
 }

@@ -62,14 +62,11 @@ fn upload_acknowledged_out_of_order_still_hashes() {
     let content = Rng::new(8).bytes(70_000);
     let mut rng = Rng::new(9);
     let ev = upload(&content, 4096, Some(&mut rng)).run();
-    let SftpEvent::Close {
+    let Closed {
         written_sha256,
         written_bytes,
         ..
-    } = closes(&ev)[0]
-    else {
-        panic!()
-    };
+    } = closed(closes(&ev)[0]);
     assert_eq!(*written_bytes, 70_000);
     assert_eq!(written_sha256.as_deref(), Some(sha_hex(&content).as_str()));
 }
@@ -87,9 +84,7 @@ fn writes_sent_out_of_order_are_reordered() {
     }
     s.c(close(2, H)).s(ok(2));
     let ev = s.run();
-    let SftpEvent::Close { written_sha256, .. } = closes(&ev)[0] else {
-        panic!()
-    };
+    let Closed { written_sha256, .. } = closed(closes(&ev)[0]);
     assert_eq!(written_sha256.as_deref(), Some(sha_hex(&content).as_str()));
 }
 
@@ -138,15 +133,12 @@ fn download_out_of_order_and_short_reads_hash_correctly() {
         let ev = download(&content, 4096, &mut rng).run();
         let c = closes(&ev);
         assert_eq!(c.len(), 1);
-        let SftpEvent::Close {
+        let Closed {
             read_bytes,
             read_sha256,
             written_sha256,
             ..
-        } = c[0]
-        else {
-            panic!()
-        };
+        } = closed(c[0]);
         assert_eq!(*read_bytes, content.len() as u64, "seed {seed}");
         assert_eq!(
             read_sha256.as_deref(),
@@ -186,14 +178,11 @@ fn gaps_and_overlaps_give_counts_but_no_digest() {
     s.c(read(11, H, 200, 100)).s(data(11, &[2; 100]));
     s.c(close(2, H)).s(ok(2));
     let ev = s.run();
-    let SftpEvent::Close {
+    let Closed {
         read_bytes,
         read_sha256,
         ..
-    } = closes(&ev)[0]
-    else {
-        panic!()
-    };
+    } = closed(closes(&ev)[0]);
     assert_eq!((*read_bytes, read_sha256.clone()), (200, None));
 
     // Write with an overlap: 0..100 then 50..150.
@@ -205,14 +194,11 @@ fn gaps_and_overlaps_give_counts_but_no_digest() {
     s.c(write(11, H, 50, &[2; 100])).s(ok(11));
     s.c(close(2, H)).s(ok(2));
     let ev = s.run();
-    let SftpEvent::Close {
+    let Closed {
         written_bytes,
         written_sha256,
         ..
-    } = closes(&ev)[0]
-    else {
-        panic!()
-    };
+    } = closed(closes(&ev)[0]);
     assert_eq!((*written_bytes, written_sha256.clone()), (200, None));
 
     // Writes starting past 0 (a resumed upload) hash nothing either.
@@ -223,14 +209,11 @@ fn gaps_and_overlaps_give_counts_but_no_digest() {
         .c(close(2, H))
         .s(ok(2));
     let ev = s.run();
-    let SftpEvent::Close {
+    let Closed {
         written_bytes,
         written_sha256,
         ..
-    } = closes(&ev)[0]
-    else {
-        panic!()
-    };
+    } = closed(closes(&ev)[0]);
     assert_eq!((*written_bytes, written_sha256.clone()), (4, None));
 }
 
@@ -254,13 +237,10 @@ fn reorder_budget_is_enforced() {
     assert!(ev.contains(&SftpEvent::LimitReached {
         limit: "max_reorder_bytes"
     }));
-    let SftpEvent::Close {
+    let Closed {
         read_bytes,
         read_sha256,
         ..
-    } = closes(&ev)[0]
-    else {
-        panic!()
-    };
+    } = closed(closes(&ev)[0]);
     assert_eq!((*read_bytes, read_sha256.clone()), (24_000, None));
 }
