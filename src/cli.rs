@@ -333,3 +333,47 @@ fn non_negative_f64(s: &str) -> Result<f64, String> {
         )),
     }
 }
+
+/// An error as one line for the command line: the message, then each
+/// cause that adds something. Error types here often say their cause in
+/// their own message as well as returning it as `source()`; a cause whose
+/// text the line already holds is left out, so nothing shows twice.
+pub fn error_report(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod report_tests {
+    use super::error_report;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("spool is locked")]
+    struct Inner;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("recording: {0}")]
+    struct Outer(#[from] Inner);
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let e = anyhow::Error::from(Outer(Inner)).context("starting the gateway");
+        assert_eq!(
+            error_report(&e),
+            "starting the gateway: recording: spool is locked"
+        );
+        let io = std::io::Error::other("disk full");
+        let e = anyhow::Error::from(io).context("writing the spool");
+        assert_eq!(error_report(&e), "writing the spool: disk full");
+    }
+}

@@ -49,7 +49,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ssmgate: {e:#}");
+            eprintln!("ssmgate: {}", ssmgate::cli::error_report(&e));
             e.downcast_ref::<ssmgate::sessions::SessionsError>()
                 .map_or(ExitCode::FAILURE, |e| ExitCode::from(e.exit_code()))
         }

@@ -27,7 +27,13 @@ pub enum InnerError {
     /// The host key is not trusted.
     #[error(transparent)]
     HostKey(#[from] HostKeyError),
-    /// The SSH protocol failed (key exchange, transport).
+    /// No SSH server answered through the port session, or it broke off
+    /// before the key exchange finished.
+    #[error(
+        "no SSH server answered on the target's sshd port, or it broke off the key exchange ({0}); is sshd running and listening there?"
+    )]
+    Handshake(String),
+    /// The SSH protocol failed after the key exchange.
     #[error("SSH to the target failed: {0}")]
     Ssh(String),
     /// The target's sshd refused the certificate.
@@ -150,7 +156,7 @@ async fn open_inner(
             let refused = refusal.lock().ok().and_then(|mut r| r.take());
             return Err(match refused {
                 Some(host_key) => InnerError::HostKey(host_key),
-                None => InnerError::Ssh(e.to_string()),
+                None => InnerError::Handshake(e.to_string()),
             });
         }
     };

@@ -113,7 +113,10 @@ impl Carrier for SshdCarrier {
                         .await;
                 }
                 port.close().await;
-                return Err(GatewayError::Sshd(e.to_string()));
+                return Err(GatewayError::Sshd(format!(
+                    "cannot log in to {} through its sshd: {e}",
+                    session.target.id
+                )));
             }
         };
         let recording = match &req.kind {
