@@ -168,3 +168,7 @@ fn key_line(key: &PublicKey) -> String {
     key.set_comment("");
     key.to_openssh().unwrap_or_default()
 }
+
+#[cfg(test)]
+#[path = "hostkeys_tests.rs"]
+mod tests;
