@@ -444,6 +444,7 @@ fn read_key_file(path: &Path) -> Result<Vec<PublicKey>, String> {
 
 mod raw;
 mod sshd_backend;
+mod users;
 
 pub use sshd_backend::{BackendKind, SshdBackendConfig};
 
