@@ -21,6 +21,8 @@ use ssm_sim::registry::{Registry, SessionStatus};
 
 #[path = "sim_api/instances.rs"]
 mod instances;
+#[path = "sim_api/tagging.rs"]
+mod tagging;
 #[path = "sim_api/wire.rs"]
 mod wire;
 

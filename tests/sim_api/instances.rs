@@ -12,7 +12,7 @@ use super::{EDGE, OFFLINE, Sim, WEB, default_sim, service_error, start};
 
 /// Twelve instances: ids `i-…01`…`i-…09`, `mi-…0a`…`mi-…0c`, every third
 /// offline, even ones tagged env=prod, the rest env=dev; 5 and 7 are Windows.
-fn fleet() -> Inventory {
+pub(super) fn fleet() -> Inventory {
     Inventory::new(
         (1..=12u64)
             .map(|n| {

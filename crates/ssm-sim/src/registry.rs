@@ -181,6 +181,8 @@ struct State {
 }
 
 struct Inner {
+    /// The region and account ARNs name.
+    location: Location,
     inventory: Inventory,
     stream_base: String,
     faults: FaultConfig,
@@ -236,6 +238,48 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The region and account the simulator stands for (`region` and
+/// `account` in its config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// e.g. `us-east-1`.
+    pub region: String,
+    /// Twelve digits.
+    pub account: String,
+}
+
+impl Default for Location {
+    fn default() -> Self {
+        Location {
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+        }
+    }
+}
+
+impl Location {
+    /// The ARN partition of the region (`aws`, `aws-cn`, `aws-us-gov`).
+    pub fn partition(&self) -> &'static str {
+        if self.region.starts_with("cn-") {
+            "aws-cn"
+        } else if self.region.starts_with("us-gov-") {
+            "aws-us-gov"
+        } else {
+            "aws"
+        }
+    }
+
+    /// The ARN of EC2 instance `id` here.
+    pub fn instance_arn(&self, id: &str) -> String {
+        format!(
+            "arn:{}:ec2:{}:{}:instance/{id}",
+            self.partition(),
+            self.region,
+            self.account
+        )
+    }
+}
+
 impl Registry {
     /// A registry serving `inventory`, handing out stream URLs under
     /// `stream_base` (e.g. `ws://127.0.0.1:4080`), with `faults` for the
@@ -243,12 +287,39 @@ impl Registry {
     pub fn new(inventory: Inventory, stream_base: String, faults: FaultConfig) -> Self {
         Registry {
             inner: Arc::new(Inner {
+                location: Location::default(),
                 inventory,
                 stream_base: stream_base.trim_end_matches('/').to_owned(),
                 faults,
                 state: Mutex::new(State::default()),
             }),
         }
+    }
+
+    /// The same registry, naming `location` in ARNs. Call it before the
+    /// registry is shared (clones made earlier keep the old location).
+    pub fn in_location(self, location: Location) -> Self {
+        let inner = match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner.location = location;
+                inner
+            }
+            Err(shared) => Inner {
+                location,
+                inventory: shared.inventory.clone(),
+                stream_base: shared.stream_base.clone(),
+                faults: shared.faults.clone(),
+                state: Mutex::new(State::default()),
+            },
+        };
+        Registry {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The region and account ARNs name.
+    pub fn location(&self) -> &Location {
+        &self.inner.location
     }
 
     /// The instances.

@@ -87,6 +87,10 @@ pub fn registry_for(config: &SimConfig, addr: SocketAddr) -> Registry {
         format!("ws://{addr}"),
         config.faults.clone(),
     )
+    .in_location(crate::registry::Location {
+        region: config.region.clone(),
+        account: config.account.clone(),
+    })
 }
 
 /// Serves on `listener` until `shutdown` resolves.

@@ -8,7 +8,10 @@
 //!
 //! Operations: StartSession, ResumeSession, TerminateSession,
 //! DescribeSessions, GetDocument ([`sessions`]); DescribeInstanceInformation,
-//! GetConnectionStatus, ListTagsForResource ([`instances`]).
+//! GetConnectionStatus, ListTagsForResource ([`instances`]); and on the
+//! same endpoint the Resource Groups Tagging API's GetResources for EC2
+//! instances ([`tagging`], `X-Amz-Target:
+//! ResourceGroupsTaggingAPI_20170126.GetResources`).
 //! Errors are HTTP 400 (500 for `InternalServerError`) with
 //! `{"__type": code, "message": …}` and an `X-Amzn-ErrorType` header, which
 //! the AWS SDKs map to their typed errors.
@@ -20,6 +23,7 @@
 pub mod error;
 pub mod instances;
 pub mod sessions;
+pub mod tagging;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -54,8 +58,14 @@ async fn handle(State(registry): State<Registry>, headers: HeaderMap, body: Byte
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok()),
     );
-    let operation = target.strip_prefix("AmazonSSM.").unwrap_or("");
-    let result = dispatch(&registry, &owner, operation, &body);
+    let result = match target.split_once('.') {
+        Some(("AmazonSSM", operation)) => dispatch(&registry, &owner, operation, &body),
+        Some(("ResourceGroupsTaggingAPI_20170126", "GetResources")) => {
+            parse(&body).and_then(|req| tagging::get_resources(&registry, req))
+        }
+        _ => Err(ApiError::new("UnknownOperationException", "")),
+    };
+    let operation = target;
     match &result {
         Ok(_) => tracing::debug!(operation, "sim api ok"),
         Err(e) => tracing::debug!(operation, code = e.code, "sim api error"),

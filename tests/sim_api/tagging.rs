@@ -1,0 +1,144 @@
+//! The Resource Groups Tagging API's GetResources on the simulator's
+//! endpoint, through the real `aws-sdk-resourcegroupstagging` client:
+//! EC2 instances with their tags (hybrid `mi-` nodes never), pagination,
+//! tag, type and ARN filters, and the typed error for a bad page size.
+
+use aws_sdk_resourcegroupstagging::Client;
+use aws_sdk_resourcegroupstagging::config::retry::RetryConfig;
+use aws_sdk_resourcegroupstagging::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_resourcegroupstagging::types::TagFilter;
+use ssm_sim::config::FaultConfig;
+
+use super::instances::fleet;
+use super::{Sim, start};
+
+fn client(sim: &Sim) -> Client {
+    let conf = aws_sdk_resourcegroupstagging::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "AKIDSIMTEST",
+            "secret",
+            None,
+            None,
+            "test",
+        ))
+        .endpoint_url(format!("http://{}", sim.addr))
+        .retry_config(RetryConfig::disabled())
+        .build();
+    Client::from_conf(conf)
+}
+
+/// `(instance id, env tag)` of every mapping, in order.
+fn ids_and_env(
+    list: &[aws_sdk_resourcegroupstagging::types::ResourceTagMapping],
+) -> Vec<(String, String)> {
+    list.iter()
+        .map(|m| {
+            let arn = m.resource_arn().unwrap_or_default();
+            let id = arn
+                .strip_prefix("arn:aws:ec2:us-east-1:123456789012:instance/")
+                .unwrap_or_else(|| panic!("unexpected ARN {arn}"));
+            let env = m
+                .tags()
+                .iter()
+                .find(|t| t.key() == "env")
+                .map(|t| t.value().to_owned())
+                .unwrap_or_default();
+            (id.to_owned(), env)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn get_resources_lists_ec2_instances_with_tags_page_by_page() {
+    let sim = start(fleet(), FaultConfig::default()).await;
+    let c = client(&sim);
+    let mut all = Vec::new();
+    let mut pages = 0;
+    let mut token = None;
+    loop {
+        let out = c
+            .get_resources()
+            .resource_type_filters("ec2:instance")
+            .resources_per_page(2)
+            .set_pagination_token(token)
+            .send()
+            .await
+            .expect("GetResources");
+        pages += 1;
+        all.extend(ids_and_env(out.resource_tag_mapping_list()));
+        match out.pagination_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+            _ => break,
+        }
+    }
+    // i-…01 … i-…09 (the mi- nodes are not EC2 resources), 2 per page.
+    assert_eq!(pages, 5);
+    let want: Vec<(String, String)> = (1..=9u64)
+        .map(|n| {
+            let env = if n % 2 == 0 { "prod" } else { "dev" };
+            (format!("i-{n:017x}"), env.to_owned())
+        })
+        .collect();
+    assert_eq!(all, want);
+}
+
+#[tokio::test]
+async fn get_resources_filters_by_tag_type_and_arn() {
+    let sim = start(fleet(), FaultConfig::default()).await;
+    let c = client(&sim);
+    let prod = c
+        .get_resources()
+        .tag_filters(TagFilter::builder().key("env").values("prod").build())
+        .send()
+        .await
+        .expect("by tag");
+    let ids: Vec<String> = ids_and_env(prod.resource_tag_mapping_list())
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(
+        ids,
+        [2u64, 4, 6, 8]
+            .iter()
+            .map(|n| format!("i-{n:017x}"))
+            .collect::<Vec<_>>()
+    );
+
+    let arn = format!("arn:aws:ec2:us-east-1:123456789012:instance/i-{:017x}", 5);
+    let one = c
+        .get_resources()
+        .resource_arn_list(&arn)
+        .send()
+        .await
+        .expect("by ARN");
+    let got = ids_and_env(one.resource_tag_mapping_list());
+    assert_eq!(got, [(format!("i-{:017x}", 5), "dev".to_owned())]);
+    let os = one.resource_tag_mapping_list()[0]
+        .tags()
+        .iter()
+        .any(|t| t.key() == "os" && t.value() == "win");
+    assert!(os, "every tag comes back");
+
+    let buckets = c
+        .get_resources()
+        .resource_type_filters("s3")
+        .send()
+        .await
+        .expect("other types");
+    assert!(buckets.resource_tag_mapping_list().is_empty());
+}
+
+#[tokio::test]
+async fn a_page_size_out_of_range_is_an_invalid_parameter() {
+    let sim = start(fleet(), FaultConfig::default()).await;
+    let err = client(&sim)
+        .get_resources()
+        .resources_per_page(101)
+        .send()
+        .await
+        .expect_err("refused");
+    let service = err.into_service_error();
+    assert!(service.is_invalid_parameter_exception(), "{service:?}");
+}
