@@ -16,7 +16,6 @@ use std::process::Stdio;
 
 use common::gateway::*;
 use common::sha;
-use ssmgate::recording::EventKind;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
@@ -187,20 +186,4 @@ async fn sshfs_mounts_the_target_and_every_file_operation_is_recorded() {
     for op in ["rename", "remove"] {
         assert!(ops.iter().any(|o| o["op"] == op), "no {op} in {ops:#?}");
     }
-}
-
-/// The file operations recorded for session `id`.
-async fn recorded_ops(
-    store: &dyn ssmgate::recording::Store,
-    id: uuid::Uuid,
-) -> Vec<serde_json::Value> {
-    store
-        .chunks(id)
-        .await
-        .expect("chunks")
-        .iter()
-        .flat_map(|c| c.events.iter())
-        .filter(|e| e.kind == EventKind::File)
-        .filter_map(|e| serde_json::from_slice(&e.data).ok())
-        .collect()
 }

@@ -14,7 +14,7 @@ use std::process::{Output, Stdio};
 
 use common::gateway::*;
 use common::sha;
-use ssmgate::recording::{EventKind, SessionKind};
+use ssmgate::recording::SessionKind;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
@@ -193,15 +193,7 @@ async fn scp_both_modes_and_sftp_with_file_operations_recorded() {
                     .expect("one")
         })
         .expect("the sftp session is recorded");
-    let ops: Vec<serde_json::Value> = store
-        .chunks(sftp.id)
-        .await
-        .expect("chunks")
-        .iter()
-        .flat_map(|c| c.events.clone())
-        .filter(|e| e.kind == EventKind::File)
-        .map(|e| serde_json::from_slice(&e.data).expect("json"))
-        .collect();
+    let ops = recorded_ops(store.as_ref(), sftp.id).await;
     let want = sha(&data);
     let put_path = put.display().to_string();
     let closes: Vec<&serde_json::Value> = ops.iter().filter(|o| o["op"] == "close").collect();

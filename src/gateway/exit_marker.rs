@@ -100,7 +100,11 @@ enum Found {
 impl ExitScanner {
     /// `data` without markers; a possible marker cut at the end of `data`
     /// is held back until the next call (or [`finish`](Self::finish)).
-    pub fn feed(&mut self, data: &[u8]) -> Bytes {
+    pub fn feed(&mut self, data: &Bytes) -> Bytes {
+        // The usual case: nothing held, no ESC: the chunk as it is.
+        if self.held.is_empty() && !data.contains(&0x1b) {
+            return data.clone();
+        }
         let mut buf = std::mem::take(&mut self.held);
         buf.extend_from_slice(data);
         let mut out = Vec::with_capacity(buf.len());
@@ -191,6 +195,10 @@ const _: () = assert!(MAX_LEN < 128);
 mod tests {
     use super::*;
 
+    fn feed(s: &mut ExitScanner, data: &[u8]) -> Bytes {
+        s.feed(&Bytes::copy_from_slice(data))
+    }
+
     fn marker_bytes(m: &ExitMarker, status: u32) -> Vec<u8> {
         format!("\x1b]7767;ssmgate-exit;{status};{}\x07", m.nonce).into_bytes()
     }
@@ -201,7 +209,7 @@ mod tests {
         let mut s = m.scanner();
         let mut data = b"hello\r\n".to_vec();
         data.extend(marker_bytes(&m, 5));
-        assert_eq!(&s.feed(&data)[..], b"hello\r\n");
+        assert_eq!(&feed(&mut s, &data)[..], b"hello\r\n");
         assert_eq!(s.status(), Some(5));
         assert!(s.finish().is_empty());
     }
@@ -214,8 +222,8 @@ mod tests {
         whole.extend(b"after");
         for cut in 0..whole.len() {
             let mut s = m.scanner();
-            let mut out = s.feed(&whole[..cut]).to_vec();
-            out.extend_from_slice(&s.feed(&whole[cut..]));
+            let mut out = feed(&mut s, &whole[..cut]).to_vec();
+            out.extend_from_slice(&feed(&mut s, &whole[cut..]));
             out.extend_from_slice(&s.finish());
             assert_eq!(out, b"out\x1b[1mbold\x1b[0mafter", "cut at {cut}");
             assert_eq!(s.status(), Some(130), "cut at {cut}");
@@ -231,7 +239,7 @@ mod tests {
         data.extend(marker_bytes(&m, 1));
         data.extend(b"\x1b]7767;ssmgate-exit;1000;x\x07");
         data.extend(marker_bytes(&m, 2));
-        let out = s.feed(&data);
+        let out = feed(&mut s, &data);
         let mut want = marker_bytes(&other, 9);
         want.extend(b"\x1b]7767;ssmgate-exit;1000;x\x07");
         assert_eq!(&out[..], &want[..]);
@@ -242,7 +250,7 @@ mod tests {
     fn output_ending_in_a_partial_marker_is_released_at_the_end() {
         let m = ExitMarker::new();
         let mut s = m.scanner();
-        assert_eq!(&s.feed(b"x\x1b]7767;ssm")[..], b"x");
+        assert_eq!(&feed(&mut s, b"x\x1b]7767;ssm")[..], b"x");
         assert_eq!(&s.finish()[..], b"\x1b]7767;ssm");
         assert_eq!(s.status(), None);
     }
@@ -267,7 +275,7 @@ mod tests {
                 .output()
                 .expect("sh runs");
             let mut s = m.scanner();
-            let text = s.feed(&out.stdout);
+            let text = feed(&mut s, &out.stdout);
             assert_eq!(s.status(), Some(want), "{cmd}: {out:?}");
             assert!(!text.contains(&0x1b), "{cmd}: {text:?}");
         }

@@ -358,3 +358,19 @@ pub async fn recorded(
         .flat_map(|e| e.data.to_vec())
         .collect()
 }
+
+/// The sftp file operations recorded for session `id`, as JSON.
+pub async fn recorded_ops(
+    store: &dyn ssmgate::recording::Store,
+    id: uuid::Uuid,
+) -> Vec<serde_json::Value> {
+    store
+        .chunks(id)
+        .await
+        .expect("chunks")
+        .iter()
+        .flat_map(|c| c.events.iter())
+        .filter(|e| e.kind == ssmgate::recording::EventKind::File)
+        .map(|e| serde_json::from_slice(&e.data).expect("a file operation is JSON"))
+        .collect()
+}
