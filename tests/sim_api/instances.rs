@@ -307,36 +307,57 @@ async fn connection_status() {
 #[tokio::test]
 async fn list_tags_for_resource() {
     let sim = default_sim().await;
-    for (id, expected) in [
-        (
-            WEB,
-            vec![("Name", "web-1"), ("env", "dev"), ("role", "web")],
-        ),
-        (
-            EDGE,
-            vec![("Name", "edge-1"), ("env", "dev"), ("role", "edge")],
-        ),
+    let out = sim
+        .client
+        .list_tags_for_resource()
+        .resource_type(ResourceTypeForTagging::ManagedInstance)
+        .resource_id(EDGE)
+        .send()
+        .await
+        .unwrap();
+    let tags: Vec<(&str, &str)> = out
+        .tag_list()
+        .iter()
+        .map(|t| (t.key(), t.value()))
+        .collect();
+    assert_eq!(
+        tags,
+        vec![("Name", "edge-1"), ("env", "dev"), ("role", "edge")]
+    );
+
+    // SSM refuses EC2 ids (and any id not shaped like a hybrid one), known
+    // or not, as it does in AWS.
+    for id in [
+        WEB,
+        "i-ffffffffffffffff0",
+        "mi-0a1b2c3d",
+        "mi-0A1B2C3D4E5F60003",
     ] {
-        let out = sim
+        let err = sim
             .client
             .list_tags_for_resource()
             .resource_type(ResourceTypeForTagging::ManagedInstance)
             .resource_id(id)
             .send()
             .await
-            .unwrap();
-        let tags: Vec<(&str, &str)> = out
-            .tag_list()
-            .iter()
-            .map(|t| (t.key(), t.value()))
-            .collect();
-        assert_eq!(tags, expected);
+            .unwrap_err();
+        assert_eq!(
+            service_error(&err),
+            (
+                "ValidationException".to_owned(),
+                "resourceId should be in format mi-[0-9a-f]{17} for resource type ManagedInstance"
+                    .to_owned()
+            ),
+            "{id}"
+        );
     }
+
+    // A well-formed hybrid id that is not registered.
     let err = sim
         .client
         .list_tags_for_resource()
         .resource_type(ResourceTypeForTagging::ManagedInstance)
-        .resource_id("i-ffffffffffffffff0")
+        .resource_id("mi-ffffffffffffffff0")
         .send()
         .await
         .unwrap_err();

@@ -287,6 +287,24 @@ pub(super) fn get_connection_status(
     }))
 }
 
+/// `ListTagsForResource`'s refusal of a `ManagedInstance` id that is not a
+/// hybrid id, as reported against boto3 in 2024 (boto/boto3#4265, #4609).
+/// An older report (aws-tools-for-powershell#204, 2021) shows the id
+/// quoted after `resourceId`; the sim follows the newer wording.
+pub const MANAGED_INSTANCE_ID_FORMAT: &str =
+    "resourceId should be in format mi-[0-9a-f]{17} for resource type ManagedInstance";
+
+/// `mi-` and exactly 17 lowercase hex digits: the only `ManagedInstance`
+/// ids `ListTagsForResource` accepts.
+fn is_hybrid_id(id: &str) -> bool {
+    id.strip_prefix("mi-").is_some_and(|hex| {
+        hex.len() == 17
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
 const RESOURCE_TYPES: &[&str] = &[
     "Document",
     "ManagedInstance",
@@ -318,7 +336,14 @@ pub(super) fn list_tags_for_resource(
         )
     };
     let tags: Vec<Value> = match kind.as_str() {
-        // Sim extension: EC2 (i-) ids are accepted as well as mi- ids.
+        // Only hybrid ids: SSM keeps no tags of EC2 instances (they are
+        // EC2's, read through EC2 or the tagging API) and refuses `i-…`.
+        "ManagedInstance" if !is_hybrid_id(&id) => {
+            return Err(ApiError::new(
+                "ValidationException",
+                MANAGED_INSTANCE_ID_FORMAT,
+            ));
+        }
         "ManagedInstance" => registry
             .inventory()
             .get(&id)

@@ -16,9 +16,10 @@
 //! `{"__type": code, "message": …}` and an `X-Amzn-ErrorType` header, which
 //! the AWS SDKs map to their typed errors.
 //!
-//! Sim extension: `ListTagsForResource` with `ResourceType=ManagedInstance`
-//! also accepts EC2 ids (`i-…`), so a gateway can read any instance's tags
-//! through SSM alone.
+//! `ListTagsForResource` with `ResourceType=ManagedInstance` answers for
+//! hybrid ids (`mi-` + 17 hex) only and refuses EC2 ids with
+//! `ValidationException`, as SSM does; EC2 instances' tags come from
+//! `GetResources`.
 
 pub mod error;
 pub mod instances;
