@@ -142,3 +142,50 @@ async fn a_page_size_out_of_range_is_an_invalid_parameter() {
     let service = err.into_service_error();
     assert!(service.is_invalid_parameter_exception(), "{service:?}");
 }
+
+#[tokio::test]
+async fn injected_throttling_reaches_the_client_until_cleared() {
+    let sim = start(fleet(), FaultConfig::default()).await;
+    let c = client(&sim);
+    sim.registry
+        .api_faults()
+        .fail("GetResources", "ThrottledException", "Rate exceeded", None);
+    for _ in 0..2 {
+        let err = c.get_resources().send().await.expect_err("throttled");
+        let raw = err.raw_response().expect("an HTTP answer");
+        assert_eq!(raw.status().as_u16(), 400);
+        let service = err.into_service_error();
+        assert!(service.is_throttled_exception(), "{service:?}");
+        assert_eq!(service.meta().code(), Some("ThrottledException"));
+        assert_eq!(service.meta().message(), Some("Rate exceeded"));
+    }
+    // Other operations are untouched.
+    sim.client
+        .describe_instance_information()
+        .send()
+        .await
+        .expect("SSM still answers");
+    sim.registry.api_faults().clear("GetResources");
+    let out = c.get_resources().send().await.expect("after clear");
+    assert_eq!(out.resource_tag_mapping_list().len(), 9);
+    assert_eq!(sim.registry.api_calls("GetResources"), 3);
+    assert_eq!(sim.registry.api_calls("DescribeInstanceInformation"), 1);
+    assert_eq!(sim.registry.api_calls("StartSession"), 0);
+
+    // A limited injection: an internal error (HTTP 500) once, then answers.
+    sim.registry.api_faults().fail(
+        "GetResources",
+        "InternalServiceException",
+        "Internal service error",
+        Some(1),
+    );
+    let err = c.get_resources().send().await.expect_err("internal");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(500));
+    assert!(
+        err.into_service_error().is_internal_service_exception(),
+        "typed"
+    );
+    c.get_resources().send().await.expect("used up");
+    let counts = sim.registry.api_call_counts();
+    assert_eq!(counts.get("GetResources"), Some(&5));
+}

@@ -20,6 +20,12 @@
 //! refuse_resume = false      # ResumeSession answers AccessDeniedException
 //! seed = 42                  # RNG seed for reproducible faults
 //!
+//! [[api_faults]]             # API errors to answer (none by default)
+//! operation = "GetResources" # after the dot of X-Amz-Target, or the STS Action
+//! code = "ThrottledException"
+//! message = "Rate exceeded"
+//! times = 3                  # the next 3 calls; absent: every call
+//!
 //! [[instances]]              # none listed ⇒ the built-in fleet (Inventory::default_instances)
 //! id = "i-0123456789abcdef0"
 //! name = "web-1"
@@ -37,6 +43,7 @@ use std::str::FromStr;
 
 use serde::Deserialize;
 
+use crate::api::faults::ApiFaultRule;
 use crate::inventory::{Instance, Inventory};
 use toml_diagnostics::TomlSource;
 pub use toml_diagnostics::{ConfigError, Diagnostic};
@@ -144,6 +151,9 @@ pub struct SimConfig {
     /// Fault injection (default: none).
     #[serde(default)]
     pub faults: FaultConfig,
+    /// API errors to inject (see [`crate::api::faults`]).
+    #[serde(default)]
+    pub api_faults: Vec<ApiFaultRule>,
     /// The instances; empty ⇒ [`Inventory::default_instances`].
     #[serde(default)]
     pub instances: Vec<Instance>,
@@ -167,6 +177,7 @@ impl Default for SimConfig {
         SimConfig {
             mode: Mode::Faithful,
             faults: FaultConfig::default(),
+            api_faults: Vec::new(),
             instances: Vec::new(),
             region: default_region(),
             account: default_account(),
@@ -238,6 +249,16 @@ impl SimConfig {
                 format!("must be 12 digits (got \"{}\")", self.account),
             ));
         }
+        for (i, rule) in self.api_faults.iter().enumerate() {
+            for (key, value) in [("operation", &rule.operation), ("code", &rule.code)] {
+                if value.is_empty() || !value.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                    return Err((
+                        format!("api_faults[{i}].{key}"),
+                        format!("must be a name like GetResources (got \"{value}\")"),
+                    ));
+                }
+            }
+        }
         let mut seen = BTreeSet::new();
         for (i, instance) in self.instances.iter().enumerate() {
             instance
@@ -284,6 +305,11 @@ region = "eu-west-1"
 drop_rate = 0.1
 close_after = 5
 seed = 7
+[[api_faults]]
+operation = "GetResources"
+code = "ThrottledException"
+message = "Rate exceeded"
+times = 2
 [[instances]]
 id = "i-0123456789abcdef0"
 name = "web"
@@ -296,6 +322,15 @@ ping_status = "Inactive"
         .unwrap();
         assert_eq!(c.mode, Mode::Fast);
         assert_eq!(c.faults.close_after, Some(5));
+        assert_eq!(
+            c.api_faults,
+            vec![ApiFaultRule {
+                operation: "GetResources".into(),
+                code: "ThrottledException".into(),
+                message: "Rate exceeded".into(),
+                times: Some(2),
+            }]
+        );
         assert!(c.faults.any());
         let inv = c.inventory();
         let web = inv.get("i-0123456789abcdef0").unwrap();
@@ -348,6 +383,10 @@ ping_status = "Inactive"
         let d = diag("[faults]\ndrop = 1\n");
         assert!(d.message.contains("unknown field"), "{d}");
         assert_eq!(d.field.as_deref(), Some("faults.drop"));
+        let d = diag("[[api_faults]]\noperation = \"Get Resources\"\ncode = \"X\"\n");
+        assert_eq!(d.field.as_deref(), Some("api_faults[0].operation"));
+        let d = diag("[[api_faults]]\noperation = \"X\"\n");
+        assert!(d.message.contains("code"), "{d}");
         let d = diag("x = [\n");
         assert!(d.position.is_some());
     }

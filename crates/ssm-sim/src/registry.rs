@@ -17,6 +17,7 @@ use rand::RngCore;
 use tokio::sync::watch;
 
 use crate::api::error::ApiError;
+use crate::api::faults::ApiFaults;
 use crate::api::sessions::validate_start_session;
 use crate::config::FaultConfig;
 use crate::documents::{self, ResolvedDocument};
@@ -186,6 +187,8 @@ struct Inner {
     inventory: Inventory,
     stream_base: String,
     faults: FaultConfig,
+    /// Injected API errors and call counts (its own lock).
+    api_faults: Arc<ApiFaults>,
     state: Mutex<State>,
 }
 
@@ -291,6 +294,7 @@ impl Registry {
                 inventory,
                 stream_base: stream_base.trim_end_matches('/').to_owned(),
                 faults,
+                api_faults: Arc::default(),
                 state: Mutex::new(State::default()),
             }),
         }
@@ -309,6 +313,7 @@ impl Registry {
                 inventory: shared.inventory.clone(),
                 stream_base: shared.stream_base.clone(),
                 faults: shared.faults.clone(),
+                api_faults: Arc::clone(&shared.api_faults),
                 state: Mutex::new(State::default()),
             },
         };
@@ -330,6 +335,23 @@ impl Registry {
     /// The fault-injection settings.
     pub fn faults(&self) -> &FaultConfig {
         &self.inner.faults
+    }
+
+    /// API fault injection: `registry.api_faults().fail("GetResources",
+    /// "ThrottledException", "Rate exceeded", Some(2))`, `clear(…)`.
+    pub fn api_faults(&self) -> &ApiFaults {
+        &self.inner.api_faults
+    }
+
+    /// How many requests for `operation` (`StartSession`, `GetResources`,
+    /// `AssumeRole`, …) the API received, refused ones included.
+    pub fn api_calls(&self, operation: &str) -> u64 {
+        self.inner.api_faults.calls(operation)
+    }
+
+    /// Requests per operation so far.
+    pub fn api_call_counts(&self) -> BTreeMap<String, u64> {
+        self.inner.api_faults.call_counts()
     }
 
     /// The base of stream URLs.

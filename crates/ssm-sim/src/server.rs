@@ -82,7 +82,7 @@ impl SimServer {
 
 /// The registry for a simulator listening on `addr`.
 pub fn registry_for(config: &SimConfig, addr: SocketAddr) -> Registry {
-    Registry::new(
+    let registry = Registry::new(
         config.inventory(),
         format!("ws://{addr}"),
         config.faults.clone(),
@@ -90,7 +90,9 @@ pub fn registry_for(config: &SimConfig, addr: SocketAddr) -> Registry {
     .in_location(crate::registry::Location {
         region: config.region.clone(),
         account: config.account.clone(),
-    })
+    });
+    registry.api_faults().apply(&config.api_faults);
+    registry
 }
 
 /// Serves on `listener` until `shutdown` resolves.

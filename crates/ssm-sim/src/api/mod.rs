@@ -22,6 +22,7 @@
 //! `GetResources`.
 
 pub mod error;
+pub mod faults;
 pub mod instances;
 pub mod sessions;
 pub mod tagging;
@@ -54,6 +55,11 @@ async fn handle(State(registry): State<Registry>, headers: HeaderMap, body: Byte
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    let operation = target.split_once('.').map_or(target, |(_, op)| op);
+    if let Some(injected) = registry.api_faults().on_call(operation) {
+        tracing::debug!(target, code = injected.code, "sim api injected error");
+        return json_error(&injected.code, &injected.message, injected.status);
+    }
     let owner = owner_from_authorization(
         headers
             .get(header::AUTHORIZATION)
@@ -66,10 +72,9 @@ async fn handle(State(registry): State<Registry>, headers: HeaderMap, body: Byte
         }
         _ => Err(ApiError::new("UnknownOperationException", "")),
     };
-    let operation = target;
     match &result {
-        Ok(_) => tracing::debug!(operation, "sim api ok"),
-        Err(e) => tracing::debug!(operation, code = e.code, "sim api error"),
+        Ok(_) => tracing::debug!(target, "sim api ok"),
+        Err(e) => tracing::debug!(target, code = e.code, "sim api error"),
     }
     respond(result, target)
 }
@@ -96,26 +101,36 @@ fn dispatch(
 }
 
 fn respond(result: Result<Value, ApiError>, target: &str) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let (status, body, error_type) = match result {
-        Ok(value) => (StatusCode::OK, value, None),
+    match result {
+        Ok(value) => json_response(StatusCode::OK, &value),
         Err(mut e) => {
             if e.code == "UnknownOperationException" && e.message.is_empty() {
                 e.message = format!("Unknown operation: {target:?}");
             }
-            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-            let body = serde_json::json!({ "__type": e.code, "message": e.message });
-            (status, body, Some(e.code))
+            json_error(e.code, &e.message, e.status)
         }
-    };
+    }
+}
+
+/// An AWS JSON 1.1 error: `{"__type": code, "message": …}` with the
+/// `X-Amzn-ErrorType` header and `status` (400 when not a valid status).
+fn json_error(code: &str, message: &str, status: u16) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    let body = serde_json::json!({ "__type": code, "message": message });
+    let mut response = json_response(status, &body);
+    if let Ok(v) = HeaderValue::from_str(code) {
+        response.headers_mut().insert("x-amzn-errortype", v);
+    }
+    response
+}
+
+/// An AWS JSON 1.1 response with a fresh `X-Amzn-RequestId`.
+fn json_response(status: StatusCode, body: &Value) -> Response {
     let mut response = (status, body.to_string()).into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
+    if let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
         h.insert("x-amzn-requestid", v);
-    }
-    if let Some(Ok(code)) = error_type.map(HeaderValue::from_str) {
-        h.insert("x-amzn-errortype", code);
     }
     response
 }
