@@ -8,7 +8,7 @@
 mod api;
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -16,7 +16,7 @@ use std::time::Duration;
 use common::*;
 use ssm_datachannel::secret::Secret;
 use ssm_sim::server::SimServer;
-use ssmgate::aws::{InstanceInfo, Ssm, SsmApi, SsmError, StartRequest, StartedSession};
+use ssmgate::aws::{InstanceInfo, Ssm, SsmApi, SsmError, StartRequest, StartedSession, TagMap};
 use ssmgate::inventory::{Inventory, ResolveError};
 
 const WEB: &str = "i-0000000000000a001";
@@ -79,7 +79,8 @@ struct Counting {
     inner: Ssm,
     describe: AtomicUsize,
     by_tag: AtomicUsize,
-    tags: AtomicUsize,
+    hybrid_tags: AtomicUsize,
+    ec2_tags: AtomicUsize,
 }
 
 impl Counting {
@@ -88,14 +89,17 @@ impl Counting {
             inner,
             describe: AtomicUsize::new(0),
             by_tag: AtomicUsize::new(0),
-            tags: AtomicUsize::new(0),
+            hybrid_tags: AtomicUsize::new(0),
+            ec2_tags: AtomicUsize::new(0),
         }
     }
-    fn counts(&self) -> (usize, usize, usize) {
+    /// (listings, Name-tag lookups, hybrid tag calls, EC2 tag calls).
+    fn counts(&self) -> (usize, usize, usize, usize) {
         (
             self.describe.load(Ordering::SeqCst),
             self.by_tag.load(Ordering::SeqCst),
-            self.tags.load(Ordering::SeqCst),
+            self.hybrid_tags.load(Ordering::SeqCst),
+            self.ec2_tags.load(Ordering::SeqCst),
         )
     }
 }
@@ -123,15 +127,20 @@ impl SsmApi for Counting {
         self.by_tag.fetch_add(1, Ordering::SeqCst);
         self.inner.describe_instances_by_tag(key, values).await
     }
-    async fn list_tags(&self, instance_id: &str) -> Result<BTreeMap<String, String>, SsmError> {
-        self.tags.fetch_add(1, Ordering::SeqCst);
-        self.inner.list_tags(instance_id).await
+    async fn managed_instance_tags(&self, id: &str) -> Result<TagMap, SsmError> {
+        self.hybrid_tags.fetch_add(1, Ordering::SeqCst);
+        self.inner.managed_instance_tags(id).await
+    }
+    async fn ec2_instance_tags(&self, ids: &[String]) -> Result<HashMap<String, TagMap>, SsmError> {
+        assert!(ids.len() <= 100, "at most 100 ARNs per call");
+        self.ec2_tags.fetch_add(1, Ordering::SeqCst);
+        self.inner.ec2_instance_tags(ids).await
     }
 }
 
 async fn fleet() -> (SimServer, Arc<Counting>, Inventory) {
     let sim = sim(FLEET).await;
-    let api = Arc::new(Counting::new(Ssm::from_client(ssm(&sim).await)));
+    let api = Arc::new(Counting::new(gateway_api(&sim)));
     let inventory = Inventory::new(api.clone(), Duration::from_secs(60));
     (sim, api, inventory)
 }
@@ -272,23 +281,24 @@ async fn list_returns_every_instance_with_tags() {
 async fn listing_and_tags_are_cached_within_the_ttl() {
     let (_sim, api, inv) = fleet().await;
     inv.resolve(WEB).await.unwrap();
-    assert_eq!(api.counts(), (1, 0, 1));
+    assert_eq!(api.counts(), (1, 0, 0, 1));
     inv.resolve(WEB).await.unwrap();
-    assert_eq!(api.counts(), (1, 0, 1), "second resolve within TTL");
+    assert_eq!(api.counts(), (1, 0, 0, 1), "second resolve within TTL");
     // A name costs one tag-filtered call; the listing stays cached.
     inv.resolve("web-1").await.unwrap();
-    assert_eq!(api.counts(), (1, 1, 1));
-    // list() reuses the listing and fetches only the missing tags.
+    assert_eq!(api.counts(), (1, 1, 0, 1));
+    // list() reuses the listing and fetches only the missing tags: the
+    // six other EC2 instances in one call, the hybrid node in another.
     inv.list().await.unwrap();
-    assert_eq!(api.counts(), (1, 1, 8));
+    assert_eq!(api.counts(), (1, 1, 1, 2));
     inv.list().await.unwrap();
-    assert_eq!(api.counts(), (1, 1, 8));
+    assert_eq!(api.counts(), (1, 1, 1, 2));
 }
 
 #[tokio::test]
 async fn concurrent_callers_share_one_refresh_and_expiry_refreshes() {
     let sim = sim(FLEET).await;
-    let api = Arc::new(Counting::new(Ssm::from_client(ssm(&sim).await)));
+    let api = Arc::new(Counting::new(gateway_api(&sim)));
     let inv = Arc::new(Inventory::new(api.clone(), Duration::from_millis(300)));
     let calls: Vec<_> = (0..20)
         .map(|_| {
@@ -301,12 +311,12 @@ async fn concurrent_callers_share_one_refresh_and_expiry_refreshes() {
     }
     assert_eq!(
         api.counts(),
-        (1, 0, 1),
+        (1, 0, 0, 1),
         "one listing, one tag call for 20 callers"
     );
     tokio::time::sleep(Duration::from_millis(400)).await;
     inv.resolve(WEB).await.unwrap();
-    assert_eq!(api.counts(), (2, 0, 2), "refetched after the TTL");
+    assert_eq!(api.counts(), (2, 0, 0, 2), "refetched after the TTL");
 }
 
 #[tokio::test]
@@ -332,7 +342,7 @@ async fn pagination_reads_every_page() {
         ));
     }
     let sim = sim(&toml).await;
-    let api = Arc::new(Counting::new(Ssm::from_client(ssm(&sim).await)));
+    let api = Arc::new(Counting::new(gateway_api(&sim)));
     let inv = Inventory::new(api.clone(), Duration::from_secs(60));
     let started = std::time::Instant::now();
     let all = inv.list().await.unwrap();
@@ -341,10 +351,131 @@ async fn pagination_reads_every_page() {
         all.iter()
             .all(|t| t.tags["n"] == t.name.as_deref().unwrap()[5..])
     );
-    assert_eq!(api.counts(), (1, 0, 120));
+    assert_eq!(
+        api.counts(),
+        (1, 0, 0, 2),
+        "120 instances: two calls of at most 100"
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(
         inv.resolve("NODE-77").await.unwrap().id,
         format!("i-{:017x}", 77)
     );
+}
+
+#[tokio::test]
+async fn ec2_tags_come_from_the_tagging_api_and_hybrid_tags_from_ssm() {
+    let (sim, _api, inv) = fleet().await;
+    let calls = |op: &str| sim.registry.api_calls(op);
+    let web = inv.resolve(WEB).await.unwrap();
+    assert_eq!(web.tags["role"], "web");
+    assert_eq!(
+        (calls("GetResources"), calls("ListTagsForResource")),
+        (1, 0)
+    );
+    assert_eq!(calls("GetCallerIdentity"), 1, "the account, for the ARNs");
+    let edge = inv.resolve(EDGE).await.unwrap();
+    assert_eq!(edge.tags["site"], "lab");
+    assert_eq!(
+        (calls("GetResources"), calls("ListTagsForResource")),
+        (1, 1)
+    );
+    // An instance without tags is untagged, not an error.
+    assert!(inv.resolve(BUILD).await.unwrap().tags.is_empty());
+    assert_eq!(calls("GetCallerIdentity"), 1, "asked once");
+}
+
+#[tokio::test]
+async fn a_burst_of_500_cold_lookups_costs_five_tag_calls() {
+    let mut toml = String::from("mode = \"fast\"\n");
+    for n in 0..500u32 {
+        toml.push_str(&format!(
+            "[[instances]]\nid = \"i-{n:017x}\"\ntags = {{ n = \"{n}\" }}\n"
+        ));
+    }
+    let sim = sim(&toml).await;
+    let inv = Arc::new(Inventory::new(
+        Arc::new(gateway_api(&sim)),
+        Duration::from_secs(60),
+    ));
+    inv.list().await.unwrap();
+    let listed = sim.registry.api_calls("GetResources");
+    assert_eq!(listed, 5, "500 instances listed: 5 calls of 100");
+    // A fresh inventory (cold tag cache), 500 opens at once.
+    let inv = Arc::new(Inventory::new(
+        Arc::new(gateway_api(&sim)),
+        Duration::from_secs(60),
+    ));
+    let opens: Vec<_> = (0..500u32)
+        .map(|n| {
+            let inv = inv.clone();
+            tokio::spawn(async move { (n, inv.resolve(&format!("i-{n:017x}")).await) })
+        })
+        .collect();
+    for open in opens {
+        let (n, target) = open.await.unwrap();
+        assert_eq!(target.unwrap().tags["n"], n.to_string());
+    }
+    assert_eq!(
+        sim.registry.api_calls("GetResources") - listed,
+        5,
+        "500 cold opens: at most 100 ARNs per call, 5 calls"
+    );
+}
+
+#[tokio::test]
+async fn tag_errors_fail_closed_and_are_not_cached() {
+    let (sim, _api, inv) = fleet().await;
+    let faults = sim.registry.api_faults();
+    faults.fail("GetResources", "ThrottledException", "Rate exceeded", None);
+    match inv.resolve(WEB).await {
+        Err(ResolveError::Tags { id, source }) => {
+            assert_eq!(id, WEB);
+            assert_eq!(
+                source,
+                SsmError::Throttled {
+                    service: ssmgate::aws::Service::Tagging
+                }
+            );
+        }
+        other => panic!("expected a tag error, got {other:?}"),
+    }
+    // Names resolve through the same tags: refused too, not "untagged".
+    assert!(matches!(
+        inv.resolve("web-1").await,
+        Err(ResolveError::Tags { .. })
+    ));
+    assert!(matches!(inv.list().await, Err(ResolveError::Tags { .. })));
+    faults.clear("GetResources");
+    assert_eq!(inv.resolve(WEB).await.unwrap().tags["role"], "web");
+
+    faults.fail(
+        "ListTagsForResource",
+        "InternalServerError",
+        "boom",
+        Some(1),
+    );
+    let err = inv.resolve(EDGE).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the tags of {EDGE} could not be read, so access to it cannot be decided: SSM error InternalServerError: boom"
+        )
+    );
+    assert_eq!(inv.resolve(EDGE).await.unwrap().tags["site"], "lab");
+}
+
+#[tokio::test]
+async fn an_unknown_account_fails_closed_until_sts_answers() {
+    let (sim, _api, inv) = fleet().await;
+    let faults = sim.registry.api_faults();
+    faults.fail("GetCallerIdentity", "InternalFailure", "try later", Some(1));
+    let err = inv.resolve(WEB).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("STS error InternalFailure: try later"),
+        "{err}"
+    );
+    assert_eq!(sim.registry.api_calls("GetResources"), 0);
+    assert_eq!(inv.resolve(WEB).await.unwrap().tags["env"], "dev");
 }

@@ -1,5 +1,6 @@
-//! [`SsmError`]: what can go wrong calling SSM, in words for the person at
-//! the ssh prompt, and the mapping from aws-sdk-ssm's `SdkError`s to it.
+//! [`SsmError`]: what can go wrong calling AWS (SSM, the Resource Groups
+//! Tagging API, STS), in words for the person at the ssh prompt, and the
+//! mapping from the SDKs' `SdkError`s to it.
 //!
 //! Service errors map by their AWS error code (`ProvideErrorMetadata`);
 //! transport failures and timeouts become [`SsmError::Unreachable`];
@@ -12,9 +13,32 @@
 use std::error::Error as StdError;
 
 use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_ssm::config::http::HttpResponse;
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 
-/// An SSM API failure the gateway's user can act on.
+/// Which AWS API a call went to, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Service {
+    /// Systems Manager.
+    #[default]
+    Ssm,
+    /// The Resource Groups Tagging API (EC2 instance tags).
+    Tagging,
+    /// The Security Token Service.
+    Sts,
+}
+
+impl std::fmt::Display for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Service::Ssm => "SSM",
+            Service::Tagging => "Resource Groups Tagging API",
+            Service::Sts => "STS",
+        })
+    }
+}
+
+/// An AWS API failure the gateway's user can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SsmError {
     /// The target's SSM agent is not connected (stopped instance, agent
@@ -36,9 +60,12 @@ pub enum SsmError {
     /// IAM (or an SCP, or a session policy) refused the call.
     #[error("AWS denied the request: {0}")]
     AccessDenied(String),
-    /// The account's SSM API rate limit was hit.
-    #[error("AWS is throttling SSM requests; try again in a moment")]
-    Throttled,
+    /// The account's API rate limit was hit (after the SDK's retries).
+    #[error("AWS is throttling {service} requests; try again in a moment")]
+    Throttled {
+        /// The API.
+        service: Service,
+    },
     /// The document refused the parameters given.
     #[error("invalid session parameters: {0}")]
     InvalidParameters(String),
@@ -50,11 +77,18 @@ pub enum SsmError {
     Credentials(String),
     /// The endpoint could not be reached in time (connect error, DNS
     /// failure, timeout).
-    #[error("cannot reach the SSM endpoint: {0}")]
-    Unreachable(String),
+    #[error("cannot reach the {service} endpoint: {detail}")]
+    Unreachable {
+        /// The API.
+        service: Service,
+        /// What failed.
+        detail: String,
+    },
     /// Anything else, with AWS's code and message.
-    #[error("SSM error {code}: {message}")]
+    #[error("{service} error {code}: {message}")]
     Other {
+        /// The API.
+        service: Service,
         /// The AWS error code (or a local label such as `ResponseError`).
         code: String,
         /// The message that came with it.
@@ -69,6 +103,18 @@ pub(crate) struct CallContext<'a> {
     pub target: Option<&'a str>,
     /// StartSession's document.
     pub document: Option<&'a str>,
+    /// The API called.
+    pub service: Service,
+}
+
+impl CallContext<'_> {
+    /// A call to `service` about nothing in particular.
+    pub(crate) fn of(service: Service) -> Self {
+        CallContext {
+            service,
+            ..CallContext::default()
+        }
+    }
 }
 
 /// Error codes that mean "your credentials are no good".
@@ -91,13 +137,14 @@ const THROTTLE_CODES: &[&str] = &[
     "TooManyRequestsException",
     "RequestLimitExceeded",
     "TooManyUpdates",
+    // The Resource Groups Tagging API's.
+    "ThrottledException",
 ];
 
 /// Maps an SDK error to an [`SsmError`].
-pub(crate) fn from_sdk<E, R>(err: SdkError<E, R>, ctx: CallContext<'_>) -> SsmError
+pub(crate) fn from_sdk<E>(err: SdkError<E, HttpResponse>, ctx: CallContext<'_>) -> SsmError
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
-    R: std::fmt::Debug + 'static,
 {
     if let Some(cred) = find_credentials_error(&err) {
         return SsmError::Credentials(credentials_text(cred));
@@ -105,25 +152,41 @@ where
     match &err {
         SdkError::ServiceError(service) => {
             let e = service.err();
-            let code = e.code().unwrap_or("Unknown");
-            let message = e.message().unwrap_or("").to_owned();
-            from_code(code, message, ctx)
+            match e.code() {
+                Some(code) => from_code(code, e.message().unwrap_or("").to_owned(), ctx),
+                // Not an AWS error document (a proxy's page, an endpoint
+                // that doesn't serve this API): say what came back.
+                None => SsmError::Other {
+                    service: ctx.service,
+                    code: format!("HTTP {}", service.raw().status().as_u16()),
+                    message: "the answer carried no AWS error code (is the endpoint right?)"
+                        .to_owned(),
+                },
+            }
         }
-        SdkError::TimeoutError(_) => SsmError::Unreachable("the request timed out".to_owned()),
+        SdkError::TimeoutError(_) => SsmError::Unreachable {
+            service: ctx.service,
+            detail: "the request timed out".to_owned(),
+        },
         SdkError::DispatchFailure(failure) => {
             let detail = source_text(&err);
-            if failure.is_timeout() {
-                SsmError::Unreachable(format!("timed out ({detail})"))
-            } else {
-                SsmError::Unreachable(detail)
+            SsmError::Unreachable {
+                service: ctx.service,
+                detail: if failure.is_timeout() {
+                    format!("timed out ({detail})")
+                } else {
+                    detail
+                },
             }
         }
         SdkError::ResponseError(_) => SsmError::Other {
+            service: ctx.service,
             code: "ResponseError".to_owned(),
-            message: format!("the SSM response could not be read: {}", source_text(&err)),
+            message: format!("the response could not be read: {}", source_text(&err)),
         },
         // ConstructionFailure (e.g. no region configured) and future kinds.
         _ => SsmError::Other {
+            service: ctx.service,
             code: "ClientError".to_owned(),
             message: source_text(&err),
         },
@@ -148,13 +211,16 @@ pub(crate) fn from_code(code: &str, message: String, ctx: CallContext<'_>) -> Ss
         "AccessDeniedException" | "AccessDenied" => SsmError::AccessDenied(message),
         "InvalidParameters" => SsmError::InvalidParameters(message),
         "ValidationException" => SsmError::Validation(message),
-        c if THROTTLE_CODES.contains(&c) => SsmError::Throttled,
+        c if THROTTLE_CODES.contains(&c) => SsmError::Throttled {
+            service: ctx.service,
+        },
         c if CREDENTIAL_CODES.contains(&c) => SsmError::Credentials(if message.is_empty() {
             c.to_owned()
         } else {
             message
         }),
         _ => SsmError::Other {
+            service: ctx.service,
             code: code.to_owned(),
             message,
         },
@@ -224,6 +290,7 @@ mod tests {
         let ctx = CallContext {
             target: Some("i-0123456789abcdef0"),
             document: Some("AWS-Nope"),
+            service: Service::Ssm,
         };
         let e = from_code("TargetNotConnected", "x is not connected.".into(), ctx);
         assert_eq!(
@@ -236,7 +303,14 @@ mod tests {
         assert_eq!(e.to_string(), "AWS denied the request: no ssm:StartSession");
         assert_eq!(
             from_code("ThrottlingException", "Rate exceeded".into(), ctx),
-            SsmError::Throttled
+            SsmError::Throttled {
+                service: Service::Ssm
+            }
+        );
+        let tagging = CallContext::of(Service::Tagging);
+        assert_eq!(
+            from_code("ThrottledException", "Rate exceeded".into(), tagging).to_string(),
+            "AWS is throttling Resource Groups Tagging API requests; try again in a moment"
         );
         assert!(matches!(
             from_code("ExpiredTokenException", "expired".into(), ctx),

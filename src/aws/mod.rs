@@ -1,6 +1,10 @@
-//! The SSM API as the gateway needs it: the [`SsmApi`] trait at the seam,
-//! its real implementation [`Ssm`] over aws-sdk-ssm, and [`SsmResumer`],
-//! which lets a data channel resume through it.
+//! The AWS APIs as the gateway needs them: the [`SsmApi`] trait at the
+//! seam, its real implementation [`Ssm`] over aws-sdk-ssm (sessions,
+//! instances, hybrid nodes' tags), aws-sdk-resourcegroupstagging (EC2
+//! instances' tags, see [`tags`]) and aws-sdk-sts (the account, see
+//! [`identity`]), and [`SsmResumer`], which lets a data channel resume
+//! through it. [`operations`] lists every AWS operation called here; the
+//! IAM policy in `deploy/iam` is tested against it.
 //!
 //! Session tokens come back wrapped in [`Secret`] and never appear in
 //! `Debug` output or errors. Every call has a timeout (see
@@ -8,22 +12,26 @@
 //! [`SsmError::Unreachable`] instead of a hung ssh prompt.
 
 mod errors;
+pub mod identity;
+pub mod operations;
+pub mod tags;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use aws_config::BehaviorVersion;
+use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_ssm::config::Region;
 use aws_sdk_ssm::config::timeout::TimeoutConfig;
-use aws_sdk_ssm::types::{
-    InstanceInformation, InstanceInformationStringFilter, ResourceTypeForTagging,
-};
+use aws_sdk_ssm::types::{InstanceInformation, InstanceInformationStringFilter};
+use tokio::sync::OnceCell;
 
-pub use errors::SsmError;
 use errors::{CallContext, from_sdk};
+pub use errors::{Service, SsmError};
+use identity::Home;
 use ssm_datachannel::secret::Secret;
 use ssm_datachannel::{ResumeError, Resumer};
+pub use tags::TagMap;
 
 /// Upper bound on one API call, retries included.
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(20);
@@ -57,8 +65,13 @@ pub trait SsmApi: Send + Sync {
         key: &str,
         values: &[String],
     ) -> Result<Vec<InstanceInfo>, SsmError>;
-    /// `ListTagsForResource` with `ResourceType=ManagedInstance`.
-    async fn list_tags(&self, instance_id: &str) -> Result<BTreeMap<String, String>, SsmError>;
+    /// A hybrid node's (`mi-…`) tags: `ListTagsForResource` with
+    /// `ResourceType=ManagedInstance`.
+    async fn managed_instance_tags(&self, id: &str) -> Result<TagMap, SsmError>;
+    /// EC2 instances' (`i-…`) tags: the Resource Groups Tagging API's
+    /// `GetResources`, one call per 100 ids. Every id asked for is in the
+    /// answer; untagged ones map to no tags.
+    async fn ec2_instance_tags(&self, ids: &[String]) -> Result<HashMap<String, TagMap>, SsmError>;
 }
 
 /// What `StartSession` is asked for.
@@ -135,16 +148,24 @@ impl InstanceInfo {
     }
 }
 
-/// [`SsmApi`] over the real aws-sdk-ssm client.
+/// [`SsmApi`] over the real SDK clients, all made from one AWS
+/// configuration.
 #[derive(Debug, Clone)]
 pub struct Ssm {
     client: aws_sdk_ssm::Client,
+    tagging: aws_sdk_resourcegroupstagging::Client,
+    sts: aws_sdk_sts::Client,
+    /// The region of every client (instance ARNs name it).
+    region: Option<String>,
+    /// The gateway's account, asked of STS once.
+    home: Arc<OnceCell<Home>>,
 }
 
 impl Ssm {
-    /// A client from the standard AWS configuration chain (environment,
+    /// Clients from the standard AWS configuration chain (environment,
     /// profile, SSO, IMDS, …), with an optional region and endpoint
-    /// override. `AWS_ENDPOINT_URL_SSM` is honoured by the chain too.
+    /// override. `AWS_ENDPOINT_URL_SSM` (and `_STS`,
+    /// `_RESOURCE_GROUPS_TAGGING_API`) are honoured by the chain too.
     pub async fn from_env(region: Option<String>, endpoint: Option<String>) -> Self {
         Self::from_settings(region, endpoint, true).await
     }
@@ -173,30 +194,28 @@ impl Ssm {
         if let Some(endpoint) = endpoint {
             loader = loader.endpoint_url(endpoint);
         }
-        let shared = loader.load().await;
-        Self::from_client(aws_sdk_ssm::Client::new(&shared))
+        Self::from_config(&loader.load().await)
     }
 
-    /// Wraps an existing client. Timeouts it leaves unset get the defaults
-    /// of this module.
-    pub fn from_client(client: aws_sdk_ssm::Client) -> Self {
+    /// Clients from `shared`. Timeouts it leaves unset get the defaults of
+    /// this module.
+    pub fn from_config(shared: &SdkConfig) -> Self {
         let ours = TimeoutConfig::builder()
             .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
             .operation_attempt_timeout(DEFAULT_ATTEMPT_TIMEOUT)
             .operation_timeout(DEFAULT_OPERATION_TIMEOUT);
-        let merged = match client.config().timeout_config() {
+        let merged = match shared.timeout_config() {
             Some(existing) => existing.to_builder().take_unset_from(ours).build(),
             None => ours.build(),
         };
-        let conf = client.config().to_builder().timeout_config(merged).build();
+        let shared = shared.to_builder().timeout_config(merged).build();
         Ssm {
-            client: aws_sdk_ssm::Client::from_conf(conf),
+            client: aws_sdk_ssm::Client::new(&shared),
+            tagging: aws_sdk_resourcegroupstagging::Client::new(&shared),
+            sts: aws_sdk_sts::Client::new(&shared),
+            region: shared.region().map(|r| r.as_ref().to_owned()),
+            home: Arc::new(OnceCell::new()),
         }
-    }
-
-    /// The underlying SDK client.
-    pub fn client(&self) -> &aws_sdk_ssm::Client {
-        &self.client
     }
 
     async fn describe(
@@ -239,6 +258,7 @@ impl SsmApi for Ssm {
         let ctx = CallContext {
             target: Some(&req.target),
             document: req.document.as_deref(),
+            service: Service::Ssm,
         };
         let mut call = self
             .client
@@ -253,6 +273,7 @@ impl SsmApi for Ssm {
         }
         let out = call.send().await.map_err(|e| from_sdk(e, ctx))?;
         let missing = |member: &str| SsmError::Other {
+            service: Service::Ssm,
             code: "ResponseError".to_owned(),
             message: format!("StartSession's response has no {member}"),
         };
@@ -310,20 +331,24 @@ impl SsmApi for Ssm {
         self.describe(Some(filter)).await
     }
 
-    async fn list_tags(&self, instance_id: &str) -> Result<BTreeMap<String, String>, SsmError> {
-        let out = self
-            .client
-            .list_tags_for_resource()
-            .resource_type(ResourceTypeForTagging::ManagedInstance)
-            .resource_id(instance_id)
-            .send()
-            .await
-            .map_err(|e| from_sdk(e, CallContext::default()))?;
-        Ok(out
-            .tag_list()
-            .iter()
-            .map(|t| (t.key().to_owned(), t.value().to_owned()))
-            .collect())
+    async fn managed_instance_tags(&self, id: &str) -> Result<TagMap, SsmError> {
+        tags::managed_instance(&self.client, id).await
+    }
+
+    async fn ec2_instance_tags(&self, ids: &[String]) -> Result<HashMap<String, TagMap>, SsmError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let region = self.region.as_deref().ok_or_else(|| SsmError::Other {
+            service: Service::Tagging,
+            code: "ClientError".to_owned(),
+            message: "no AWS region is configured".to_owned(),
+        })?;
+        let home = self
+            .home
+            .get_or_try_init(|| identity::caller_home(&self.sts))
+            .await?;
+        tags::ec2_instances(&self.tagging, home, region, ids).await
     }
 }
 

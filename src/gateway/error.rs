@@ -65,10 +65,23 @@ impl GatewayError {
             GatewayError::Resolve(ResolveError::Api(_)) => {
                 internal("the target could not be looked up in SSM")
             }
+            GatewayError::Resolve(ResolveError::Tags { id, source }) => {
+                let cause = match source {
+                    SsmError::Throttled { .. } => source.to_string(),
+                    SsmError::AccessDenied(_) => "AWS denied the gateway access to them".to_owned(),
+                    SsmError::Unreachable { service, .. } => {
+                        format!("the {service} endpoint could not be reached")
+                    }
+                    _ => "AWS answered with an error".to_owned(),
+                };
+                internal(&format!(
+                    "the tags of {id} could not be read ({cause}), so access to it cannot be decided; try again later"
+                ))
+            }
             GatewayError::Ssm(
                 SsmError::TargetNotConnected { .. }
                 | SsmError::InvalidDocument { .. }
-                | SsmError::Throttled
+                | SsmError::Throttled { .. }
                 | SsmError::InvalidParameters(_),
             ) => one_line(&self.to_string()),
             GatewayError::Ssm(SsmError::AccessDenied(_)) => {

@@ -200,7 +200,7 @@ impl Gateway {
             return Err(GatewayError::Internal("a forward needs a port request"));
         };
         let _guard = ports.opening.lock().await;
-        let target = self.resolve(req.target.as_str()).await?;
+        let target = self.resolve_for(req).await?;
         if let Some(shared) = ports.get(&target.id, port) {
             // Each connection is its own request: the policies decide again
             // (with the target's current attributes) even when it rides on

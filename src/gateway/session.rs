@@ -21,7 +21,7 @@ use crate::gateway::error::GatewayError;
 use crate::gateway::plan::{Plan, check_announced_type};
 use crate::gateway::reason::compose_reason;
 use crate::gateway::record::{Started, parameters_json, session_record};
-use crate::inventory::{Inventory, Target};
+use crate::inventory::{Inventory, ResolveError, Target};
 use crate::policy::{AuthzRequest, ContextInput, Decision, PolicyEngine, Principal};
 use crate::recording::{AuditKind, EndReason, Recorder, SessionTap};
 use crate::request::{Reason, SessionRequest};
@@ -180,7 +180,7 @@ impl Gateway {
     }
 
     /// Resolves the request's target; refuses targets that are offline.
-    pub async fn resolve(&self, spec: &str) -> Result<Target, GatewayError> {
+    async fn resolve(&self, spec: &str) -> Result<Target, GatewayError> {
         let target = self.inventory.resolve(spec).await?;
         if !target.is_online() {
             return Err(GatewayError::NotConnected {
@@ -192,12 +192,41 @@ impl Gateway {
         Ok(target)
     }
 
+    /// Resolves `req`'s target. When it cannot be decided on because AWS
+    /// could not be asked (its tags unreadable, SSM unreachable), the
+    /// refusal is audited as a denied decision with the cause.
+    pub(super) async fn resolve_for(&self, req: &SessionRequest) -> Result<Target, GatewayError> {
+        let result = self.resolve(req.target.as_str()).await;
+        if let Err(GatewayError::Resolve(e @ (ResolveError::Tags { .. } | ResolveError::Api(_)))) =
+            &result
+        {
+            let detail = serde_json::json!({
+                "request_id": req.id.to_string(),
+                "target": req.target.as_str(),
+                "action": req.kind.action().as_str(),
+                "reason": req.reason,
+                "undecidable": true,
+                "message": e.to_string(),
+            });
+            self.recorder
+                .audit(
+                    AuditKind::DecisionDeny,
+                    Some(&req.user.name),
+                    Some(req.id),
+                    Some(req.source.ip()),
+                    detail,
+                )
+                .await;
+        }
+        result
+    }
+
     /// Resolves the target and asks the policies, without starting
     /// anything: every request goes through here, including connections
     /// that will ride on an already open port session. The decision is
     /// audited either way.
     pub async fn preflight(&self, req: &SessionRequest) -> Result<Preflight, GatewayError> {
-        let target = self.resolve(req.target.as_str()).await?;
+        let target = self.resolve_for(req).await?;
         self.preflight_on(req, target).await
     }
 
@@ -254,7 +283,7 @@ impl Gateway {
 
     /// Runs the pipeline up to a ready data channel.
     pub async fn open(&self, req: &SessionRequest) -> Result<Opened, GatewayError> {
-        let target = self.resolve(req.target.as_str()).await?;
+        let target = self.resolve_for(req).await?;
         self.open_on(req, target).await
     }
 

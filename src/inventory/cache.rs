@@ -1,10 +1,15 @@
 //! The inventory's caches: the full `DescribeInstanceInformation` listing
-//! and each instance's tags, each kept for a TTL.
+//! and each instance's tags, each kept for a TTL (`[inventory]
+//! cache_secs`), so cached tags are never older than that.
 //!
 //! Both are single-flight: when an entry is stale, one caller fetches it
-//! and concurrent callers wait for that result instead of calling SSM
+//! and concurrent callers wait for that result instead of calling AWS
 //! themselves (no thundering herd after expiry). A failed fetch is not
 //! cached; the next caller tries again.
+//!
+//! Tags fail closed: any error reading them (throttling, access denied,
+//! timeout, even "no such resource") is an error for the caller, never
+//! an empty tag set. EC2 instances' tags go through [`Ec2Batcher`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -12,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
 
+use super::ec2_batch::Ec2Batcher;
 use crate::aws::{InstanceInfo, SsmApi, SsmError};
 
 /// One instance's tags.
@@ -79,6 +85,7 @@ struct TagEntry {
 /// Tags per instance id.
 pub(crate) struct TagCache {
     ttl: Duration,
+    ec2: Arc<Ec2Batcher>,
     entries: Mutex<HashMap<String, TagEntry>>,
     /// Sweep expired entries when the map grows past this.
     sweep_at: Mutex<usize>,
@@ -91,6 +98,7 @@ impl TagCache {
     pub(crate) fn new(ttl: Duration) -> Self {
         TagCache {
             ttl,
+            ec2: Arc::new(Ec2Batcher::new()),
             entries: Mutex::new(HashMap::new()),
             sweep_at: Mutex::new(MIN_SWEEP),
         }
@@ -122,21 +130,16 @@ impl TagCache {
         cell
     }
 
-    /// `id`'s tags, from the cache or `ListTagsForResource`.
-    ///
-    /// `DoesNotExist` (SSM's `InvalidResourceId`: the instance is gone, or
-    /// SSM does not tag this kind of instance) reads as "no tags".
-    pub(crate) async fn get(&self, api: &dyn SsmApi, id: &str) -> Result<Tags, SsmError> {
+    /// `id`'s tags, from the cache, `ListTagsForResource` (`mi-…`) or
+    /// the EC2 batcher (`i-…`).
+    pub(crate) async fn get(&self, api: &Arc<dyn SsmApi>, id: &str) -> Result<Tags, SsmError> {
         let cell = self.cell(id);
         let tags = cell
             .get_or_try_init(|| async {
-                match api.list_tags(id).await {
-                    Ok(tags) => Ok(Arc::new(tags)),
-                    Err(SsmError::DoesNotExist(msg)) => {
-                        tracing::debug!(instance = id, %msg, "no tags readable; treating as untagged");
-                        Ok(Arc::new(BTreeMap::new()))
-                    }
-                    Err(e) => Err(e),
+                if id.starts_with("mi-") {
+                    Ok(Arc::new(api.managed_instance_tags(id).await?))
+                } else {
+                    self.ec2.get(api, id).await
                 }
             })
             .await?;
@@ -146,6 +149,6 @@ impl TagCache {
 
 /// Locks a std mutex; the data it guards stays consistent even if a holder
 /// panicked (every critical section is a single assignment or lookup).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -10,21 +10,24 @@
 //! gateway never becomes an open proxy.
 //!
 //! Caching: see [`cache`]. The listing and each instance's tags are kept
-//! for the inventory's TTL.
+//! for the inventory's TTL. Tags come from SSM for hybrid nodes and from
+//! the Resource Groups Tagging API for EC2 instances (see
+//! [`crate::aws::tags`]); a target whose tags cannot be read is refused
+//! ([`ResolveError::Tags`]), never treated as untagged.
 
 mod cache;
+mod ec2_batch;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures_util::stream::{self, StreamExt, TryStreamExt};
-
 use crate::aws::{InstanceInfo, SsmApi, SsmError};
 use cache::{ListingCache, TagCache};
 
-/// How many `ListTagsForResource` calls run at once.
+/// How many hybrid nodes' `ListTagsForResource` calls run at once (EC2
+/// lookups are batched, see [`ec2_batch`]).
 pub const TAG_CONCURRENCY: usize = 16;
 /// An unknown instance id refreshes the listing if it is older than this
 /// (or the TTL, if shorter): new instances show up without waiting for the
@@ -118,6 +121,14 @@ pub enum ResolveError {
     },
     /// SSM could not be asked.
     Api(#[from] SsmError),
+    /// The target's tags could not be read, so no policy can be decided
+    /// on it.
+    Tags {
+        /// The instance id.
+        id: String,
+        /// Why.
+        source: SsmError,
+    },
 }
 
 impl fmt::Display for ResolveError {
@@ -138,6 +149,10 @@ impl fmt::Display for ResolveError {
                 f.write_str("; use the instance id")
             }
             ResolveError::Api(e) => write!(f, "{e}"),
+            ResolveError::Tags { id, source } => write!(
+                f,
+                "the tags of {id} could not be read, so access to it cannot be decided: {source}"
+            ),
         }
     }
 }
@@ -294,7 +309,7 @@ impl Inventory {
             info = find(&self.listing.get(self.api.as_ref(), max_age).await?);
         }
         let info = info.ok_or_else(|| ResolveError::not_found(id))?;
-        let tags = self.tags.get(self.api.as_ref(), &info.id).await?;
+        let tags = self.tags(&info.id).await?;
         Ok(Target::new(&info, &tags))
     }
 
@@ -312,16 +327,33 @@ impl Inventory {
         Ok(targets)
     }
 
-    /// Targets for `infos`, tags fetched with bounded concurrency.
-    async fn with_tags(&self, infos: Vec<InstanceInfo>) -> Result<Vec<Target>, SsmError> {
-        stream::iter(infos)
-            .map(|info| async move {
-                let tags = self.tags.get(self.api.as_ref(), &info.id).await?;
-                Ok::<_, SsmError>(Target::new(&info, &tags))
-            })
-            .buffered(TAG_CONCURRENCY)
-            .try_collect()
+    /// `id`'s tags, or why they can't be had.
+    async fn tags(&self, id: &str) -> Result<cache::Tags, ResolveError> {
+        self.tags
+            .get(&self.api, id)
             .await
+            .map_err(|source| ResolveError::Tags {
+                id: id.to_owned(),
+                source,
+            })
+    }
+
+    /// Targets for `infos`, in order. EC2 instances' tags are all asked
+    /// for at once (the batcher groups them by 100); hybrid nodes'
+    /// [`TAG_CONCURRENCY`] at a time.
+    async fn with_tags(&self, infos: Vec<InstanceInfo>) -> Result<Vec<Target>, ResolveError> {
+        let hybrid_slots = tokio::sync::Semaphore::new(TAG_CONCURRENCY);
+        let hybrid_slots = &hybrid_slots;
+        futures_util::future::try_join_all(infos.iter().map(|info| async move {
+            // The semaphore is never closed, so acquiring only waits.
+            let _slot = match info.id.starts_with("mi-") {
+                true => hybrid_slots.acquire().await.ok(),
+                false => None,
+            };
+            let tags = self.tags(&info.id).await?;
+            Ok(Target::new(info, &tags))
+        }))
+        .await
     }
 }
 

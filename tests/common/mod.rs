@@ -46,6 +46,27 @@ pub async fn ssm(sim: &SimServer) -> aws_sdk_ssm::Client {
     aws_sdk_ssm::Client::from_conf(conf)
 }
 
+/// The AWS configuration the gateway loads, aimed at `endpoint` (a
+/// simulator): fixed test credentials, no retries.
+pub fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(Credentials::new(
+                "AKIDTEST", "secret", None, None, "test",
+            )),
+        )
+        .endpoint_url(endpoint)
+        .retry_config(aws_sdk_ssm::config::retry::RetryConfig::disabled())
+        .build()
+}
+
+/// The gateway's AWS client ([`ssmgate::aws::Ssm`]) aimed at the simulator.
+pub fn gateway_api(sim: &SimServer) -> ssmgate::aws::Ssm {
+    ssmgate::aws::Ssm::from_config(&sdk_config(&sim.endpoint()))
+}
+
 /// StartSession through the SDK; returns a channel config for it.
 pub async fn start(
     client: &aws_sdk_ssm::Client,

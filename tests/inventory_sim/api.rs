@@ -14,7 +14,7 @@ use ssmgate::gateway::reason::compose_reason;
 use ssmgate::inventory::{Inventory, ResolveError};
 
 use super::common::*;
-use super::{OFFLINE, WEB, fleet};
+use super::{EDGE, OFFLINE, WEB, fleet};
 
 /// Reads shell output until `needle` shows up.
 async fn expect_output(events: &mut Events, needle: &str) -> String {
@@ -171,7 +171,7 @@ async fn resume_gives_a_new_token_until_terminated() {
 async fn a_dropped_websocket_resumes_through_ssm_resumer() {
     let echo = echo_server().await;
     let sim = sim(&one_instance("fast", "close_after = 40", 22, echo)).await;
-    let api: Arc<dyn SsmApi> = Arc::new(Ssm::from_client(ssm(&sim).await));
+    let api: Arc<dyn SsmApi> = Arc::new(gateway_api(&sim));
     let started = api
         .start_session(&StartRequest {
             target: "i-0000000000000001".to_owned(),
@@ -231,11 +231,9 @@ async fn a_closed_port_is_unreachable() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let api = Ssm::from_client(ssm_sim::client::sdk_client(&format!(
-        "http://127.0.0.1:{port}"
-    )));
+    let api = Ssm::from_config(&sdk_config(&format!("http://127.0.0.1:{port}")));
     let err = api.describe_instances().await.unwrap_err();
-    assert!(matches!(err, SsmError::Unreachable(_)), "{err:?}");
+    assert!(matches!(err, SsmError::Unreachable { .. }), "{err:?}");
     let text = err.to_string();
     assert!(
         text.starts_with("cannot reach the SSM endpoint: "),
@@ -246,7 +244,7 @@ async fn a_closed_port_is_unreachable() {
     let inv = Inventory::new(Arc::new(api), Duration::from_secs(60));
     assert!(matches!(
         inv.resolve("web-1").await,
-        Err(ResolveError::Api(SsmError::Unreachable(_)))
+        Err(ResolveError::Api(SsmError::Unreachable { .. }))
     ));
 }
 
@@ -261,9 +259,7 @@ async fn a_silent_endpoint_times_out() {
             held.push(conn);
         }
     });
-    let client = ssm_sim::client::sdk_client(&format!("http://{addr}"));
-    let conf = client
-        .config()
+    let conf = sdk_config(&format!("http://{addr}"))
         .to_builder()
         .timeout_config(
             aws_sdk_ssm::config::timeout::TimeoutConfig::builder()
@@ -271,12 +267,18 @@ async fn a_silent_endpoint_times_out() {
                 .build(),
         )
         .build();
-    let api = Ssm::from_client(aws_sdk_ssm::Client::from_conf(conf));
+    let api = Ssm::from_config(&conf);
     let started = std::time::Instant::now();
-    let err = api.list_tags(WEB).await.unwrap_err();
+    let err = api.managed_instance_tags(EDGE).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "cannot reach the SSM endpoint: the request timed out"
+    );
+    // EC2 tags: STS (for the account) is the first call, and times out.
+    let err = api.ec2_instance_tags(&[WEB.to_owned()]).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot reach the STS endpoint: the request timed out"
     );
     assert!(started.elapsed() < Duration::from_secs(5));
 }
@@ -303,13 +305,13 @@ impl aws_credential_types::provider::ProvideCredentials for NoCredentials {
 #[tokio::test]
 async fn missing_credentials_say_so() {
     let (sim, _api, _inv) = fleet().await;
-    let conf = ssm(&sim)
-        .await
-        .config()
+    let conf = sdk_config(&sim.endpoint())
         .to_builder()
-        .credentials_provider(NoCredentials)
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(NoCredentials),
+        )
         .build();
-    let api = Ssm::from_client(aws_sdk_ssm::Client::from_conf(conf));
+    let api = Ssm::from_config(&conf);
     let err = api.describe_instances().await.unwrap_err();
     assert!(matches!(err, SsmError::Credentials(_)), "{err:?}");
     assert_eq!(
