@@ -1,13 +1,18 @@
 //! The Resource Groups Tagging API's GetResources on the simulator's
 //! endpoint, through the real `aws-sdk-resourcegroupstagging` client:
 //! EC2 instances with their tags (hybrid `mi-` nodes never), pagination,
-//! tag, type and ARN filters, and the typed error for a bad page size.
+//! tag, type and ARN filters, `TagsPerPage`, what AWS refuses (documented
+//! parameter conflicts and ranges as `InvalidParameterException`, model
+//! constraints as `ValidationException`), and injected throttling.
 
 use aws_sdk_resourcegroupstagging::Client;
 use aws_sdk_resourcegroupstagging::config::retry::RetryConfig;
 use aws_sdk_resourcegroupstagging::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_resourcegroupstagging::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_resourcegroupstagging::operation::get_resources::GetResourcesError;
 use aws_sdk_resourcegroupstagging::types::TagFilter;
 use ssm_sim::config::FaultConfig;
+use ssm_sim::inventory::{Instance, Inventory};
 
 use super::instances::fleet;
 use super::{Sim, start};
@@ -188,4 +193,220 @@ async fn injected_throttling_reaches_the_client_until_cleared() {
     c.get_resources().send().await.expect("used up");
     let counts = sim.registry.api_call_counts();
     assert_eq!(counts.get("GetResources"), Some(&5));
+}
+
+/// The AWS code and message of a refused `GetResources`, and whether the
+/// SDK typed it as `InvalidParameterException`.
+fn refusal<R: std::fmt::Debug + Send + Sync + 'static>(
+    err: SdkError<GetResourcesError, R>,
+) -> (String, String, bool) {
+    let e = err.into_service_error();
+    (
+        e.code().unwrap_or_default().to_owned(),
+        e.message().unwrap_or_default().to_owned(),
+        e.is_invalid_parameter_exception(),
+    )
+}
+
+fn arn(n: u64) -> String {
+    format!("arn:aws:ec2:us-east-1:123456789012:instance/i-{n:017x}")
+}
+
+#[tokio::test]
+async fn resource_arn_list_refuses_filters_and_pagination() {
+    let sim = start(fleet(), FaultConfig::default()).await;
+    let c = client(&sim);
+    let base = || c.get_resources().resource_arn_list(arn(1));
+    let cases = [
+        ("ResourceTypeFilters", base().resource_type_filters("ec2")),
+        (
+            "TagFilters",
+            base().tag_filters(TagFilter::builder().key("env").build()),
+        ),
+        ("ResourcesPerPage", base().resources_per_page(10)),
+        ("TagsPerPage", base().tags_per_page(100)),
+        ("PaginationToken", base().pagination_token("simpage-1")),
+    ];
+    for (name, req) in cases {
+        let (code, message, typed) = refusal(req.send().await.expect_err(name));
+        assert!(typed, "{name}: {code} {message}");
+        assert!(message.contains(name), "{name}: {message}");
+    }
+    // Alone (and with an unknown ARN, left out without error) it answers.
+    let out = base()
+        .resource_arn_list(arn(0xfff))
+        .send()
+        .await
+        .expect("ARNs alone");
+    assert_eq!(out.resource_tag_mapping_list().len(), 1);
+
+    let bad = "arn:aws:ec2:us-east-1:123456789012:i-00000000000000001";
+    let (code, message, typed) = refusal(
+        c.get_resources()
+            .resource_arn_list(bad)
+            .send()
+            .await
+            .expect_err("not an ARN AWS accepts"),
+    );
+    assert!(typed, "{code}");
+    assert_eq!(
+        message,
+        format!("{bad} is not a valid AmazonResourceName (ARN)")
+    );
+}
+
+#[tokio::test]
+async fn model_constraints_are_validation_exceptions() {
+    let sim = start(fleet(), FaultConfig::default()).await;
+    let c = client(&sim);
+
+    let values: Vec<String> = (1..=21).map(|n| format!("v{n}")).collect();
+    let (code, message, typed) = refusal(
+        c.get_resources()
+            .tag_filters(
+                TagFilter::builder()
+                    .key("env")
+                    .set_values(Some(values.clone()))
+                    .build(),
+            )
+            .send()
+            .await
+            .expect_err("21 values"),
+    );
+    assert_eq!(code, "ValidationException");
+    assert!(!typed);
+    assert_eq!(
+        message,
+        format!(
+            "1 validation error detected: value [{}] at 'tagFilters.1.member.values' failed to satisfy constraint: Member must have length less than or equal to 20",
+            values.join(", ")
+        )
+    );
+    // 20 values are fine.
+    c.get_resources()
+        .tag_filters(
+            TagFilter::builder()
+                .key("env")
+                .set_values(Some(values[..20].to_vec()))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("20 values");
+
+    let filters: Vec<TagFilter> = (0..51)
+        .map(|n| TagFilter::builder().key(format!("k{n}")).build())
+        .collect();
+    let (code, message, _) = refusal(
+        c.get_resources()
+            .set_tag_filters(Some(filters))
+            .send()
+            .await
+            .expect_err("51 filters"),
+    );
+    assert_eq!(code, "ValidationException");
+    assert!(message.contains("at 'tagFilters' failed"), "{message}");
+
+    let (code, message, _) = refusal(
+        c.get_resources()
+            .tag_filters(TagFilter::builder().key("k".repeat(129)).build())
+            .send()
+            .await
+            .expect_err("long key"),
+    );
+    assert_eq!(code, "ValidationException");
+    assert!(
+        message.contains("at 'tagFilters.1.member.key' failed to satisfy constraint: Member must have length less than or equal to 128"),
+        "{message}"
+    );
+
+    let arns: Vec<String> = (1..=101).map(arn).collect();
+    let (code, message, _) = refusal(
+        c.get_resources()
+            .set_resource_arn_list(Some(arns))
+            .send()
+            .await
+            .expect_err("101 ARNs"),
+    );
+    assert_eq!(code, "ValidationException");
+    assert!(
+        message.contains("at 'resourceARNList' failed to satisfy constraint: Member must have length less than or equal to 100"),
+        "{message}"
+    );
+
+    // Several violations are all reported.
+    let (code, message, _) = refusal(
+        c.get_resources()
+            .resource_type_filters("x".repeat(257))
+            .pagination_token("t".repeat(2049))
+            .send()
+            .await
+            .expect_err("two violations"),
+    );
+    assert_eq!(code, "ValidationException");
+    assert!(
+        message.starts_with("2 validation errors detected: "),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn documented_ranges_are_invalid_parameters() {
+    let sim = start(fleet(), FaultConfig::default()).await;
+    let c = client(&sim);
+    for req in [
+        c.get_resources().resources_per_page(0),
+        c.get_resources().tags_per_page(99),
+        c.get_resources().tags_per_page(501),
+        c.get_resources()
+            .set_resource_type_filters(Some((0..101).map(|n| format!("svc{n}")).collect())),
+        c.get_resources().exclude_compliant_resources(true),
+    ] {
+        let (code, message, typed) = refusal(req.send().await.expect_err("refused"));
+        assert!(typed, "{code}: {message}");
+    }
+    c.get_resources()
+        .include_compliance_details(true)
+        .exclude_compliant_resources(true)
+        .send()
+        .await
+        .expect("with IncludeComplianceDetails");
+}
+
+#[tokio::test]
+async fn tags_per_page_never_splits_a_resource() {
+    // Three instances with 40 tags each: 100 tags per page hold two.
+    let instances = (1..=3u64)
+        .map(|n| {
+            (0..40).fold(Instance::new(format!("i-{n:017x}")), |i, t| {
+                i.with_tag(&format!("k{t}"), "v")
+            })
+        })
+        .collect();
+    let sim = start(Inventory::new(instances), FaultConfig::default()).await;
+    let c = client(&sim);
+    let first = c
+        .get_resources()
+        .tags_per_page(100)
+        .send()
+        .await
+        .expect("page 1");
+    assert_eq!(first.resource_tag_mapping_list().len(), 2);
+    assert!(
+        first
+            .resource_tag_mapping_list()
+            .iter()
+            .all(|m| m.tags().len() == 40)
+    );
+    let token = first.pagination_token().expect("more");
+    assert!(!token.is_empty());
+    let second = c
+        .get_resources()
+        .tags_per_page(100)
+        .pagination_token(token)
+        .send()
+        .await
+        .expect("page 2");
+    assert_eq!(second.resource_tag_mapping_list().len(), 1);
+    assert_eq!(second.pagination_token(), Some(""));
 }
