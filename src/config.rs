@@ -31,6 +31,13 @@
 //!                                            # env AWS_ENDPOINT_URL_SSM also works
 //! credentials = "chain"                      # "chain": environment, profile, SSO, instance role;
 //!                                            # "none": a dummy key only `ssmgate sim` accepts
+//! session_role_arn = "arn:aws:iam::123456789012:role/ssmgate-session"
+//!                                            # optional: every session's StartSession, ResumeSession
+//!                                            # and TerminateSession are made with this role, assumed
+//!                                            # per user (SourceIdentity = the user; session tags
+//!                                            # ssmgate-user, ssmgate-session, SSMSessionRunAs = the
+//!                                            # user's run_as), so CloudTrail and Session Manager
+//!                                            # name the person and Run As picks the OS user
 //!
 //! [justification]
 //! required = false                           # ask for a reason for access after authentication
@@ -239,6 +246,9 @@ pub struct AwsConfig {
     pub endpoint: Option<String>,
     /// Where credentials come from.
     pub credentials: AwsCredentials,
+    /// The role each session's SSM calls are made with (STS AssumeRole
+    /// with the user as SourceIdentity); `None`: the gateway's own.
+    pub session_role_arn: Option<String>,
 }
 
 /// `aws.credentials`: the standard chain, or none (a fixed dummy key, for

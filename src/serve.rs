@@ -95,14 +95,13 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
         tracing::info!(path = %config.server.host_key.display(), fingerprint = %host_key_fingerprint, "generated a new host key");
     }
     let signed = config.aws.credentials == AwsCredentials::Chain;
-    let ssm: Arc<dyn SsmApi> = Arc::new(
-        Ssm::from_settings(
-            config.aws.region.clone(),
-            config.aws.endpoint.clone(),
-            signed,
-        )
-        .await,
-    );
+    let aws = crate::aws::load_config(
+        config.aws.region.clone(),
+        config.aws.endpoint.clone(),
+        signed,
+    )
+    .await;
+    let ssm: Arc<dyn SsmApi> = Arc::new(Ssm::from_config(&aws));
     let url = &config.database.url;
     let store = crate::recording::connect(url)
         .await
@@ -133,6 +132,10 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
         let trust = HostTrust::new(&backend.host_cas, store.clone());
         let carrier = SshdCarrier::new(ca, trust, config.server.max_session);
         gateway = gateway.with_sshd_backend(backend.clone(), Arc::new(carrier));
+    }
+    if let Some(role) = &config.aws.session_role_arn {
+        tracing::info!(role = %role, "sessions use the session role, assumed per user");
+        gateway = gateway.with_session_apis(Arc::new(crate::aws::SessionRole::new(&aws, role)));
     }
     let gateway = Arc::new(gateway);
     let session_limits = SessionLimits::new(

@@ -14,6 +14,7 @@
 mod errors;
 pub mod identity;
 pub mod operations;
+pub mod session_role;
 pub mod tags;
 
 use std::collections::{BTreeMap, HashMap};
@@ -29,6 +30,7 @@ use tokio::sync::OnceCell;
 use errors::{CallContext, from_sdk};
 pub use errors::{Service, SsmError};
 use identity::Home;
+pub use session_role::{SessionApis, SessionIdentity, SessionRole};
 use ssm_datachannel::secret::Secret;
 use ssm_datachannel::{ResumeError, Resumer};
 pub use tags::TagMap;
@@ -178,37 +180,61 @@ impl Ssm {
         endpoint: Option<String>,
         real_credentials: bool,
     ) -> Self {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if !real_credentials {
-            loader = loader.credentials_provider(aws_sdk_ssm::config::Credentials::new(
-                "SSMGATESIM",
-                "not-a-secret",
-                None,
-                None,
-                "ssmgate-no-credentials",
-            ));
-        }
-        if let Some(region) = region {
-            loader = loader.region(Region::new(region));
-        }
-        if let Some(endpoint) = endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
-        Self::from_config(&loader.load().await)
+        Self::from_config(&load_config(region, endpoint, real_credentials).await)
     }
+}
 
+/// The AWS configuration from the standard chain (environment, profile,
+/// SSO, IMDS, …), with an optional region and endpoint override; with
+/// `real_credentials` false a fixed dummy key only `ssmgate sim` accepts.
+pub async fn load_config(
+    region: Option<String>,
+    endpoint: Option<String>,
+    real_credentials: bool,
+) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if !real_credentials {
+        loader = loader.credentials_provider(aws_sdk_ssm::config::Credentials::new(
+            "SSMGATESIM",
+            "not-a-secret",
+            None,
+            None,
+            "ssmgate-no-credentials",
+        ));
+    }
+    if let Some(region) = region {
+        loader = loader.region(Region::new(region));
+    }
+    if let Some(endpoint) = endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    loader.load().await
+}
+
+/// `shared` with this module's timeouts where it sets none (and the
+/// latest behavior version if it names none).
+pub(crate) fn with_default_timeouts(shared: &SdkConfig) -> SdkConfig {
+    let ours = TimeoutConfig::builder()
+        .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
+        .operation_attempt_timeout(DEFAULT_ATTEMPT_TIMEOUT)
+        .operation_timeout(DEFAULT_OPERATION_TIMEOUT);
+    let merged = match shared.timeout_config() {
+        Some(existing) => existing.to_builder().take_unset_from(ours).build(),
+        None => ours.build(),
+    };
+    let mut builder = shared.to_builder();
+    // The SDK clients refuse to be built without one.
+    if shared.behavior_version().is_none() {
+        builder.set_behavior_version(Some(BehaviorVersion::latest()));
+    }
+    builder.timeout_config(merged).build()
+}
+
+impl Ssm {
     /// Clients from `shared`. Timeouts it leaves unset get the defaults of
     /// this module.
     pub fn from_config(shared: &SdkConfig) -> Self {
-        let ours = TimeoutConfig::builder()
-            .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
-            .operation_attempt_timeout(DEFAULT_ATTEMPT_TIMEOUT)
-            .operation_timeout(DEFAULT_OPERATION_TIMEOUT);
-        let merged = match shared.timeout_config() {
-            Some(existing) => existing.to_builder().take_unset_from(ours).build(),
-            None => ours.build(),
-        };
-        let shared = shared.to_builder().timeout_config(merged).build();
+        let shared = with_default_timeouts(shared);
         Ssm {
             client: aws_sdk_ssm::Client::new(&shared),
             tagging: aws_sdk_resourcegroupstagging::Client::new(&shared),

@@ -39,6 +39,11 @@ pub const OPERATIONS: &[Operation] = &[
         purpose: "the gateway's account and partition, for instance ARNs",
     },
     Operation {
+        action: "sts:AssumeRole",
+        needs_permission: true,
+        purpose: "with [aws] session_role_arn: the session role, per user (with sts:TagSession and sts:SetSourceIdentity)",
+    },
+    Operation {
         action: "ssm:StartSession",
         needs_permission: true,
         purpose: "open a session on a target with a document",

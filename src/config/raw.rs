@@ -89,6 +89,7 @@ struct RawAws {
     region: Option<String>,
     endpoint: Option<String>,
     credentials: Option<String>,
+    session_role_arn: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -394,6 +395,33 @@ impl RawServer {
     }
 }
 
+/// `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`, with IAM's name
+/// characters.
+fn is_role_arn(arn: &str) -> bool {
+    let fields: Vec<&str> = arn.splitn(6, ':').collect();
+    let [arn_word, partition, service, region, account, resource] = fields[..] else {
+        return false;
+    };
+    let name_ok = resource.strip_prefix("role/").is_some_and(|path| {
+        !path.is_empty()
+            && path.len() <= 512
+            && !path.ends_with('/')
+            && path
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c))
+    });
+    arn_word == "arn"
+        && !partition.is_empty()
+        && partition
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'-')
+        && service == "iam"
+        && region.is_empty()
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && name_ok
+}
+
 impl RawAws {
     fn build(self) -> Result<AwsConfig, Invalid> {
         if let Some(region) = &self.region {
@@ -433,10 +461,22 @@ impl RawAws {
                 ));
             }
         };
+        if let Some(arn) = &self.session_role_arn
+            && !is_role_arn(arn)
+        {
+            return Err((
+                "aws.session_role_arn".into(),
+                format!(
+                    "must be an IAM role ARN like arn:aws:iam::123456789012:role/ssmgate-session (got \"{}\")",
+                    crate::untrusted::bounded(arn)
+                ),
+            ));
+        }
         Ok(AwsConfig {
             region: self.region,
             endpoint: self.endpoint,
             credentials,
+            session_role_arn: self.session_role_arn,
         })
     }
 }

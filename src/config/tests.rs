@@ -93,6 +93,7 @@ max_session_secs = 60
 [aws]
 region = "eu-west-1"
 endpoint = "http://127.0.0.1:4080"
+session_role_arn = "arn:aws:iam::123456789012:role/ops/ssmgate-session"
 
 [justification]
 required = true
@@ -144,6 +145,10 @@ public_key_file = "ca.pub"
     );
     assert_eq!(c.aws.region.as_deref(), Some("eu-west-1"));
     assert_eq!(c.aws.endpoint.as_deref(), Some("http://127.0.0.1:4080"));
+    assert_eq!(
+        c.aws.session_role_arn.as_deref(),
+        Some("arn:aws:iam::123456789012:role/ops/ssmgate-session")
+    );
     assert!(c.justification.required);
     assert!(c.justification.pattern.is_match("INC-12 disk full"));
     assert!(!c.justification.pattern.is_match("because"));
@@ -291,6 +296,16 @@ fn bad_sections() {
             "at least 1",
         ),
         ("[aws]\nregion = \"US East\"\n", "aws.region", "us-east-1"),
+        (
+            "[aws]\nsession_role_arn = \"arn:aws:iam::123456789012:user/bob\"\n",
+            "aws.session_role_arn",
+            "IAM role ARN",
+        ),
+        (
+            "[aws]\nsession_role_arn = \"arn:aws:iam:us-east-1:123:role/x\"\n",
+            "aws.session_role_arn",
+            "IAM role ARN",
+        ),
         (
             "[aws]\nendpoint = \"127.0.0.1:4080\"\n",
             "aws.endpoint",

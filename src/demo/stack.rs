@@ -120,6 +120,7 @@ pub struct User {
     name: String,
     groups: Vec<String>,
     key: Option<String>,
+    run_as: Option<String>,
 }
 
 impl User {
@@ -129,7 +130,14 @@ impl User {
             name: name.to_owned(),
             groups: Vec::new(),
             key: None,
+            run_as: None,
         }
+    }
+
+    /// The OS user their sessions run as.
+    pub fn run_as(mut self, os_user: &str) -> Self {
+        self.run_as = Some(os_user.to_owned());
+        self
     }
 
     /// One more group.
@@ -160,6 +168,7 @@ pub struct StackBuilder {
     port: u16,
     host_key: String,
     server: String,
+    aws: String,
     database: String,
     justification: Option<(String, String)>,
     users: Vec<User>,
@@ -199,6 +208,7 @@ impl Stack {
             port: 0,
             host_key: "host_key".into(),
             server: String::new(),
+            aws: String::new(),
             database: "sqlite://ssmgate.db".into(),
             justification: None,
             users: Vec::new(),
@@ -284,6 +294,12 @@ impl StackBuilder {
     /// The gateway's host key file, made on first start.
     pub fn host_key(mut self, file: &str) -> Self {
         self.host_key = file.to_owned();
+        self
+    }
+
+    /// More `[aws]` lines (e.g. `session_role_arn`).
+    pub fn aws(mut self, lines: &str) -> Self {
+        self.aws = lines.to_owned();
         self
     }
 
@@ -424,6 +440,7 @@ impl StackBuilder {
              credentials = \"none\"      # the simulator needs no credentials\n",
             quoted(endpoint)
         ));
+        push_lines(&mut t, &self.aws);
         t.push_str(&format!(
             "\n[database]\nurl = {}   # every session and audit event is recorded here\n",
             quoted(&self.database)
@@ -445,6 +462,9 @@ impl StackBuilder {
             }
             if let Some(key) = &u.key {
                 t.push_str(&format!("authorized_keys = [{}]\n", quoted(&public(key)?)));
+            }
+            if let Some(run_as) = &u.run_as {
+                t.push_str(&format!("run_as = {}\n", quoted(run_as)));
             }
         }
         for ca in &self.user_cas {

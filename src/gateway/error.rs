@@ -44,6 +44,9 @@ pub enum GatewayError {
     /// The target's sshd could not be used (host key, login, requests).
     #[error("{0}")]
     Sshd(String),
+    /// The session role could not be assumed for this user.
+    #[error("the session's AWS identity could not be set up: {0}")]
+    SessionRole(SsmError),
     /// A caller broke the gateway's contract (a bug, not a refusal).
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -94,6 +97,10 @@ impl GatewayError {
             GatewayError::DataChannel(_) | GatewayError::NotReady(_) => {
                 internal("the session could not be started")
             }
+            GatewayError::SessionRole(SsmError::Throttled { .. }) => one_line(&self.to_string()),
+            GatewayError::SessionRole(_) => internal(
+                "the session's AWS identity (the session role, assumed for you) could not be set up",
+            ),
             GatewayError::Internal(_) => internal("internal error"),
             _ => one_line(&self.to_string()),
         }

@@ -27,7 +27,8 @@ pub struct Plan {
     pub parameters: BTreeMap<String, Vec<String>>,
     /// How its data channel behaves.
     pub channel: SessionKind,
-    /// The OS user the session logs in as (sshd backend).
+    /// The OS user the session logs in as (sshd backend) or runs as (SSM
+    /// documents, with a session role: Session Manager's Run As).
     pub os_user: Option<String>,
     /// For a command with a terminal through AWS-StartInteractiveCommand:
     /// the marker its wrapper prints with the exit status.
@@ -175,7 +176,13 @@ impl Gateway {
             document,
             parameters: params,
             channel,
-            os_user: None,
+            // Run As through SSM needs the session's own identity (the
+            // SSMSessionRunAs tag of the assumed session role).
+            os_user: req
+                .user
+                .run_as
+                .clone()
+                .filter(|_| self.has_session_identity()),
             exit_marker,
         })
     }

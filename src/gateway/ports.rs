@@ -19,10 +19,11 @@ use ssm_datachannel::{PortMode, PortSession, PortStream};
 use tokio::io::{AsyncRead, AsyncWrite};
 use uuid::Uuid;
 
+use crate::aws::SsmApi;
 use crate::gateway::error::GatewayError;
 use crate::gateway::pipe::pipe_port;
 use crate::gateway::record::{EndCause, end_of};
-use crate::gateway::session::{Gateway, Link, Opened};
+use crate::gateway::session::{Gateway, Link, Opened, terminate};
 use crate::gateway::terminal::Ended;
 use crate::inventory::Target;
 use crate::recording::{EndReason, SessionTap};
@@ -60,6 +61,8 @@ pub struct Forwarded {
 struct SharedPort {
     port: PortSession,
     ssm_session_id: String,
+    /// The API that started it, to end it with.
+    api: Arc<dyn SsmApi>,
     /// The recording of the SSM session (taken by `close`).
     tap: tokio::sync::Mutex<Option<SessionTap>>,
     /// The gateway session id of the SSM session.
@@ -90,9 +93,9 @@ impl SharedPort {
     /// Ends the session: on the wire, TerminateSession, and its recording.
     /// A shared (smux) session ends because its clients left; a session of
     /// one connection ends as that connection did (`last`).
-    async fn close(&self, gateway: &Gateway, cause: &EndCause, last: &Ended) {
+    async fn close(&self, cause: &EndCause, last: &Ended) {
         self.port.close().await;
-        gateway.terminate(&self.ssm_session_id).await;
+        terminate(self.api.as_ref(), &self.ssm_session_id).await;
         let (reason, exit) = match self.port.mode() {
             PortMode::Mux { .. } => (EndReason::ClientClosed, None),
             PortMode::Stream | PortMode::Basic => end_of(last),
@@ -179,7 +182,7 @@ impl Gateway {
             tap.conn_close(conn, up, down).await;
         }
         if shared.leave() {
-            shared.close(self, &ports.cause, &ended).await;
+            shared.close(&ports.cause, &ended).await;
         }
         Ok(Forwarded {
             target,
@@ -214,7 +217,7 @@ impl Gateway {
                     Err(e) => {
                         if shared.leave() {
                             shared
-                                .close(self, &ports.cause, &Ended::Error(e.to_string()))
+                                .close(&ports.cause, &Ended::Error(e.to_string()))
                                 .await;
                         }
                     }
@@ -224,6 +227,7 @@ impl Gateway {
         let Opened {
             target,
             ssm_session_id,
+            api,
             link:
                 Link {
                     channel,
@@ -236,6 +240,7 @@ impl Gateway {
         let shared = Arc::new(SharedPort {
             port: PortSession::new(channel, events, &info),
             ssm_session_id,
+            api,
             session_id: tap.id(),
             tap: tokio::sync::Mutex::new(Some(tap)),
             users: Mutex::new(1),
@@ -245,7 +250,7 @@ impl Gateway {
             Err(e) => {
                 shared.leave();
                 let ended = Ended::Error(e.to_string());
-                shared.close(self, &ports.cause, &ended).await;
+                shared.close(&ports.cause, &ended).await;
                 return Err(GatewayError::NotReady(e.to_string()));
             }
         };

@@ -10,7 +10,7 @@ use crate::config::BackendKind;
 use crate::gateway::backend::{Carried, Carrier, SsmDocuments};
 use crate::gateway::error::GatewayError;
 use crate::gateway::record::end_of;
-use crate::gateway::session::{Gateway, Opened};
+use crate::gateway::session::{Gateway, Opened, terminate};
 use crate::gateway::terminal::{Ended, Terminal};
 use crate::request::{Kind, SessionRequest};
 
@@ -26,6 +26,7 @@ impl Gateway {
         let Opened {
             target,
             ssm_session_id,
+            api,
             plan,
             link,
             tap,
@@ -71,7 +72,7 @@ impl Gateway {
         };
         // An SSM shell or command that ended by itself ended its session.
         if !(plan.backend == BackendKind::Ssm && matches!(ended, Ended::TargetExited { .. })) {
-            self.terminate(&ssm_session_id).await;
+            terminate(api.as_ref(), &ssm_session_id).await;
         }
         tracing::info!(gateway_session = %req.id, ssm_session = %ssm_session_id, backend = plan.backend.as_str(), ended = ?ended, "session ended");
         let (reason, exit_status) = end_of(&ended);

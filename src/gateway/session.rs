@@ -14,7 +14,7 @@ use ssm_datachannel::{
     self as datachannel, ChannelConfig, CloseReason, DataChannel, Event, Events, SessionInfo,
 };
 
-use crate::aws::{SsmApi, SsmResumer, StartRequest};
+use crate::aws::{SessionApis, SessionIdentity, SsmApi, SsmResumer, StartRequest};
 use crate::config::{SessionsConfig, SshdBackendConfig};
 use crate::gateway::backend::Carrier;
 use crate::gateway::error::GatewayError;
@@ -39,6 +39,8 @@ pub struct Gateway {
     sshd_config: SshdBackendConfig,
     /// Carries terminal sessions through a target's sshd, when enabled.
     sshd: Option<Arc<dyn Carrier>>,
+    /// Each session's own AWS identity (`[aws] session_role_arn`).
+    session_apis: Option<Arc<dyn SessionApis>>,
 }
 
 /// What preflight found: the target, the plan, and the ids of the
@@ -55,6 +57,8 @@ pub struct Opened {
     pub target: Target,
     /// SSM's session id.
     pub ssm_session_id: String,
+    /// The API the session was started with; end it with the same.
+    pub api: Arc<dyn SsmApi>,
     /// How it is carried (backend, document, OS user).
     pub plan: Plan,
     /// The Reason sent to StartSession.
@@ -92,6 +96,61 @@ impl Gateway {
             recorder,
             sshd_config: SshdBackendConfig::disabled(),
             sshd: None,
+            session_apis: None,
+        }
+    }
+
+    /// Makes each session's SSM calls through `apis` (the session role,
+    /// assumed for the user) instead of the gateway's own identity.
+    pub fn with_session_apis(mut self, apis: Arc<dyn SessionApis>) -> Self {
+        self.session_apis = Some(apis);
+        self
+    }
+
+    /// Whether sessions run under their own AWS identity, so that a run-as
+    /// OS user applies to SSM document sessions too.
+    pub(super) fn has_session_identity(&self) -> bool {
+        self.session_apis.is_some()
+    }
+
+    /// The API `req`'s session is opened, resumed and ended with.
+    async fn session_api(
+        &self,
+        req: &SessionRequest,
+        plan: &Plan,
+    ) -> Result<Arc<dyn SsmApi>, GatewayError> {
+        let Some(apis) = &self.session_apis else {
+            return Ok(self.ssm.clone());
+        };
+        let who = SessionIdentity {
+            user: &req.user.name,
+            gateway_session: &req.id.to_string(),
+            run_as: match plan.backend {
+                crate::config::BackendKind::Ssm => plan.os_user.as_deref(),
+                crate::config::BackendKind::Sshd => None,
+            },
+        };
+        match apis.for_session(&who).await {
+            Ok(api) => Ok(api),
+            Err(e) => {
+                let detail = serde_json::json!({
+                    "request_id": req.id.to_string(),
+                    "target": req.target.as_str(),
+                    "action": req.kind.action().as_str(),
+                    "os_user": plan.os_user,
+                    "message": format!("the session role could not be assumed: {e}"),
+                });
+                self.recorder
+                    .audit(
+                        AuditKind::DecisionDeny,
+                        Some(&req.user.name),
+                        Some(req.id),
+                        Some(req.source.ip()),
+                        detail,
+                    )
+                    .await;
+                Err(GatewayError::SessionRole(e))
+            }
         }
     }
 
@@ -236,9 +295,16 @@ impl Gateway {
         req: &SessionRequest,
         target: Target,
     ) -> Result<Preflight, GatewayError> {
-        let plan = self.plan(req, &target)?;
+        let mut plan = self.plan(req, &target)?;
         // Deny by default, before any call that starts anything.
         let decision = self.authorize(req, &target, &plan);
+        // The permitting policy's @run_as picks the OS user, where the
+        // backend can honour it.
+        if let Some(user) = &decision.run_as
+            && (plan.backend == crate::config::BackendKind::Sshd || self.has_session_identity())
+        {
+            plan.os_user = Some(user.clone());
+        }
         let kind = if decision.allowed {
             AuditKind::DecisionAllow
         } else {
@@ -311,7 +377,8 @@ impl Gateway {
             parameters: plan.start_parameters(),
             reason: reason.clone(),
         };
-        let started = self.ssm.start_session(&start).await?;
+        let api = self.session_api(req, &plan).await?;
+        let started = api.start_session(&start).await?;
         let tap = self
             .recorder
             .begin(session_record(&Started {
@@ -334,7 +401,7 @@ impl Gateway {
             started.session_id.clone(),
             plan.channel,
         );
-        config.resumer = Some(Arc::new(SsmResumer::new(self.ssm.clone())));
+        config.resumer = Some(Arc::new(SsmResumer::new(api.clone())));
         let ssm_session_id = started.session_id.clone();
         let opened = async {
             let (channel, mut events) = datachannel::open(config).await?;
@@ -347,6 +414,7 @@ impl Gateway {
             Ok((channel, events, info)) => Ok(Opened {
                 target,
                 ssm_session_id,
+                api,
                 plan,
                 reason,
                 link: Link {
@@ -357,18 +425,19 @@ impl Gateway {
                 tap,
             }),
             Err(e) => {
-                self.terminate(&ssm_session_id).await;
+                terminate(api.as_ref(), &ssm_session_id).await;
                 tap.finish(EndReason::Error, None).await;
                 Err(e)
             }
         }
     }
+}
 
-    /// Ends an SSM session (TerminateSession); failures are logged.
-    pub async fn terminate(&self, ssm_session_id: &str) {
-        if let Err(e) = self.ssm.terminate_session(ssm_session_id).await {
-            tracing::warn!(ssm_session = %ssm_session_id, error = %e, "TerminateSession failed");
-        }
+/// Ends an SSM session (TerminateSession) through the API that started
+/// it; failures are logged.
+pub async fn terminate(api: &dyn SsmApi, ssm_session_id: &str) {
+    if let Err(e) = api.terminate_session(ssm_session_id).await {
+        tracing::warn!(ssm_session = %ssm_session_id, error = %e, "TerminateSession failed");
     }
 }
 

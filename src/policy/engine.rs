@@ -180,6 +180,7 @@ impl PolicyEngine {
                 message: default_message(req),
                 needs_reason: false,
                 errors: vec![e.to_string()],
+                run_as: None,
             },
         }
     }
@@ -251,13 +252,36 @@ impl PolicyEngine {
                     message: default_message(req),
                     needs_reason: false,
                     errors: vec![e.to_string()],
+                    run_as: None,
                 };
             }
         };
         if first.allowed {
+            let mut run_as: Vec<&str> = first
+                .determining
+                .iter()
+                .filter_map(|id| snap.info(id)?.run_as.as_deref())
+                .collect();
+            run_as.sort_unstable();
+            run_as.dedup();
+            if run_as.len() > 1 {
+                return Decision {
+                    allowed: false,
+                    message: format!(
+                        "the policies that permit this ({}) name different @run_as users ({}); ask an administrator to make them agree",
+                        first.determining.join(", "),
+                        run_as.join(", ")
+                    ),
+                    determining_policies: first.determining,
+                    needs_reason: false,
+                    errors: first.errors,
+                    run_as: None,
+                };
+            }
             return Decision {
                 allowed: true,
                 message: format!("permitted by {}", first.determining.join(", ")),
+                run_as: run_as.first().map(|u| (*u).to_owned()),
                 determining_policies: first.determining,
                 needs_reason: false,
                 errors: first.errors,
@@ -284,6 +308,7 @@ impl PolicyEngine {
             message,
             needs_reason,
             errors: first.errors,
+            run_as: None,
         }
     }
 }

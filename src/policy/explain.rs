@@ -105,6 +105,12 @@ pub fn render(engine: &PolicyEngine, req: &AuthzRequest<'_>, decision: &Decision
     if !decision.allowed {
         let _ = writeln!(out, "  The user is told: {}", decision.message);
     }
+    if let Some(user) = &decision.run_as {
+        let _ = writeln!(
+            out,
+            "  Runs as OS user {user} (@run_as of the permitting policy; through SSM documents only when [aws] session_role_arn is set)"
+        );
+    }
     if decision.determining_policies.is_empty() {
         let _ = writeln!(
             out,
@@ -130,6 +136,9 @@ pub fn render(engine: &PolicyEngine, req: &AuthzRequest<'_>, decision: &Decision
                     }
                     if let Some(m) = &info.message {
                         let _ = writeln!(out, "      @message: {m}");
+                    }
+                    if let Some(u) = &info.run_as {
+                        let _ = writeln!(out, "      @run_as: {u}");
                     }
                 }
                 None => {

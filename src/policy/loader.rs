@@ -134,6 +134,8 @@ pub struct PolicyInfo {
     pub message: Option<String>,
     /// Its `@description("…")`, if any.
     pub description: Option<String>,
+    /// Its `@run_as("…")`: the OS user sessions it permits run as.
+    pub run_as: Option<String>,
 }
 
 /// A file's identity for change detection: path, modification time, size.
@@ -371,6 +373,22 @@ pub fn load_sources(
                 )));
                 continue;
             }
+            let run_as = policy.annotation("run_as").map(str::to_owned);
+            if let Some(user) = &run_as {
+                if policy.effect() != Effect::Permit {
+                    problems.push(locate(
+                        "@run_as only applies to permit policies (the OS user of the sessions they permit)".to_owned(),
+                    ));
+                    continue;
+                }
+                if !crate::config::is_valid_user_name(user) {
+                    problems.push(locate(format!(
+                        "@run_as must be an OS user name matching ^[a-z_][a-z0-9_.-]{{0,31}}$ (got \"{}\")",
+                        crate::untrusted::bounded(user)
+                    )));
+                    continue;
+                }
+            }
             let renamed = policy.new_id(PolicyId::new(&id));
             if let Err(e) = set.add(renamed) {
                 problems.push(locate(e.to_string()));
@@ -385,6 +403,7 @@ pub fn load_sources(
                 effect: policy.effect(),
                 message: policy.annotation("message").map(str::to_owned),
                 description: policy.annotation("description").map(str::to_owned),
+                run_as,
             });
         }
     }

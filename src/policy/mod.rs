@@ -138,6 +138,9 @@ pub struct Decision {
     pub needs_reason: bool,
     /// Policies that failed to evaluate (they are skipped, as Cedar does).
     pub errors: Vec<String>,
+    /// When allowed: the OS user the permitting policies' `@run_as`
+    /// names (they must agree).
+    pub run_as: Option<String>,
 }
 
 #[cfg(test)]

@@ -350,6 +350,7 @@ impl TestFile {
                             message: String::new(),
                             needs_reason: false,
                             errors: vec![e.clone()],
+                            run_as: None,
                         },
                         vec![e],
                     ),

@@ -65,6 +65,12 @@ pub struct Options {
     pub server: String,
     /// TOML appended to the simulator's config (e.g. `[faults]`).
     pub sim: String,
+    /// More `[aws]` lines.
+    pub aws: String,
+    /// alice's `run_as`.
+    pub alice_run_as: Option<String>,
+    /// One more policy file's text.
+    pub policies: String,
 }
 
 /// A running gateway + simulator with users and keys.
@@ -150,6 +156,9 @@ impl Fixture {
             extra,
             server,
             sim,
+            aws,
+            alice_run_as,
+            policies,
         } = o;
         let dir = tempfile::tempdir().expect("tmp");
         let d = dir.path();
@@ -178,11 +187,21 @@ impl Fixture {
             .sim_toml(&sim)
             .server(&server)
             .database(database_url.as_deref().unwrap_or("sqlite://ssmgate.db"))
-            .user(User::new("alice").group("sre").key("alice"))
+            .user({
+                let alice = User::new("alice").group("sre").key("alice");
+                match &alice_run_as {
+                    Some(os_user) => alice.run_as(os_user),
+                    None => alice,
+                }
+            })
             .user(User::new("bob").group("dev"))
             .user_ca("ca")
             .policy("test.cedar", TEST_POLICIES)
+            .aws(&aws)
             .extra(&extra);
+        if !policies.is_empty() {
+            builder = builder.policy("more.cedar", &policies);
+        }
         if with_sshd {
             builder = builder.sshd(WEB_1, "alice");
         }

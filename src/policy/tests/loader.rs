@@ -33,6 +33,7 @@ fn ids_come_from_annotations_or_file_and_position() {
             effect: cedar_policy::Effect::Forbid,
             message: Some("m".into()),
             description: Some("d".into()),
+            run_as: None,
         })
     );
     assert_eq!(snap.info("team-a#1").unwrap().line, 2);
@@ -197,4 +198,58 @@ fn config_policy_section() {
         let e = crate::config::Config::from_toml_str(&text, Path::new("/")).unwrap_err();
         assert!(e.to_string().contains("policy"), "{bad}: {e}");
     }
+}
+
+#[test]
+fn run_as_annotations_pick_the_os_user_and_must_agree() {
+    let e = engine_from(
+        "@id(\"all\")\npermit (principal, action, resource);\n\
+         @id(\"web-as-app\")\n@run_as(\"app\")\npermit (principal, action == Action::\"shell\", resource) when { resource.hasTag(\"web\") };\n\
+         @id(\"web-as-other\")\n@run_as(\"other\")\npermit (principal, action == Action::\"shell\", resource) when { resource.hasTag(\"odd\") };\n",
+    );
+    let alice = user("alice", &[], &[]);
+    let at = |tags: &[(&str, &str)]| {
+        decide(
+            &e,
+            &alice,
+            Action::Shell,
+            &target("i-0123456789abcdef0", "t", tags),
+            ctx(Action::Shell, None, WORKDAY),
+        )
+    };
+    let plain = at(&[]);
+    assert!(plain.allowed);
+    assert_eq!(plain.run_as, None);
+    let web = at(&[("web", "1")]);
+    assert!(web.allowed);
+    assert_eq!(web.run_as.as_deref(), Some("app"));
+    let both = at(&[("web", "1"), ("odd", "1")]);
+    assert!(!both.allowed, "two permits naming different users");
+    assert!(
+        both.message
+            .contains("different @run_as users (app, other)"),
+        "{}",
+        both.message
+    );
+}
+
+#[test]
+fn run_as_is_checked_when_loading() {
+    let p = problems(
+        &schema_text(),
+        &[(
+            "a.cedar",
+            "@run_as(\"root\")\nforbid (principal, action, resource);\n@run_as(\"Bad User\")\npermit (principal, action, resource);\n",
+        )],
+    );
+    assert!(
+        p.iter()
+            .any(|m| m.contains("@run_as only applies to permit policies")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|m| m.contains("@run_as must be an OS user name") && m.contains("Bad User")),
+        "{p:?}"
+    );
 }
