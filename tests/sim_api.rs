@@ -1,6 +1,7 @@
 //! The simulator's SSM API driven by the real `aws-sdk-ssm` client over a
 //! real socket: session lifecycle, validation and error shapes, instance
-//! listing with filters and pagination, documents, tags, and config errors.
+//! listing with filters and pagination, documents, tags, and config errors;
+//! the tagging API's GetResources and STS on the same endpoint.
 
 // Test helpers outside `#[test]` functions panic on failure by design.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -21,6 +22,8 @@ use ssm_sim::registry::{Registry, SessionStatus};
 
 #[path = "sim_api/instances.rs"]
 mod instances;
+#[path = "sim_api/sts.rs"]
+mod sts;
 #[path = "sim_api/tagging.rs"]
 mod tagging;
 #[path = "sim_api/wire.rs"]
@@ -31,6 +34,8 @@ const DB: &str = "i-0a1b2c3d4e5f60002";
 const EDGE: &str = "mi-0a1b2c3d4e5f60003";
 const OFFLINE: &str = "i-0a1b2c3d4e5f60004";
 const AKID: &str = "AKIDSIMTEST";
+/// The IAM user a plain access key stands for in the sim.
+const AKID_ARN: &str = "arn:aws:iam::123456789012:user/AKIDSIMTEST";
 
 struct Sim {
     client: Client,
@@ -110,7 +115,9 @@ async fn start_session_happy_path() {
     let entry = sim.registry.get(id).unwrap();
     assert_eq!(entry.status, SessionStatus::Connecting);
     assert_eq!(entry.target, WEB);
-    assert_eq!(entry.owner, AKID);
+    assert_eq!(entry.owner, AKID_ARN);
+    assert_eq!(entry.caller.name, AKID);
+    assert!(entry.caller.assumed.is_none());
     assert_eq!(entry.reason.as_deref(), Some("deploy"));
     assert_eq!(entry.document.name, "SSM-SessionManagerRunShell");
     assert!(sim.registry.authorize_open(id, token).is_some());
@@ -470,7 +477,7 @@ async fn describe_sessions_active_and_history() {
         .unwrap();
     assert_eq!(sa.status().unwrap().as_str(), "Connected");
     assert_eq!(sa.target(), Some(WEB));
-    assert_eq!(sa.owner(), Some(AKID));
+    assert_eq!(sa.owner(), Some(AKID_ARN));
     assert_eq!(sa.document_name(), Some("SSM-SessionManagerRunShell"));
     assert!(sa.start_date().is_some() && sa.end_date().is_none());
 

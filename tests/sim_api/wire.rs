@@ -1,5 +1,6 @@
 //! Wire shapes seen with a raw HTTP client (unknown operations, malformed
-//! JSON, headers, numeric timestamps) and config-file error messages.
+//! JSON, headers, numeric timestamps; STS's XML and its escaping) and
+//! config-file error messages.
 
 use std::net::SocketAddr;
 
@@ -8,9 +9,19 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{WEB, default_sim};
 
-/// One raw HTTP/1.1 POST; returns (status, headers lower-cased, body).
+/// One raw AWS JSON 1.1 POST; returns (status, headers lower-cased, body).
 async fn raw_post(
     addr: SocketAddr,
+    target: Option<&str>,
+    body: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    raw_request(addr, "application/x-amz-json-1.1", target, body).await
+}
+
+/// One raw HTTP/1.1 POST with `content_type`.
+async fn raw_request(
+    addr: SocketAddr,
+    content_type: &str,
     target: Option<&str>,
     body: &str,
 ) -> (u16, Vec<(String, String)>, String) {
@@ -19,7 +30,7 @@ async fn raw_post(
         .map(|t| format!("X-Amz-Target: {t}\r\n"))
         .unwrap_or_default();
     let req = format!(
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-amz-json-1.1\r\n{target_header}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\n{target_header}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await.unwrap();
@@ -114,6 +125,68 @@ async fn wire_shapes() {
     assert!(v["Sessions"][0]["StartDate"].is_f64(), "{body}");
 }
 
+#[tokio::test]
+async fn sts_wire_shapes() {
+    let sim = default_sim().await;
+    let form = "application/x-www-form-urlencoded; charset=utf-8";
+    let (status, headers, body) = raw_request(
+        sim.addr,
+        form,
+        None,
+        "Action=GetCallerIdentity&Version=2011-06-15",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(header(&headers, "content-type"), Some("text/xml"));
+    assert!(
+        body.starts_with(
+            "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
+        ),
+        "{body}"
+    );
+    for part in [
+        "<GetCallerIdentityResult>",
+        "<Arn>arn:aws:iam::123456789012:user/sim-user</Arn>",
+        "<Account>123456789012</Account>",
+        "<ResponseMetadata>",
+        "<RequestId>",
+    ] {
+        assert!(body.contains(part), "{part} in {body}");
+    }
+
+    // Errors: ErrorResponse with Type, Code, Message and RequestId; text
+    // from the request is escaped.
+    let (status, _, body) = raw_request(
+        sim.addr,
+        form,
+        None,
+        "Action=Get%3Cx%3E%26%22&Version=2011-06-15",
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        body.starts_with("<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"),
+        "{body}"
+    );
+    for part in [
+        "<Type>Sender</Type>",
+        "<Code>InvalidAction</Code>",
+        "<Message>Could not find operation Get&lt;x&gt;&amp;&quot; for version 2011-06-15</Message>",
+        "</Error>\n  <RequestId>",
+    ] {
+        assert!(body.contains(part), "{part} in {body}");
+    }
+    let (status, _, body) = raw_request(
+        sim.addr,
+        form,
+        None,
+        "Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A210987654321%3Arole%2Fx&RoleSessionName=s1",
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("<Code>AccessDenied</Code>"), "{body}");
+}
+
 #[test]
 fn config_errors_are_clear() {
     let dir = tempfile::tempdir().unwrap();
@@ -146,6 +219,10 @@ fn config_errors_are_clear() {
         (
             "colour = \"blue\"\n",
             "sim.toml:1:1: colour: unknown field `colour`",
+        ),
+        (
+            "[[api_faults]]\noperation = \"GetResources\"\ncode = \"Rate exceeded\"\n",
+            "sim.toml:3:8: api_faults[0].code: must be a name like GetResources",
         ),
     ];
     for (text, expected) in cases {

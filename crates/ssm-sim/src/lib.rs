@@ -5,8 +5,10 @@
 //! built with the `demo` feature); it speaks the protocol of
 //! `ssm-datachannel` and knows nothing of the gateway.
 //!
-//! - [`api`]: the SSM API over HTTP, on [`registry`] of sessions, the
-//!   [`inventory`] of instances and the session [`documents`];
+//! - [`api`]: the SSM API over HTTP (with the tagging API's GetResources
+//!   and STS on the same endpoint), on [`registry`] of sessions, the
+//!   [`inventory`] of instances, the session [`documents`], the callers'
+//!   [`identity`] and the [`location`] (region, account) ARNs name;
 //! - [`service`]: the data-channel WebSocket, handing sockets to the
 //!   [`agent`] of each session, which runs real [`process`]es and TCP
 //!   connections; [`faults`] perturb the sockets on request;
@@ -23,7 +25,9 @@ pub mod client;
 pub mod config;
 pub mod documents;
 pub mod faults;
+pub mod identity;
 pub mod inventory;
+pub mod location;
 pub mod process;
 pub mod registry;
 pub mod server;

@@ -21,7 +21,9 @@ use crate::api::faults::ApiFaults;
 use crate::api::sessions::validate_start_session;
 use crate::config::FaultConfig;
 use crate::documents::{self, ResolvedDocument};
+use crate::identity::{Caller, CallerError, Identities};
 use crate::inventory::{Instance, Inventory};
+pub use crate::location::Location;
 
 /// Terminated sessions kept for `DescribeSessions --state History`.
 const HISTORY_LIMIT: usize = 1000;
@@ -95,8 +97,13 @@ pub struct SessionEntry {
     pub document: ResolvedDocument,
     /// `StartSession`'s `Reason`.
     pub reason: Option<String>,
-    /// Caller name, from the SigV4 access key id (or `sim-user`).
+    /// `Owner` as `DescribeSessions` shows it: the caller's ARN (an IAM
+    /// user's, or the assumed-role session's).
     pub owner: String,
+    /// Who started it, with the role session's `SourceIdentity` and
+    /// session tags when the caller used credentials of the sim's
+    /// `AssumeRole` ([`Caller::source_identity`], [`Caller::session_tag`]).
+    pub caller: Caller,
     /// When `StartSession` ran.
     pub started: SystemTime,
     /// Current state.
@@ -189,6 +196,8 @@ struct Inner {
     faults: FaultConfig,
     /// Injected API errors and call counts (its own lock).
     api_faults: Arc<ApiFaults>,
+    /// Credentials issued by STS `AssumeRole` (its own lock).
+    identities: Arc<Identities>,
     state: Mutex<State>,
 }
 
@@ -217,12 +226,16 @@ fn random_hex(bytes: usize) -> String {
 /// Longest owner name kept in session ids (ids are at most 96 characters).
 const OWNER_MAX: usize = 64;
 
-/// Reduces a caller name to `[A-Za-z0-9_.-]`, at most 64 characters;
-/// `sim-user` when nothing usable is left.
+/// Reduces a caller name to `[A-Za-z0-9_.@+=,-]` (what IAM user and role
+/// session names may hold; whether SSM rewrites any of it in session ids
+/// is not known), at most 64 characters; `sim-user` when nothing usable is
+/// left.
 pub fn sanitize_owner(raw: &str) -> String {
     let cleaned: String = raw
         .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .filter(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | '+' | '=' | ',')
+        })
         .take(OWNER_MAX)
         .collect();
     let cleaned = cleaned.trim_matches(|c| c == '-' || c == '.').to_owned();
@@ -241,48 +254,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The region and account the simulator stands for (`region` and
-/// `account` in its config).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Location {
-    /// e.g. `us-east-1`.
-    pub region: String,
-    /// Twelve digits.
-    pub account: String,
-}
-
-impl Default for Location {
-    fn default() -> Self {
-        Location {
-            region: "us-east-1".into(),
-            account: "123456789012".into(),
-        }
-    }
-}
-
-impl Location {
-    /// The ARN partition of the region (`aws`, `aws-cn`, `aws-us-gov`).
-    pub fn partition(&self) -> &'static str {
-        if self.region.starts_with("cn-") {
-            "aws-cn"
-        } else if self.region.starts_with("us-gov-") {
-            "aws-us-gov"
-        } else {
-            "aws"
-        }
-    }
-
-    /// The ARN of EC2 instance `id` here.
-    pub fn instance_arn(&self, id: &str) -> String {
-        format!(
-            "arn:{}:ec2:{}:{}:instance/{id}",
-            self.partition(),
-            self.region,
-            self.account
-        )
-    }
-}
-
 impl Registry {
     /// A registry serving `inventory`, handing out stream URLs under
     /// `stream_base` (e.g. `ws://127.0.0.1:4080`), with `faults` for the
@@ -295,6 +266,7 @@ impl Registry {
                 stream_base: stream_base.trim_end_matches('/').to_owned(),
                 faults,
                 api_faults: Arc::default(),
+                identities: Arc::default(),
                 state: Mutex::new(State::default()),
             }),
         }
@@ -314,6 +286,7 @@ impl Registry {
                 stream_base: shared.stream_base.clone(),
                 faults: shared.faults.clone(),
                 api_faults: Arc::clone(&shared.api_faults),
+                identities: Arc::clone(&shared.identities),
                 state: Mutex::new(State::default()),
             },
         };
@@ -354,6 +327,23 @@ impl Registry {
         self.inner.api_faults.call_counts()
     }
 
+    /// Credentials issued by the sim's STS `AssumeRole`.
+    pub fn identities(&self) -> &Identities {
+        &self.inner.identities
+    }
+
+    /// The caller behind a request's access key id and session token
+    /// (see [`crate::identity`]).
+    pub fn caller(
+        &self,
+        access_key_id: Option<&str>,
+        session_token: Option<&str>,
+    ) -> Result<Caller, CallerError> {
+        self.inner
+            .identities
+            .resolve(access_key_id, session_token, &self.inner.location)
+    }
+
     /// The base of stream URLs.
     pub fn stream_base(&self) -> &str {
         &self.inner.stream_base
@@ -381,7 +371,7 @@ impl Registry {
     /// `TargetNotConnected`.
     pub fn start_session(
         &self,
-        owner: &str,
+        caller: &Caller,
         target: &str,
         document: Option<&str>,
         params: &BTreeMap<String, Vec<String>>,
@@ -394,11 +384,11 @@ impl Registry {
             Some(instance) if instance.is_connected() => instance.clone(),
             _ => return Err(ApiError::target_not_connected(target)),
         };
-        let owner = sanitize_owner(owner);
+        let prefix = sanitize_owner(&caller.name);
         let token = random_hex(32);
         let mut state = self.lock();
         let session_id = loop {
-            let id = format!("{owner}-{}", &random_hex(9)[..17]);
+            let id = format!("{prefix}-{}", &random_hex(9)[..17]);
             if !state.sessions.contains_key(&id) {
                 break id;
             }
@@ -410,7 +400,8 @@ impl Registry {
             instance,
             document: resolved,
             reason: reason.map(str::to_owned),
-            owner,
+            owner: caller.arn.clone(),
+            caller: caller.clone(),
             started: SystemTime::now(),
             status: SessionStatus::Connecting,
             ended: None,
@@ -573,11 +564,15 @@ mod tests {
 
     const WEB: &str = "i-0a1b2c3d4e5f60001";
 
+    fn user(name: &str) -> Caller {
+        Caller::user(name, name, &Location::default())
+    }
+
     #[test]
     fn start_resume_terminate() {
         let r = registry(FaultConfig::default());
         let s = r
-            .start_session("alice", WEB, None, &BTreeMap::new(), Some("why"))
+            .start_session(&user("alice"), WEB, None, &BTreeMap::new(), Some("why"))
             .unwrap();
         assert!(s.session_id.starts_with("alice-"));
         assert_eq!(s.session_id.len(), "alice-".len() + 17);
@@ -621,8 +616,11 @@ mod tests {
     fn start_errors() {
         let r = registry(FaultConfig::default());
         let none = BTreeMap::new();
-        let code =
-            |t: &str, d: Option<&str>| r.start_session("o", t, d, &none, None).unwrap_err().code;
+        let code = |t: &str, d: Option<&str>| {
+            r.start_session(&user("o"), t, d, &none, None)
+                .unwrap_err()
+                .code
+        };
         assert_eq!(code("", None), "ValidationException");
         assert_eq!(code(WEB, Some("ab")), "ValidationException");
         assert_eq!(code(WEB, Some("AWS-Nope")), "InvalidDocument");
@@ -637,7 +635,7 @@ mod tests {
             ..FaultConfig::default()
         });
         let s = r
-            .start_session("o", WEB, None, &BTreeMap::new(), None)
+            .start_session(&user("o"), WEB, None, &BTreeMap::new(), None)
             .unwrap();
         assert_eq!(
             r.resume_session(&s.session_id).unwrap_err().code,
@@ -650,12 +648,18 @@ mod tests {
     fn filters() {
         let r = registry(FaultConfig::default());
         let a = r
-            .start_session("a", WEB, None, &BTreeMap::new(), None)
+            .start_session(&user("a"), WEB, None, &BTreeMap::new(), None)
             .unwrap();
         let b = r
-            .start_session("b", "i-0a1b2c3d4e5f60002", None, &BTreeMap::new(), None)
+            .start_session(
+                &user("b"),
+                "i-0a1b2c3d4e5f60002",
+                None,
+                &BTreeMap::new(),
+                None,
+            )
             .unwrap();
-        let by_owner = r.describe_filtered(true, &[SessionFilter::Owner("b".into())]);
+        let by_owner = r.describe_filtered(true, &[SessionFilter::Owner(user("b").arn)]);
         assert_eq!(by_owner.len(), 1);
         assert_eq!(by_owner[0].session_id, b.session_id);
         let by_target = r.describe_filtered(true, &[SessionFilter::Target(WEB.into())]);

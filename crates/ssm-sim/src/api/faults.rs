@@ -65,8 +65,10 @@ pub struct ApiFaults {
 }
 
 /// The HTTP status AWS uses for an error code: 500 for internal errors,
-/// 503 for unavailability, else 400 (throttling codes included:
-/// `ThrottlingException`, `ThrottledException`, `Throttling` are 400s).
+/// 503 for unavailability, 403 for STS's (query protocol) `AccessDenied`,
+/// `ExpiredToken`, `InvalidClientTokenId` and its modelled 403s, else 400
+/// (throttling codes included: `ThrottlingException`, `ThrottledException`,
+/// `Throttling` are 400s; so is the JSON services' `AccessDeniedException`).
 pub fn status_for(code: &str) -> u16 {
     match code {
         "InternalServerError"
@@ -76,6 +78,12 @@ pub fn status_for(code: &str) -> u16 {
         | "InternalError"
         | "InternalErrorException" => 500,
         "ServiceUnavailable" | "ServiceUnavailableException" => 503,
+        "AccessDenied"
+        | "ExpiredToken"
+        | "InvalidClientTokenId"
+        | "RegionDisabledException"
+        | "IDPRejectedClaim"
+        | "SessionDurationEscalationException" => 403,
         _ => 400,
     }
 }
@@ -196,5 +204,7 @@ mod tests {
         assert_eq!(status_for("ThrottlingException"), 400);
         assert_eq!(status_for("InternalServiceException"), 500);
         assert_eq!(status_for("ServiceUnavailable"), 503);
+        assert_eq!(status_for("AccessDenied"), 403);
+        assert_eq!(status_for("AccessDeniedException"), 400);
     }
 }

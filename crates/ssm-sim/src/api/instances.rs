@@ -153,7 +153,8 @@ fn parse_filters(req: &DescribeInstanceInformationRequest) -> Result<Vec<Filter>
             v.push(apierr::not_null(&format!("{at}.key/values")));
             continue;
         };
-        apierr::check_length(&format!("{at}.key"), key, 1, 128, &mut v);
+        // The model sets no maximum for this key.
+        apierr::check_length(&format!("{at}.key"), key, 1, usize::MAX, &mut v);
         if !(1..=100).contains(&values.len()) {
             v.push(format!(
                 "Value at '{at}.values' failed to satisfy constraint: Member must have length less than or equal to 100, Member must have length greater than or equal to 1"

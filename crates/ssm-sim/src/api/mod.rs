@@ -1,30 +1,94 @@
-//! The simulator's SSM API: AWS JSON 1.1 over HTTP, `POST /` with
-//! `X-Amz-Target: AmazonSSM.<Operation>`, as the AWS SDKs, the AWS CLI and
-//! `session-manager-plugin` speak it (spec section 13).
+//! The simulator's AWS APIs on one endpoint, `POST /`: SSM in AWS JSON
+//! 1.1 (`X-Amz-Target: AmazonSSM.<Operation>`, as the AWS SDKs, the AWS
+//! CLI and `session-manager-plugin` speak it; spec section 13), the
+//! Resource Groups Tagging API's GetResources (`X-Amz-Target:
+//! ResourceGroupsTaggingAPI_20170126.GetResources`, [`tagging`]), and STS
+//! in the AWS query protocol (a form body, no target; [`sts`]).
 //!
-//! Any SigV4 signature is accepted (none is checked); the caller's name —
-//! used as the session-id prefix and `Owner` — is the access key id from
-//! the `Authorization` header's `Credential=`, or `sim-user`.
+//! No SigV4 signature is checked. The caller is the access key id of the
+//! `Authorization` header's `Credential=` ([`crate::identity`]): a key
+//! the sim did not issue is an IAM user of the sim's account named after
+//! it (`sim-user` when unsigned); a key issued by the sim's `AssumeRole`
+//! is that role session, refused once expired (`ExpiredTokenException`)
+//! or without its session token (`UnrecognizedClientException`). The
+//! caller's ARN is a session's `Owner`; its user or role session name
+//! starts the session id.
 //!
-//! Operations: StartSession, ResumeSession, TerminateSession,
+//! SSM operations: StartSession, ResumeSession, TerminateSession,
 //! DescribeSessions, GetDocument ([`sessions`]); DescribeInstanceInformation,
-//! GetConnectionStatus, ListTagsForResource ([`instances`]); and on the
-//! same endpoint the Resource Groups Tagging API's GetResources for EC2
-//! instances ([`tagging`], `X-Amz-Target:
-//! ResourceGroupsTaggingAPI_20170126.GetResources`).
-//! Errors are HTTP 400 (500 for `InternalServerError`) with
+//! GetConnectionStatus, ListTagsForResource ([`instances`]). Errors are
+//! HTTP 400 (500 for `InternalServerError`) with
 //! `{"__type": code, "message": …}` and an `X-Amzn-ErrorType` header, which
-//! the AWS SDKs map to their typed errors.
+//! the AWS SDKs map to their typed errors. Every request is counted and
+//! may be answered with an injected error first ([`faults`]).
 //!
-//! `ListTagsForResource` with `ResourceType=ManagedInstance` answers for
-//! hybrid ids (`mi-` + 17 hex) only and refuses EC2 ids with
-//! `ValidationException`, as SSM does; EC2 instances' tags come from
-//! `GetResources`.
+//! # Audit against AWS
+//!
+//! Checked against the service models (botocore's `service-2.json`, whose
+//! constraint traits the Rust SDKs leave out), the SDK docs, and public
+//! reports of real answers; where AWS's behaviour is unknown the sim's
+//! choice is named.
+//!
+//! - **Model constraints → `ValidationException`** with AWS's wording
+//!   (`N validation error(s) detected: Value '…' at 'member' failed to
+//!   satisfy constraint: …`), every violation at once. Checked:
+//!   StartSession (`Target` 1–400, `DocumentName`
+//!   `^[a-zA-Z0-9_\-.:/]{3,128}$`, `Reason` `^.{1,256}$`, parameter names
+//!   1–255 and values 1–65535), ResumeSession/TerminateSession
+//!   (`SessionId` 1–96), DescribeSessions (`State` Active|History,
+//!   `MaxResults` 1–200, `Filters` 1–6, values 1–400),
+//!   DescribeInstanceInformation (`MaxResults` 5–50, filter value lists
+//!   1–100, legacy keys an enum, string keys at least 1 character),
+//!   GetConnectionStatus (`Target` 1–400), ListTagsForResource
+//!   (`ResourceType` enum), GetDocument (`Name` as `DocumentName`,
+//!   `VersionName` `^[a-zA-Z0-9_\-.]{1,128}$`, `DocumentVersion`,
+//!   `DocumentFormat`). Required members missing are `Value null at …`.
+//! - **Id formats**: session ids `<caller name>-<17 hex>` (real ids start
+//!   with the IAM user or role session name; whether SSM rewrites
+//!   characters of it is unknown); instance ids `i-`/`mi-` + 8–17 hex.
+//!   ListTagsForResource `ManagedInstance` takes only `mi-` + 17 hex and
+//!   refuses others with `ValidationException` `resourceId should be in
+//!   format mi-[0-9a-f]{17} for resource type ManagedInstance` (boto3
+//!   #4265, #4609; a 2021 report quotes the id after `resourceId`).
+//! - **Filter keys**: DescribeSessions' `SessionFilterKey` enum (unknown
+//!   key → `InvalidFilterKey`); DescribeInstanceInformation's legacy enum
+//!   and the string keys (`tag:<k>`, `tag-key`, `SourceIds`, …; unknown →
+//!   `InvalidFilterKey`). Giving both filter styles at once is refused
+//!   with `InvalidInstanceInformationFilterValue` — AWS's answer is
+//!   documented only as "cannot be combined"; the code is the sim's choice.
+//! - **Pagination**: DescribeInstanceInformation default 10, 5–50;
+//!   DescribeSessions 1–200 (the default, 20, is inferred); tokens are
+//!   opaque and a foreign one is `InvalidNextToken`. GetResources: see
+//!   [`tagging`] (1–100 resources, 100–500 tags per page, `""` as the last
+//!   token).
+//! - **Error types**: each operation answers only its modelled errors,
+//!   except: TerminateSession of an unknown id answers
+//!   `DoesNotExistException` although the model lists only
+//!   `InternalServerError` for it (whether AWS succeeds silently is
+//!   unknown); StartSession with parameters its document rejects answers
+//!   `InvalidParameters`, not in StartSession's model (AWS's answer is
+//!   unknown); ResumeSession's `AccessDeniedException` comes only from the
+//!   `refuse_resume` fault. Errors carry `message`; AWS spells the member
+//!   `Message` for some (tagging's `InvalidParameterException`, seen on the
+//!   wire) — the SDKs read both.
+//! - **Authentication errors**: expired issued credentials →
+//!   `ExpiredTokenException` "The security token included in the request
+//!   is expired" (HTTP 400, JSON services) and `ExpiredToken` (HTTP 403,
+//!   STS); an issued key without its token → `UnrecognizedClientException`
+//!   / `InvalidClientTokenId`. Plain keys are never refused (the sim has no
+//!   IAM users to check them against).
+//! - **Tagging API, STS**: audited in their own modules ([`tagging`],
+//!   [`sts`]).
+//! - **Injected faults**: throttling codes are HTTP 400
+//!   (`ThrottlingException` for SSM, `ThrottledException` "Rate exceeded"
+//!   for tagging, `Throttling` for STS), internal errors 500
+//!   ([`faults::status_for`]).
 
 pub mod error;
 pub mod faults;
 pub mod instances;
 pub mod sessions;
+pub mod sts;
 pub mod tagging;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -40,6 +104,7 @@ use serde_json::Value;
 
 pub use error::ApiError;
 
+use crate::identity::{Caller, CallerError};
 use crate::registry::{Registry, sanitize_owner};
 
 /// The content type of AWS JSON 1.1 requests and responses.
@@ -51,6 +116,14 @@ pub fn router(registry: Registry) -> Router {
 }
 
 async fn handle(State(registry): State<Registry>, headers: HeaderMap, body: Bytes) -> Response {
+    let access_key_id = access_key_from_authorization(
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    );
+    if sts::is_query_request(&headers) {
+        return sts::handle(&registry, &headers, access_key_id.as_deref(), &body);
+    }
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -60,13 +133,29 @@ async fn handle(State(registry): State<Registry>, headers: HeaderMap, body: Byte
         tracing::debug!(target, code = injected.code, "sim api injected error");
         return json_error(&injected.code, &injected.message, injected.status);
     }
-    let owner = owner_from_authorization(
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let token = headers
+        .get("x-amz-security-token")
+        .and_then(|v| v.to_str().ok());
+    let caller = match registry.caller(access_key_id.as_deref(), token) {
+        Ok(caller) => caller,
+        // What AWS's JSON services answer for such credentials.
+        Err(CallerError::Expired) => {
+            return json_error(
+                "ExpiredTokenException",
+                "The security token included in the request is expired",
+                400,
+            );
+        }
+        Err(CallerError::InvalidToken) => {
+            return json_error(
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+                400,
+            );
+        }
+    };
     let result = match target.split_once('.') {
-        Some(("AmazonSSM", operation)) => dispatch(&registry, &owner, operation, &body),
+        Some(("AmazonSSM", operation)) => dispatch(&registry, &caller, operation, &body),
         Some(("ResourceGroupsTaggingAPI_20170126", "GetResources")) => {
             parse(&body).and_then(|req| tagging::get_resources(&registry, req))
         }
@@ -81,12 +170,12 @@ async fn handle(State(registry): State<Registry>, headers: HeaderMap, body: Byte
 
 fn dispatch(
     registry: &Registry,
-    owner: &str,
+    caller: &Caller,
     operation: &str,
     body: &[u8],
 ) -> Result<Value, ApiError> {
     match operation {
-        "StartSession" => sessions::start_session(registry, owner, parse(body)?),
+        "StartSession" => sessions::start_session(registry, caller, parse(body)?),
         "ResumeSession" => sessions::resume_session(registry, parse(body)?),
         "TerminateSession" => sessions::terminate_session(registry, parse(body)?),
         "DescribeSessions" => sessions::describe_sessions(registry, parse(body)?),
@@ -157,6 +246,18 @@ pub fn owner_from_authorization(header: Option<&str>) -> String {
     sanitize_owner(key_id)
 }
 
+/// The access key id of a SigV4 `Authorization` header
+/// (`… Credential=AKID/date/region/service/aws4_request, …`), raw; the
+/// caller's name made from it is sanitised ([`sanitize_owner`]).
+pub fn access_key_from_authorization(header: Option<&str>) -> Option<String> {
+    let key = header?
+        .split_once("Credential=")?
+        .1
+        .split(['/', ',', ' '])
+        .next()?;
+    (!key.is_empty() && key.len() <= 128).then(|| key.to_owned())
+}
+
 /// Epoch seconds (millisecond precision), as AWS JSON timestamps.
 pub fn epoch_seconds(t: SystemTime) -> f64 {
     let ms = t
@@ -204,6 +305,12 @@ mod tests {
         assert_eq!(owner_from_authorization(None), "sim-user");
         assert_eq!(owner_from_authorization(Some("Credential=/x")), "sim-user");
         assert_eq!(owner_from_authorization(Some("Credential=a$b!c/x")), "abc");
+        assert_eq!(
+            access_key_from_authorization(Some(h)).as_deref(),
+            Some("AKIDEXAMPLE")
+        );
+        assert_eq!(access_key_from_authorization(Some("Credential=/x")), None);
+        assert_eq!(access_key_from_authorization(None), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::error::{self as apierr, ApiError};
 use super::{epoch_seconds, paginate};
 use crate::documents;
+use crate::identity::Caller;
 use crate::registry::{Registry, SessionEntry, SessionFilter, SessionStatus};
 
 /// `DescribeSessions` page size when `MaxResults` is absent (inferred).
@@ -105,14 +106,14 @@ pub fn validate_start_session(
 
 pub(super) fn start_session(
     registry: &Registry,
-    owner: &str,
+    caller: &Caller,
     req: StartSessionRequest,
 ) -> Result<Value, ApiError> {
     let target = req
         .target
         .ok_or_else(|| ApiError::validation(vec![apierr::not_null("target")]))?;
     let started = registry.start_session(
-        owner,
+        caller,
         &target,
         req.document_name.as_deref(),
         &req.parameters.unwrap_or_default(),
@@ -234,6 +235,11 @@ pub(super) fn describe_sessions(
     apierr::check_enum("state", &state, &["Active", "History"], &mut v);
     let max = req.max_results.unwrap_or(DESCRIBE_SESSIONS_DEFAULT_MAX);
     apierr::check_range("maxResults", max, 1, 200, &mut v);
+    if req.filters.as_ref().is_some_and(Vec::is_empty) {
+        v.push(
+            "Value '[]' at 'filters' failed to satisfy constraint: Member must have length greater than or equal to 1".to_owned(),
+        );
+    }
     let filters_json = req.filters.unwrap_or_default();
     if filters_json.len() > 6 {
         v.push(
@@ -307,11 +313,24 @@ pub(super) fn get_document(req: GetDocumentRequest) -> Result<Value, ApiError> {
         .name
         .ok_or_else(|| ApiError::validation(vec![apierr::not_null("name")]))?;
     let mut v = Vec::new();
-    let pattern_ok = !name.is_empty()
+    let pattern_ok = (3..=128).contains(&name.len())
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_-.:/".contains(&b));
-    apierr::check_pattern("name", &name, r"^[a-zA-Z0-9_\-.:/]+$", pattern_ok, &mut v);
+    apierr::check_pattern("name", &name, DOCUMENT_NAME_PATTERN, pattern_ok, &mut v);
+    if let Some(version_name) = &req.version_name {
+        let ok = (1..=128).contains(&version_name.len())
+            && version_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+        apierr::check_pattern(
+            "versionName",
+            version_name,
+            r"^[a-zA-Z0-9_\-.]{1,128}$",
+            ok,
+            &mut v,
+        );
+    }
     let format = req.document_format.unwrap_or_else(|| "JSON".to_owned());
     apierr::check_enum("documentFormat", &format, &["YAML", "JSON", "TEXT"], &mut v);
     if let Some(version) = &req.document_version {
