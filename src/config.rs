@@ -27,8 +27,9 @@
 //!
 //! [aws]
 //! region = "us-east-1"                       # default: the standard AWS chain's region
-//! endpoint = "http://127.0.0.1:4080"         # optional SSM endpoint (e.g. `ssmgate sim`);
-//!                                            # env AWS_ENDPOINT_URL_SSM also works
+//! endpoint = "http://127.0.0.1:4080"         # optional endpoint of SSM, STS and the Tagging API
+//!                                            # (e.g. `ssmgate sim`); env AWS_ENDPOINT_URL_SSM,
+//!                                            # _STS, _RESOURCE_GROUPS_TAGGING_API work too
 //! credentials = "chain"                      # "chain": environment, profile, SSO, instance role;
 //!                                            # "none": a dummy key only `ssmgate sim` accepts
 //! session_role_arn = "arn:aws:iam::123456789012:role/ssmgate-session"
@@ -95,6 +96,10 @@
 //! authorized_keys = ["ssh-ed25519 AAAA… alice@laptop"]  # optional OpenSSH public key lines
 //! authorized_keys_file = "keys/alice.pub"    # optional file with more keys, one per line
 //!                                            # (blank lines and # comments skipped)
+//! run_as = "deploy"                          # optional OS user: the login through a target's sshd
+//!                                            # (default [sshd_backend] os_user), and with [aws] session_role_arn the Run As user of
+//!                                            # SSM sessions (tag SSMSessionRunAs); a permitting
+//!                                            # policy's @run_as("…") overrides it
 //!
 //! [[user_ca]]                                # optional, any number: CAs trusted to sign user certificates
 //! public_key = "ssh-ed25519 AAAA… ca@corp"   # exactly one of public_key
@@ -337,7 +342,9 @@ pub struct UserConfig {
     /// The resolved `authorized_keys_file`, if any.
     pub authorized_keys_file: Option<PathBuf>,
     /// The OS user their sessions through a target's sshd log in as
-    /// (default `[sshd_backend] os_user`).
+    /// (default `[sshd_backend] os_user`) and, with `[aws]
+    /// session_role_arn`, their SSM sessions run as (Session Manager's Run
+    /// As). A permitting policy's `@run_as` overrides it.
     pub run_as: Option<String>,
 }
 
