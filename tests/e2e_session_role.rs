@@ -37,6 +37,21 @@ async fn fixture(run_as: Option<&str>, policies: &str) -> Fixture {
     .await
 }
 
+/// The sim's sessions, active or ended, once there are `n` of them (the
+/// last may still be ending when ssh returns).
+async fn sessions(fx: &Fixture, n: usize) -> Vec<ssm_sim::registry::SessionEntry> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mut all = fx.sim.registry.describe(true);
+        all.extend(fx.sim.registry.describe(false));
+        if all.len() >= n || std::time::Instant::now() > deadline {
+            all.sort_by_key(|s| s.started);
+            return all;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 async fn echo(fx: &Fixture, login: &str, target: &str) -> Output {
     let mut cmd = fx.ssh("alice", &format!("{login}+{target}"));
     cmd.args(["echo", "ok"]);
@@ -54,7 +69,7 @@ async fn sessions_run_under_the_session_role_assumed_for_the_user() {
         assert_eq!(out.status.code(), Some(0), "{}", show(&out));
         assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
     }
-    let sessions = fx.sim.registry.describe(false);
+    let sessions = sessions(&fx, 2).await;
     assert_eq!(sessions.len(), 2, "{sessions:?}");
     for s in &sessions {
         assert_eq!(s.target, WEB_1);
@@ -97,7 +112,7 @@ async fn a_policy_run_as_overrides_the_users() {
     let fx = fixture(Some("someone-else"), &policy).await;
     let out = echo(&fx, "alice", "web-1").await;
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    let sessions = fx.sim.registry.describe(false);
+    let sessions = sessions(&fx, 1).await;
     assert_eq!(sessions.len(), 1);
     assert_eq!(
         sessions[0].caller.session_tag("SSMSessionRunAs"),
@@ -140,6 +155,6 @@ async fn a_role_that_cannot_be_assumed_refuses_clearly_and_is_audited() {
     // Not cached: the next try assumes the role again and works.
     let out = echo(&fx, "alice", "web-1").await;
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    let sessions = fx.sim.registry.describe(false);
+    let sessions = sessions(&fx, 1).await;
     assert_eq!(sessions[0].caller.session_tag("SSMSessionRunAs"), None);
 }
