@@ -22,6 +22,8 @@ use ssm_sim::registry::{Registry, SessionStatus};
 
 #[path = "sim_api/instances.rs"]
 mod instances;
+#[path = "sim_api/run_as.rs"]
+mod run_as;
 #[path = "sim_api/sts.rs"]
 mod sts;
 #[path = "sim_api/tagging.rs"]

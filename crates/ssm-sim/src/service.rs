@@ -100,6 +100,11 @@ impl DataChannelService {
             faults: self.faults.clone(),
             registry: self.registry.clone(),
             terminated: handle.terminated,
+            run_as: handle
+                .entry
+                .caller
+                .session_tag(agent::run_as::RUN_AS_TAG)
+                .map(str::to_owned),
         };
         agents.insert(session_id, agent::spawn(ctx, ws));
         None

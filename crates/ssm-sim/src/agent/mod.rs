@@ -12,6 +12,7 @@ pub mod backend;
 mod exec;
 pub mod link;
 mod port;
+pub mod run_as;
 mod shell;
 
 use std::time::{Duration, Instant};
@@ -53,6 +54,9 @@ pub struct AgentContext {
     pub faults: FaultConfig,
     pub registry: Registry,
     pub terminated: watch::Receiver<bool>,
+    /// The caller's `SSMSessionRunAs` session tag: the OS user shell and
+    /// command sessions run as ([`run_as`]).
+    pub run_as: Option<String>,
 }
 
 /// Starts the agent of a session on its first socket; returns where later
@@ -430,12 +434,13 @@ impl Agent {
         };
         let doc = self.ctx.document.clone();
         let instance = self.ctx.instance.clone();
+        let run_as = self.ctx.run_as.clone();
         match doc.session_type {
             SessionType::StandardStream | SessionType::InteractiveCommands => {
-                tokio::spawn(shell::run(io, doc, instance));
+                tokio::spawn(shell::run(io, doc, instance, run_as));
             }
             SessionType::NonInteractiveCommands => {
-                tokio::spawn(exec::run(io, doc));
+                tokio::spawn(exec::run(io, doc, run_as));
             }
             SessionType::Port => {
                 let client = self.client_version.clone();

@@ -10,23 +10,37 @@ use ssm_datachannel::message::PayloadType;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::backend::{BackendIo, ToBackend};
+use super::run_as;
 use crate::chunker::Chunker;
 use crate::config::Mode;
 use crate::documents::{ResolvedDocument, SessionType};
 use crate::inventory::Instance;
 use crate::process::{PtyProcess, PtySpawn, shell_command_argv};
 
-/// Runs a shell-like session until the process exits or the agent lets go.
-pub async fn run(io: BackendIo, doc: ResolvedDocument, instance: Instance) {
+/// Runs a shell-like session until the process exits or the agent lets go;
+/// as the `run_as` user when one is asked for ([`super::run_as`]).
+pub async fn run(io: BackendIo, doc: ResolvedDocument, instance: Instance, run_as: Option<String>) {
     let argv = match (doc.session_type, doc.command.as_deref()) {
         (SessionType::InteractiveCommands, Some(cmd)) => shell_command_argv(cmd),
         _ => instance.shell.clone(),
     };
+    let BackendIo { mut inbox, out } = io;
+    let user = match run_as::resolve(run_as.as_deref()).await {
+        Ok(user) => user,
+        Err(reason) => {
+            // The agent marks the plugin failed 2 s after logging it.
+            if out.mode == Mode::Faithful {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            out.done(run_as::unable_to_start(&reason)).await;
+            return;
+        }
+    };
     let spec = PtySpawn {
         env: vec![("SSM_INSTANCE_ID".into(), instance.id.clone())],
+        user,
         ..PtySpawn::new(argv)
     };
-    let BackendIo { mut inbox, out } = io;
     let process = match PtyProcess::spawn(&spec) {
         Ok(p) => p,
         Err(e) => {

@@ -78,7 +78,8 @@
 //!   / `InvalidClientTokenId`. Plain keys are never refused (the sim has no
 //!   IAM users to check them against).
 //! - **Tagging API, STS**: audited in their own modules ([`tagging`],
-//!   [`sts`]).
+//!   [`sts`]); Run As (the `SSMSessionRunAs` session tag) against
+//!   amazon-ssm-agent's source in [`crate::agent::run_as`].
 //! - **Injected faults**: throttling codes are HTTP 400
 //!   (`ThrottlingException` for SSM, `ThrottledException` "Rate exceeded"
 //!   for tagging, `Throttling` for STS), internal errors 500

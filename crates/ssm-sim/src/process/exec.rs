@@ -16,7 +16,7 @@ use std::process::Stdio;
 
 use tokio::process::{ChildStderr, ChildStdout};
 
-use super::{ProcessControl, ProcessError, require_runtime};
+use super::{ProcessControl, ProcessError, RunAsUser, require_runtime};
 
 /// A running `sh -c <command>` with piped stdout and stderr.
 #[derive(Debug)]
@@ -34,6 +34,15 @@ impl ExecProcess {
     /// stdin from `/dev/null`, in a new process group. Must be called inside
     /// a tokio runtime.
     pub fn spawn(command: &str, env: &[(String, String)]) -> Result<ExecProcess, ProcessError> {
+        Self::spawn_as(command, env, None)
+    }
+
+    /// Like [`spawn`](Self::spawn), as `user` (Run As) when given.
+    pub fn spawn_as(
+        command: &str,
+        env: &[(String, String)],
+        user: Option<&RunAsUser>,
+    ) -> Result<ExecProcess, ProcessError> {
         require_runtime()?;
         let mut cmd = tokio::process::Command::new("sh");
         cmd.arg("-c")
@@ -45,6 +54,9 @@ impl ExecProcess {
             .process_group(0)
             // Reached only if the reaper task is torn down with the runtime.
             .kill_on_drop(true);
+        if let Some(user) = user {
+            user.apply(&mut cmd);
+        }
         let mut child = cmd.spawn().map_err(|source| ProcessError::Spawn {
             program: "sh".to_owned(),
             source,

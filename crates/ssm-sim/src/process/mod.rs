@@ -73,6 +73,31 @@ pub enum ProcessError {
     },
 }
 
+/// An OS user a session's process runs as (Run As): its uid and primary
+/// gid. Supplementary groups are not set (see `agent::run_as`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAsUser {
+    /// The user name (for `HOME=/home/<name>`, as the agent sets it).
+    pub name: String,
+    /// Its uid.
+    pub uid: u32,
+    /// Its primary gid.
+    pub gid: u32,
+}
+
+impl RunAsUser {
+    /// Applies the user to `cmd`: switches uid and gid unless they are the
+    /// simulator's own, and sets `HOME` as the agent does.
+    pub(crate) fn apply(&self, cmd: &mut tokio::process::Command) {
+        let same = rustix::process::geteuid().as_raw() == self.uid
+            && rustix::process::getegid().as_raw() == self.gid;
+        if !same {
+            cmd.uid(self.uid).gid(self.gid);
+        }
+        cmd.env("HOME", format!("/home/{}", self.name));
+    }
+}
+
 /// The signals the agent sends to a session's process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {

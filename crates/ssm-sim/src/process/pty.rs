@@ -17,7 +17,7 @@ use pty_process::{OwnedReadPty, OwnedWritePty, Pty, Size};
 use rustix::termios::Winsize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::{ProcessControl, ProcessError, Signal, require_runtime};
+use super::{ProcessControl, ProcessError, RunAsUser, Signal, require_runtime};
 
 /// What to run under a pseudo-terminal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +33,8 @@ pub struct PtySpawn {
     pub rows: u16,
     /// Working directory; the simulator's own when `None`.
     pub cwd: Option<PathBuf>,
+    /// The OS user to run as (Run As); the simulator's own when `None`.
+    pub user: Option<RunAsUser>,
 }
 
 impl PtySpawn {
@@ -44,6 +46,7 @@ impl PtySpawn {
             cols: 80,
             rows: 24,
             cwd: None,
+            user: None,
         }
     }
 
@@ -100,6 +103,9 @@ impl PtyProcess {
         cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
         if let Some(dir) = &spec.cwd {
             cmd.current_dir(dir);
+        }
+        if let Some(user) = &spec.user {
+            user.apply(&mut cmd);
         }
         // Reached only if the reaper task is torn down with the runtime.
         cmd.kill_on_drop(true);
