@@ -506,3 +506,41 @@ async fn injected_sts_errors_come_back_in_the_query_protocol() {
     assert_eq!(sim.registry.api_calls("AssumeRole"), 2);
     assert_eq!(sim.registry.api_calls("GetCallerIdentity"), 0);
 }
+
+#[tokio::test]
+async fn the_roles_max_session_duration_comes_from_the_config() {
+    let config =
+        ssm_sim::config::SimConfig::from_toml_str("role_max_session_duration = 43200\n").unwrap();
+    let server = ssm_sim::server::SimServer::start("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap();
+    let client = Client::from_conf(
+        aws_sdk_sts::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(plain())
+            .endpoint_url(server.endpoint())
+            .retry_config(RetryConfig::disabled())
+            .build(),
+    );
+    let out = client
+        .assume_role()
+        .role_arn(ROLE)
+        .role_session_name("alice")
+        .duration_seconds(43_200)
+        .send()
+        .await
+        .unwrap();
+    let expires = out.credentials().unwrap().expiration().secs();
+    let now = i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    assert!(
+        (43_190..=43_210).contains(&(expires - now)),
+        "{expires} {now}"
+    );
+}

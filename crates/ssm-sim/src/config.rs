@@ -9,6 +9,7 @@
 //! mode = "faithful"          # "faithful" (real timings) or "fast" (no artificial waits)
 //! region = "us-east-1"
 //! account = "123456789012"
+//! role_max_session_duration = 3600  # every IAM role's MaxSessionDuration for STS AssumeRole (3600..=43200)
 //!
 //! [faults]                   # data-channel fault injection (all off by default)
 //! drop_rate = 0.0            # probability a message is dropped (0..=1)
@@ -163,6 +164,10 @@ pub struct SimConfig {
     /// Account id reported in ARNs (default `123456789012`).
     #[serde(default = "default_account")]
     pub account: String,
+    /// The `MaxSessionDuration` of every role STS `AssumeRole` assumes, in
+    /// seconds (default 3600, a new IAM role's; AWS allows 3600–43200).
+    #[serde(default = "default_role_max_session")]
+    pub role_max_session_duration: u32,
 }
 
 fn default_region() -> String {
@@ -170,6 +175,9 @@ fn default_region() -> String {
 }
 fn default_account() -> String {
     "123456789012".to_owned()
+}
+fn default_role_max_session() -> u32 {
+    crate::identity::DEFAULT_ROLE_MAX_SESSION
 }
 
 impl Default for SimConfig {
@@ -181,6 +189,7 @@ impl Default for SimConfig {
             instances: Vec::new(),
             region: default_region(),
             account: default_account(),
+            role_max_session_duration: default_role_max_session(),
         }
     }
 }
@@ -247,6 +256,15 @@ impl SimConfig {
             return Err((
                 "account".into(),
                 format!("must be 12 digits (got \"{}\")", self.account),
+            ));
+        }
+        if !(3600..=43_200).contains(&self.role_max_session_duration) {
+            return Err((
+                "role_max_session_duration".into(),
+                format!(
+                    "must be between 3600 and 43200 seconds (got {})",
+                    self.role_max_session_duration
+                ),
             ));
         }
         for (i, rule) in self.api_faults.iter().enumerate() {
@@ -387,6 +405,8 @@ ping_status = "Inactive"
         assert_eq!(d.field.as_deref(), Some("api_faults[0].operation"));
         let d = diag("[[api_faults]]\noperation = \"X\"\n");
         assert!(d.message.contains("code"), "{d}");
+        let d = diag("role_max_session_duration = 60\n");
+        assert_eq!(d.field.as_deref(), Some("role_max_session_duration"));
         let d = diag("x = [\n");
         assert!(d.position.is_some());
     }

@@ -93,6 +93,9 @@ pub fn registry_for(config: &SimConfig, addr: SocketAddr) -> Registry {
     });
     registry.api_faults().apply(&config.api_faults);
     registry
+        .identities()
+        .set_role_max_session_duration(config.role_max_session_duration);
+    registry
 }
 
 /// Serves on `listener` until `shutdown` resolves.

@@ -28,7 +28,7 @@
 //!   sts:AssumeRole on resource: <arn>` (AWS answers so for roles it
 //!   cannot or may not assume, malformed role ARNs included);
 //!   `DurationSeconds` above the role's `MaxSessionDuration` (every sim
-//!   role has `role_max_session_duration` of the config, default 3600 s
+//!   role has the config's `role_max_session_duration`, default 3600 s
 //!   like a new IAM role) or above 1 h when chaining roles is
 //!   `ValidationError` with AWS's messages; session tags: duplicate keys
 //!   (case-insensitive), `TransitiveTagKeys` not among the tags, and tags
