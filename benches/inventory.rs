@@ -100,9 +100,13 @@ async fn main() {
 
     let cold = inventory(&sim);
     let a = cold.clone();
-    row(&sim, "open by id, cold caches (first session)", || async move {
-        a.resolve(&format!("i-{:017x}", 7)).await.unwrap();
-    })
+    row(
+        &sim,
+        "open by id, cold caches (first session)",
+        || async move {
+            a.resolve(&format!("i-{:017x}", 7)).await.unwrap();
+        },
+    )
     .await;
     let a = cold.clone();
     row(&sim, "open by id, listing warm, tags cold", || async move {
@@ -126,20 +130,24 @@ async fn main() {
     .await;
 
     let a = cold.clone();
-    row(&sim, "500 cold opens at once (EC2, listing warm)", || async move {
-        // EC2 instances not looked up yet.
-        let opens: Vec<_> = (1000..)
-            .filter(|i| i % 25 != 24)
-            .take(500)
-            .map(|i| {
-                let a = a.clone();
-                tokio::spawn(async move { a.resolve(&format!("i-{i:017x}")).await })
-            })
-            .collect();
-        for o in opens {
-            o.await.unwrap().unwrap();
-        }
-    })
+    row(
+        &sim,
+        "500 cold opens at once (EC2, listing warm)",
+        || async move {
+            // EC2 instances not looked up yet.
+            let opens: Vec<_> = (1000..)
+                .filter(|i| i % 25 != 24)
+                .take(500)
+                .map(|i| {
+                    let a = a.clone();
+                    tokio::spawn(async move { a.resolve(&format!("i-{i:017x}")).await })
+                })
+                .collect();
+            for o in opens {
+                o.await.unwrap().unwrap();
+            }
+        },
+    )
     .await;
     sim.shutdown().await.unwrap();
 }

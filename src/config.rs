@@ -40,6 +40,15 @@
 //!                                            # user's run_as), so CloudTrail and Session Manager
 //!                                            # name the person and Run As picks the OS user
 //!
+//! [[aws.accounts]]                           # optional, any number: where targets are; none = the
+//!                                            # gateway's own account in aws.region
+//! name = "prod"                              # a-z 0-9 - _ (1-32); targets: prod/web-1 or
+//!                                            # prod/eu-west-1/web-1; policies: resource.account
+//! role_arn = "arn:aws:iam::111111111111:role/ssmgate"   # optional: assumed for the account's
+//!                                            # inventory, and per user (as session_role_arn is)
+//!                                            # for its sessions; none = the gateway's credentials
+//! regions = ["us-east-1", "eu-west-1"]       # default [aws.region]; policies: resource.region
+//!
 //! [justification]
 //! required = false                           # ask for a reason for access after authentication
 //! pattern = ".{3,}"                          # regex the (trimmed) reason must match; unanchored
@@ -254,6 +263,22 @@ pub struct AwsConfig {
     /// The role each session's SSM calls are made with (STS AssumeRole
     /// with the user as SourceIdentity); `None`: the gateway's own.
     pub session_role_arn: Option<String>,
+    /// `[[aws.accounts]]`: the accounts and regions targets are in; empty:
+    /// the gateway's own account in `region`.
+    pub accounts: Vec<AccountConfig>,
+}
+
+/// One `[[aws.accounts]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountConfig {
+    /// How targets name it (`prod/web-1`) and policies see it
+    /// (`resource.account`).
+    pub name: String,
+    /// Assumed for its inventory and, per user, for its sessions; `None`:
+    /// the gateway's own credentials.
+    pub role_arn: Option<String>,
+    /// Its regions (at least one).
+    pub regions: Vec<String>,
 }
 
 /// `aws.credentials`: the standard chain, or none (a fixed dummy key, for

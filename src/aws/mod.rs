@@ -11,6 +11,7 @@
 //! [`DEFAULT_OPERATION_TIMEOUT`]), so a dead endpoint turns into
 //! [`SsmError::Unreachable`] instead of a hung ssh prompt.
 
+pub mod accounts;
 mod errors;
 pub mod identity;
 pub mod operations;

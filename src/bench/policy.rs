@@ -98,6 +98,8 @@ fn targets(teams: usize) -> Vec<Target> {
             }
             Target {
                 id: format!("i-{i:017x}"),
+                account: "default".into(),
+                region: "us-east-1".into(),
                 name: Some(format!("{role}-{env}-{i}")),
                 computer_name: Some(format!("ip-10-0-{}-{}.internal", i / 256, i % 256)),
                 ping_status: "Online".into(),

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::users::{RawCa, RawUser};
 use super::{
-    AwsConfig, AwsCredentials, Config, DEFAULT_ALLOWED_DOCUMENTS, DEFAULT_DOCUMENT,
+    AccountConfig, AwsConfig, AwsCredentials, Config, DEFAULT_ALLOWED_DOCUMENTS, DEFAULT_DOCUMENT,
     DEFAULT_EXAMPLE_REASON, DEFAULT_REASON_HINT, DEFAULT_REASON_PATTERN, DatabaseConfig,
     InventoryConfig, JustificationConfig, MaxStartups, PolicyConfig, ServerConfig, SessionsConfig,
     check_document,
@@ -90,6 +90,15 @@ struct RawAws {
     endpoint: Option<String>,
     credentials: Option<String>,
     session_role_arn: Option<String>,
+    accounts: Vec<RawAccount>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawAccount {
+    name: String,
+    role_arn: Option<String>,
+    regions: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -395,6 +404,15 @@ impl RawServer {
     }
 }
 
+/// `us-east-1`-shaped.
+fn is_region(region: &str) -> bool {
+    !region.is_empty()
+        && region.len() <= 64
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 /// `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`, with IAM's name
 /// characters.
 fn is_role_arn(arn: &str) -> bool {
@@ -424,18 +442,13 @@ fn is_role_arn(arn: &str) -> bool {
 
 impl RawAws {
     fn build(self) -> Result<AwsConfig, Invalid> {
-        if let Some(region) = &self.region {
-            let ok = !region.is_empty()
-                && region.len() <= 64
-                && region
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-            if !ok {
-                return Err((
-                    "aws.region".into(),
-                    format!("must look like us-east-1 (got \"{region}\")"),
-                ));
-            }
+        if let Some(region) = &self.region
+            && !is_region(region)
+        {
+            return Err((
+                "aws.region".into(),
+                format!("must look like us-east-1 (got \"{region}\")"),
+            ));
         }
         if let Some(endpoint) = &self.endpoint {
             let rest = endpoint
@@ -472,11 +485,74 @@ impl RawAws {
                 ),
             ));
         }
+        let mut accounts: Vec<AccountConfig> = Vec::new();
+        for (i, a) in self.accounts.into_iter().enumerate() {
+            let at = |key: &str| format!("aws.accounts[{i}].{key}");
+            let name_ok = !a.name.is_empty()
+                && a.name.len() <= 32
+                && a.name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
+            if !name_ok {
+                return Err((
+                    at("name"),
+                    format!(
+                        "must be 1-32 characters of a-z 0-9 - _ (got \"{}\")",
+                        crate::untrusted::bounded(&a.name)
+                    ),
+                ));
+            }
+            if accounts.iter().any(|o| o.name == a.name) {
+                return Err((at("name"), format!("account {} is listed twice", a.name)));
+            }
+            if let Some(arn) = &a.role_arn
+                && !is_role_arn(arn)
+            {
+                return Err((
+                    at("role_arn"),
+                    format!(
+                        "must be an IAM role ARN (got \"{}\")",
+                        crate::untrusted::bounded(arn)
+                    ),
+                ));
+            }
+            let regions = if a.regions.is_empty() {
+                match &self.region {
+                    Some(r) => vec![r.clone()],
+                    None => {
+                        return Err((
+                            at("regions"),
+                            "list the account's regions (or set aws.region as the default)".into(),
+                        ));
+                    }
+                }
+            } else {
+                a.regions
+            };
+            if let Some(bad) = regions.iter().find(|r| !is_region(r)) {
+                return Err((
+                    at("regions"),
+                    format!("must look like us-east-1 (got \"{bad}\")"),
+                ));
+            }
+            accounts.push(AccountConfig {
+                name: a.name,
+                role_arn: a.role_arn,
+                regions,
+            });
+        }
+        if !accounts.is_empty() && self.session_role_arn.is_some() {
+            return Err((
+                "aws.session_role_arn".into(),
+                "with [[aws.accounts]], each account's role_arn is assumed per user instead; remove session_role_arn".into(),
+            ));
+        }
         Ok(AwsConfig {
             region: self.region,
             endpoint: self.endpoint,
             credentials,
             session_role_arn: self.session_role_arn,
+            accounts,
         })
     }
 }

@@ -435,3 +435,45 @@ fn recording_key_file_is_relative_to_the_config() {
     assert_eq!(d.field.as_deref(), Some("recording.key_file"), "{d}");
     assert!(d.message.contains("must not be empty"), "{d}");
 }
+
+#[test]
+fn accounts_and_regions() {
+    let c = parse(&format!(
+        "{}[aws]\nregion = \"us-east-1\"\n\n[[aws.accounts]]\nname = \"prod\"\nrole_arn = \"arn:aws:iam::111111111111:role/ssmgate\"\nregions = [\"us-east-1\", \"eu-west-1\"]\n\n[[aws.accounts]]\nname = \"home\"\n",
+        minimal()
+    ))
+    .unwrap();
+    assert_eq!(c.aws.accounts.len(), 2);
+    assert_eq!(c.aws.accounts[0].regions, ["us-east-1", "eu-west-1"]);
+    assert_eq!(
+        c.aws.accounts[0].role_arn.as_deref(),
+        Some("arn:aws:iam::111111111111:role/ssmgate")
+    );
+    assert_eq!(c.aws.accounts[1].regions, ["us-east-1"], "aws.region by default");
+    assert_eq!(c.aws.accounts[1].role_arn, None);
+
+    for (text, field, needle) in [
+        ("[[aws.accounts]]\nname = \"Prod\"\nregions = [\"us-east-1\"]\n", "aws.accounts[0].name", "a-z 0-9"),
+        ("[[aws.accounts]]\nname = \"p\"\n", "aws.accounts[0].regions", "list the account's regions"),
+        (
+            "[[aws.accounts]]\nname = \"p\"\nregions = [\"x\"]\n[[aws.accounts]]\nname = \"p\"\nregions = [\"x\"]\n",
+            "aws.accounts[1].name",
+            "listed twice",
+        ),
+        ("[[aws.accounts]]\nname = \"p\"\nregions = [\"EU\"]\n", "aws.accounts[0].regions", "us-east-1"),
+        (
+            "[[aws.accounts]]\nname = \"p\"\nregions = [\"x\"]\nrole_arn = \"arn:aws:iam::1:role/r\"\n",
+            "aws.accounts[0].role_arn",
+            "IAM role ARN",
+        ),
+        (
+            "[aws]\nsession_role_arn = \"arn:aws:iam::123456789012:role/s\"\n[[aws.accounts]]\nname = \"p\"\nregions = [\"x\"]\n",
+            "aws.session_role_arn",
+            "each account's role_arn",
+        ),
+    ] {
+        let d = diag(&format!("{}{text}", minimal()));
+        assert_eq!(d.field.as_deref(), Some(field), "{text}");
+        assert!(d.message.contains(needle), "{text}: {}", d.message);
+    }
+}

@@ -88,7 +88,7 @@ impl Gateway {
     /// The plan for `req` on `target`; refusals name what is wrong.
     pub fn plan(&self, req: &SessionRequest, target: &Target) -> Result<Plan, GatewayError> {
         match backend_for(self.sshd_config(), &req.kind, target) {
-            BackendKind::Ssm => self.ssm_plan(req),
+            BackendKind::Ssm => self.ssm_plan(req, target),
             BackendKind::Sshd => Ok(self.sshd_plan(req)),
         }
     }
@@ -113,7 +113,7 @@ impl Gateway {
     /// channel: a port or SSH document is never started for a shell or
     /// command (it would carry an unrecorded, end-to-end encrypted stream
     /// decided as a shell).
-    fn ssm_plan(&self, req: &SessionRequest) -> Result<Plan, GatewayError> {
+    fn ssm_plan(&self, req: &SessionRequest, target: &Target) -> Result<Plan, GatewayError> {
         let mut params = BTreeMap::new();
         match &req.kind {
             Kind::Shell => {}
@@ -182,7 +182,7 @@ impl Gateway {
                 .user
                 .run_as
                 .clone()
-                .filter(|_| self.has_session_identity()),
+                .filter(|_| self.has_session_identity(target)),
             exit_marker,
         })
     }

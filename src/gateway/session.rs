@@ -21,7 +21,7 @@ use crate::gateway::error::GatewayError;
 use crate::gateway::plan::{Plan, check_announced_type};
 use crate::gateway::reason::compose_reason;
 use crate::gateway::record::{Started, parameters_json, session_record};
-use crate::inventory::{Inventory, ResolveError, Target};
+use crate::inventory::{Fleet, Inventory, Member, ResolveError, Target};
 use crate::policy::{AuthzRequest, ContextInput, Decision, PolicyEngine, Principal};
 use crate::recording::{AuditKind, EndReason, Recorder, SessionTap};
 use crate::request::{Reason, SessionRequest};
@@ -31,16 +31,14 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Opens SSM sessions for authenticated users.
 pub struct Gateway {
-    ssm: Arc<dyn SsmApi>,
-    inventory: Inventory,
+    /// Every account and region, with their APIs.
+    fleet: Fleet,
     sessions: SessionsConfig,
     policy: Arc<PolicyEngine>,
     recorder: Recorder,
     sshd_config: SshdBackendConfig,
     /// Carries terminal sessions through a target's sshd, when enabled.
     sshd: Option<Arc<dyn Carrier>>,
-    /// Each session's own AWS identity (`[aws] session_role_arn`).
-    session_apis: Option<Arc<dyn SessionApis>>,
 }
 
 /// What preflight found: the target, the plan, and the ids of the
@@ -89,38 +87,58 @@ impl Gateway {
         recorder: Recorder,
     ) -> Self {
         Self {
-            ssm,
-            inventory,
+            fleet: Fleet::new(vec![Member {
+                inventory,
+                api: ssm,
+                sessions: None,
+            }]),
             sessions,
             policy,
             recorder,
             sshd_config: SshdBackendConfig::disabled(),
             sshd: None,
-            session_apis: None,
         }
     }
 
     /// Makes each session's SSM calls through `apis` (the session role,
-    /// assumed for the user) instead of the gateway's own identity.
+    /// assumed for the user) instead of the gateway's own identity, in
+    /// every account that has none of its own.
     pub fn with_session_apis(mut self, apis: Arc<dyn SessionApis>) -> Self {
-        self.session_apis = Some(apis);
+        for m in self.fleet.members_mut() {
+            m.sessions.get_or_insert_with(|| apis.clone());
+        }
         self
     }
 
-    /// Whether sessions run under their own AWS identity, so that a run-as
-    /// OS user applies to SSM document sessions too.
-    pub(super) fn has_session_identity(&self) -> bool {
-        self.session_apis.is_some()
+    /// Resolves and opens sessions in `fleet`'s accounts and regions
+    /// instead of the one given to [`Gateway::new`].
+    pub fn with_fleet(mut self, fleet: Fleet) -> Self {
+        self.fleet = fleet;
+        self
     }
 
-    /// The API `req`'s session is opened, resumed and ended with.
+    /// Whether sessions on `target` run under their own AWS identity, so
+    /// that a run-as OS user applies to SSM document sessions too.
+    pub(super) fn has_session_identity(&self, target: &Target) -> bool {
+        self.fleet
+            .member_of(target)
+            .is_some_and(|m| m.sessions.is_some())
+    }
+
+    /// The API `req`'s session on `target` is opened, resumed and ended
+    /// with.
     async fn session_api(
         &self,
         req: &SessionRequest,
+        target: &Target,
         plan: &Plan,
     ) -> Result<Arc<dyn SsmApi>, GatewayError> {
-        let Some(apis) = &self.session_apis else {
-            return Ok(self.ssm.clone());
+        let member = self
+            .fleet
+            .member_of(target)
+            .ok_or(GatewayError::Internal("a target outside the fleet"))?;
+        let Some(apis) = &member.sessions else {
+            return Ok(member.api.clone());
         };
         let who = SessionIdentity {
             user: &req.user.name,
@@ -233,14 +251,14 @@ impl Gateway {
         decision
     }
 
-    /// The inventory, for the target picker.
-    pub fn inventory(&self) -> &Inventory {
-        &self.inventory
+    /// Every account and region, for the target picker.
+    pub fn fleet(&self) -> &Fleet {
+        &self.fleet
     }
 
     /// Resolves the request's target; refuses targets that are offline.
     async fn resolve(&self, spec: &str) -> Result<Target, GatewayError> {
-        let target = self.inventory.resolve(spec).await?;
+        let target = self.fleet.resolve(spec).await?;
         if !target.is_online() {
             return Err(GatewayError::NotConnected {
                 id: target.id.clone(),
@@ -301,7 +319,8 @@ impl Gateway {
         // The permitting policy's @run_as picks the OS user, where the
         // backend can honour it.
         if let Some(user) = &decision.run_as
-            && (plan.backend == crate::config::BackendKind::Sshd || self.has_session_identity())
+            && (plan.backend == crate::config::BackendKind::Sshd
+                || self.has_session_identity(&target))
         {
             plan.os_user = Some(user.clone());
         }
@@ -377,7 +396,7 @@ impl Gateway {
             parameters: plan.start_parameters(),
             reason: reason.clone(),
         };
-        let api = self.session_api(req, &plan).await?;
+        let api = self.session_api(req, &target, &plan).await?;
         let started = api.start_session(&start).await?;
         let tap = self
             .recorder

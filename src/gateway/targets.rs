@@ -30,7 +30,7 @@ impl Gateway {
     /// the shell document, sorted by name then id.
     pub async fn openable_targets(&self, who: Asker) -> Result<Vec<Target>, ResolveError> {
         let online: Vec<Target> = self
-            .inventory()
+            .fleet()
             .list()
             .await?
             .into_iter()

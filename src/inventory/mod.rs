@@ -17,6 +17,9 @@
 
 mod cache;
 mod ec2_batch;
+pub mod fleet;
+
+pub use fleet::{Fleet, Member};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -43,6 +46,11 @@ const MAX_QUOTED_CHARS: usize = 80;
 pub struct Target {
     /// `i-…` or `mi-…`.
     pub id: String,
+    /// The account it is in: its `[[aws.accounts]]` name, or
+    /// [`DEFAULT_ACCOUNT`] when none are configured.
+    pub account: String,
+    /// Its region (empty when the SDK's configuration names none).
+    pub region: String,
     /// The `Name` tag, else the hybrid activation's name.
     pub name: Option<String>,
     /// The host name the agent reports.
@@ -68,9 +76,11 @@ pub struct Target {
 }
 
 impl Target {
-    fn new(info: &InstanceInfo, tags: &BTreeMap<String, String>) -> Self {
+    fn new(at: &Location, info: &InstanceInfo, tags: &BTreeMap<String, String>) -> Self {
         Target {
             id: info.id.clone(),
+            account: at.account.clone(),
+            region: at.region.clone(),
             name: tags
                 .get("Name")
                 .filter(|n| !n.is_empty())
@@ -119,6 +129,13 @@ pub enum ResolveError {
         /// `(id, display name)` of each match, sorted by id.
         candidates: Vec<(String, String)>,
     },
+    /// The spec names an account or region that is not configured.
+    UnknownLocation {
+        /// What was asked for.
+        spec: String,
+        /// `account/region` of every configured member.
+        known: Vec<String>,
+    },
     /// SSM could not be asked.
     Api(#[from] SsmError),
     /// The target's tags could not be read, so no policy can be decided
@@ -148,6 +165,11 @@ impl fmt::Display for ResolveError {
                 }
                 f.write_str("; use the instance id")
             }
+            ResolveError::UnknownLocation { spec, known } => write!(
+                f,
+                "{spec}: no such account or region (targets are ACCOUNT/TARGET or ACCOUNT/REGION/TARGET with ACCOUNT/REGION one of {})",
+                known.join(", ")
+            ),
             ResolveError::Api(e) => write!(f, "{e}"),
             ResolveError::Tags { id, source } => write!(
                 f,
@@ -165,7 +187,7 @@ impl ResolveError {
 
 /// A spec made safe to echo to a terminal: control characters become `?`,
 /// long ones are cut.
-fn quote(spec: &str) -> String {
+pub(crate) fn quote(spec: &str) -> String {
     let mut out: String = spec
         .chars()
         .take(MAX_QUOTED_CHARS)
@@ -235,8 +257,30 @@ fn name_variants(spec: &str) -> Vec<String> {
     variants
 }
 
+/// The account name of targets when no `[[aws.accounts]]` are configured.
+pub const DEFAULT_ACCOUNT: &str = "default";
+
+/// Where an inventory's instances are: account name and region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The `[[aws.accounts]]` name, or [`DEFAULT_ACCOUNT`].
+    pub account: String,
+    /// The region.
+    pub region: String,
+}
+
+impl Default for Location {
+    fn default() -> Self {
+        Location {
+            account: DEFAULT_ACCOUNT.to_owned(),
+            region: String::new(),
+        }
+    }
+}
+
 /// Resolves target specs against SSM's inventory; see the module docs.
 pub struct Inventory {
+    location: Location,
     api: Arc<dyn SsmApi>,
     ttl: Duration,
     listing: ListingCache,
@@ -248,11 +292,23 @@ impl Inventory {
     /// `cache_ttl`.
     pub fn new(api: Arc<dyn SsmApi>, cache_ttl: Duration) -> Self {
         Inventory {
+            location: Location::default(),
             api,
             ttl: cache_ttl,
             listing: ListingCache::new(),
             tags: TagCache::new(cache_ttl),
         }
+    }
+
+    /// The same inventory, labelling its targets with `location`.
+    pub fn in_location(mut self, location: Location) -> Self {
+        self.location = location;
+        self
+    }
+
+    /// Where its instances are.
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
     /// The one managed instance `spec` names, with its tags.
@@ -310,7 +366,7 @@ impl Inventory {
         }
         let info = info.ok_or_else(|| ResolveError::not_found(id))?;
         let tags = self.tags(&info.id).await?;
-        Ok(Target::new(&info, &tags))
+        Ok(Target::new(&self.location, &info, &tags))
     }
 
     /// Every managed instance, with tags, sorted by display name (then
@@ -351,7 +407,7 @@ impl Inventory {
                 false => None,
             };
             let tags = self.tags(&info.id).await?;
-            Ok(Target::new(info, &tags))
+            Ok(Target::new(&self.location, info, &tags))
         }))
         .await
     }

@@ -162,6 +162,8 @@ impl Vocabulary {
             ("resource_type".into(), s(&t.resource_type)),
             ("agent_version".into(), s(&t.agent_version)),
             ("ping_status".into(), s(&t.ping_status)),
+            ("account".into(), s(&t.account)),
+            ("region".into(), s(&t.region)),
         ];
         if let Some(c) = &t.computer_name {
             attrs.push(("computer_name".into(), s(c)));
@@ -289,6 +291,8 @@ pub fn check_schema(vocab: &Vocabulary, schema: &Schema) -> Result<(), String> {
     };
     let mut target = Target {
         id: "i-0123456789abcdef0".into(),
+        account: "default".into(),
+        region: "us-east-1".into(),
         name: Some("n".into()),
         computer_name: Some("c".into()),
         ping_status: "Online".into(),

@@ -93,6 +93,8 @@ struct TestUser {
 #[serde(deny_unknown_fields)]
 struct TestTarget {
     id: String,
+    account: Option<String>,
+    region: Option<String>,
     name: Option<String>,
     computer_name: Option<String>,
     platform: Option<String>,
@@ -236,6 +238,11 @@ impl TestFile {
         };
         let target = Target {
             id: t.id.clone(),
+            account: t
+                .account
+                .clone()
+                .unwrap_or_else(|| crate::inventory::DEFAULT_ACCOUNT.into()),
+            region: t.region.clone().unwrap_or_default(),
             name: Some(t.name.clone().unwrap_or_else(|| case.target.clone())),
             computer_name: t.computer_name.clone(),
             ping_status: t.ping_status.clone().unwrap_or_else(|| "Online".into()),

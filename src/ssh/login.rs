@@ -122,6 +122,12 @@ mod tests {
             parse_login(&format!("a+{}", "t".repeat(256))),
             Err(LoginError::Target(TargetError::TooLong(256)))
         );
+        // Account and region qualify a target; empty parts don't.
+        assert!(parse_login("alice+prod/eu-west-1/web-1").is_ok());
+        assert!(matches!(
+            parse_login("alice+prod//web-1"),
+            Err(LoginError::Target(TargetError::BadQualifier(_)))
+        ));
         // Only the first '+' splits; a second one is part of the target.
         assert_eq!(
             parse_login("alice+web+1"),
@@ -135,7 +141,7 @@ mod tests {
             "a+web\n",
             "a+we\u{1b}b",
             "a+wéb",
-            "a+web/1",
+            "a+web\\1",
             "a+web@x",
         ] {
             assert!(

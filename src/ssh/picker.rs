@@ -105,7 +105,11 @@ async fn openable_targets(
 
 fn describe(t: &Target) -> String {
     let name = t.name.as_deref().unwrap_or("-");
-    format!("{:<20} {:<22} {}", name, t.id, t.platform_name)
+    let mut line = format!("{:<20} {:<22} {}", name, t.id, t.platform_name);
+    if t.account != crate::inventory::DEFAULT_ACCOUNT {
+        line.push_str(&format!("  ({}/{})", t.account, t.region));
+    }
+    line
 }
 
 /// Reads one line with echo and backspace; `None` on Ctrl-C, Ctrl-D or close.

@@ -17,6 +17,8 @@ fn key(seed: u8) -> PrivateKey {
 fn target() -> Target {
     Target {
         id: "i-0123456789abcdef0".into(),
+        account: "default".into(),
+        region: "us-east-1".into(),
         name: Some("web-1".into()),
         computer_name: Some("ip-10-0-0-1.ec2.internal".into()),
         ping_status: "Online".into(),

@@ -78,6 +78,8 @@ fn key() -> AuthMethod {
 fn target(id: &str, name: &str, tags: &[(&str, &str)]) -> Target {
     Target {
         id: id.into(),
+        account: "default".into(),
+        region: "us-east-1".into(),
         name: Some(name.into()),
         computer_name: None,
         ping_status: "Online".into(),
