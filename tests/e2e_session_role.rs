@@ -10,22 +10,11 @@
 
 mod common;
 
-use std::process::Output;
-
-use common::gateway::{Fixture, Options, WEB_1, output};
+use common::gateway::{Fixture, Options, WEB_1, show};
 use common::openssh::current_user;
 
 const SECS: u64 = 30;
 const ROLE: &str = "arn:aws:iam::123456789012:role/ssmgate-session";
-
-fn show(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 async fn fixture(run_as: Option<&str>, policies: &str) -> Fixture {
     Fixture::start_opts(Options {
@@ -52,12 +41,6 @@ async fn sessions(fx: &Fixture, n: usize) -> Vec<ssm_sim::registry::SessionEntry
     }
 }
 
-async fn echo(fx: &Fixture, login: &str, target: &str) -> Output {
-    let mut cmd = fx.ssh("alice", &format!("{login}+{target}"));
-    cmd.args(["echo", "ok"]);
-    output(cmd, SECS).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_run_under_the_session_role_assumed_for_the_user() {
     // The sim's agent runs a Run As session as that OS user: one that
@@ -65,7 +48,7 @@ async fn sessions_run_under_the_session_role_assumed_for_the_user() {
     let me = current_user().await;
     let fx = fixture(Some(&me), "").await;
     for _ in 0..2 {
-        let out = echo(&fx, "alice", "web-1").await;
+        let out = fx.echo_on("web-1", SECS).await;
         assert_eq!(out.status.code(), Some(0), "{}", show(&out));
         assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
     }
@@ -110,7 +93,7 @@ async fn a_policy_run_as_overrides_the_users() {
         "@id(\"web-as-me\")\n@run_as(\"{me}\")\npermit (principal in Group::\"sre\", action == Action::\"exec\", resource);\n"
     );
     let fx = fixture(Some("someone-else"), &policy).await;
-    let out = echo(&fx, "alice", "web-1").await;
+    let out = fx.echo_on("web-1", SECS).await;
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let sessions = sessions(&fx, 1).await;
     assert_eq!(sessions.len(), 1);
@@ -129,7 +112,7 @@ async fn a_role_that_cannot_be_assumed_refuses_clearly_and_is_audited() {
         "User: arn:aws:iam::123456789012:user/gw is not authorized to perform: sts:AssumeRole",
         Some(1),
     );
-    let out = echo(&fx, "alice", "web-1").await;
+    let out = fx.echo_on("web-1", SECS).await;
     assert_eq!(out.status.code(), Some(255), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -153,7 +136,7 @@ async fn a_role_that_cannot_be_assumed_refuses_clearly_and_is_audited() {
         "{rows:?}"
     );
     // Not cached: the next try assumes the role again and works.
-    let out = echo(&fx, "alice", "web-1").await;
+    let out = fx.echo_on("web-1", SECS).await;
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let sessions = sessions(&fx, 1).await;
     assert_eq!(sessions[0].caller.session_tag("SSMSessionRunAs"), None);

@@ -8,24 +8,13 @@
 
 mod common;
 
-use std::process::Output;
-
-use common::gateway::{DB_1, Fixture, Options, WEB_1, output};
+use common::gateway::{DB_1, Fixture, Options, WEB_1, show};
 
 const SECS: u64 = 30;
 const EDGE_1: &str = "mi-0e0000000000000b1";
 /// A hybrid node tagged like db-1: the same policy must refuse it.
 const HYBRID: &str =
     "\n[[instances]]\nid = \"mi-0e0000000000000b1\"\nname = \"edge-1\"\ntags = { role = \"db\" }\n";
-
-fn show(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 async fn fixture() -> Fixture {
     Fixture::start_opts(Options {
@@ -35,18 +24,12 @@ async fn fixture() -> Fixture {
     .await
 }
 
-async fn echo(fx: &Fixture, target: &str) -> Output {
-    let mut cmd = fx.ssh("alice", &format!("alice+{target}"));
-    cmd.args(["echo", "ok"]);
-    output(cmd, SECS).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policies_on_tags_decide_for_ec2_and_hybrid_targets() {
     let fx = fixture().await;
     let calls = |op: &str| fx.sim.registry.api_calls(op);
 
-    let out = echo(&fx, "web-1").await;
+    let out = fx.echo_on("web-1", SECS).await;
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
     assert!(calls("GetResources") >= 1, "EC2 tags from the Tagging API");
@@ -59,7 +42,7 @@ async fn policies_on_tags_decide_for_ec2_and_hybrid_targets() {
     // role=db on an EC2 instance and on a hybrid node: both refused by
     // the same forbid, so both tag sources were read.
     for (target, id) in [("db-1", DB_1), ("edge-1", EDGE_1)] {
-        let out = echo(&fx, target).await;
+        let out = fx.echo_on(target, SECS).await;
         assert_eq!(out.status.code(), Some(255), "{target}: {}", show(&out));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -77,7 +60,7 @@ async fn an_unreadable_tag_source_refuses_with_the_cause_is_audited_and_recovers
     let faults = fx.sim.registry.api_faults();
 
     faults.fail("GetResources", "ThrottledException", "Rate exceeded", None);
-    let out = echo(&fx, "web-1").await;
+    let out = fx.echo_on("web-1", SECS).await;
     assert_eq!(out.status.code(), Some(255), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -94,7 +77,7 @@ async fn an_unreadable_tag_source_refuses_with_the_cause_is_audited_and_recovers
         "User: arn:aws:sts::123456789012:assumed-role/gw/x is not authorized to perform: tag:GetResources",
         None,
     );
-    let out = echo(&fx, "web-1").await;
+    let out = fx.echo_on("web-1", SECS).await;
     assert_eq!(out.status.code(), Some(255), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -122,10 +105,10 @@ async fn an_unreadable_tag_source_refuses_with_the_cause_is_audited_and_recovers
 
     // Once AWS answers again, so does the gateway: failures are not cached.
     faults.clear("GetResources");
-    let out = echo(&fx, "web-1").await;
+    let out = fx.echo_on("web-1", SECS).await;
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     // And the policy still sees the tags (db-1 is refused by its tag).
-    let out = echo(&fx, "db-1").await;
+    let out = fx.echo_on("db-1", SECS).await;
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("port forwarding only"),
         "{}",

@@ -158,15 +158,7 @@ impl Gateway {
                     "os_user": plan.os_user,
                     "message": format!("the session role could not be assumed: {e}"),
                 });
-                self.recorder
-                    .audit(
-                        AuditKind::DecisionDeny,
-                        Some(&req.user.name),
-                        Some(req.id),
-                        Some(req.source.ip()),
-                        detail,
-                    )
-                    .await;
+                self.audit_denied(req, detail).await;
                 Err(GatewayError::SessionRole(e))
             }
         }
@@ -285,17 +277,23 @@ impl Gateway {
                 "undecidable": true,
                 "message": e.to_string(),
             });
-            self.recorder
-                .audit(
-                    AuditKind::DecisionDeny,
-                    Some(&req.user.name),
-                    Some(req.id),
-                    Some(req.source.ip()),
-                    detail,
-                )
-                .await;
+            self.audit_denied(req, detail).await;
         }
         result
+    }
+
+    /// Audits a refusal of `req` that no policy decided (AWS could not be
+    /// asked what the decision needs).
+    async fn audit_denied(&self, req: &SessionRequest, detail: serde_json::Value) {
+        self.recorder
+            .audit(
+                AuditKind::DecisionDeny,
+                Some(&req.user.name),
+                Some(req.id),
+                Some(req.source.ip()),
+                detail,
+            )
+            .await;
     }
 
     /// Resolves the target and asks the policies, without starting

@@ -393,3 +393,22 @@ pub async fn recorded_ops(
         .map(|e| serde_json::from_slice(&e.data).expect("a file operation is JSON"))
         .collect()
 }
+
+/// An output's status, stdout and stderr, for assertion messages.
+pub fn show(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+impl Fixture {
+    /// `ssh alice+TARGET echo ok` through the gateway, with alice's key.
+    pub async fn echo_on(&self, target: &str, secs: u64) -> Output {
+        let mut cmd = self.ssh("alice", &format!("alice+{target}"));
+        cmd.args(["echo", "ok"]);
+        output(cmd, secs).await
+    }
+}
