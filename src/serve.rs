@@ -9,10 +9,9 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::aws::{Ssm, SsmApi};
 use crate::config::{AwsCredentials, Config};
 use crate::gateway::Gateway;
-use crate::inventory::{DEFAULT_ACCOUNT, Fleet, Inventory, Location, Member};
+use crate::inventory::Fleet;
 use crate::keyfile;
 use crate::policy::PolicyEngine;
 use crate::policy::reload::{ReloadHook, ReloadReport};
@@ -101,8 +100,7 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
         signed,
     )
     .await;
-    let ssm: Arc<dyn SsmApi> = Arc::new(Ssm::from_config(&aws));
-    let fleet = fleet(config, &aws).await;
+    let fleet = Fleet::from_config(&config.aws, config.inventory.cache, &aws).await;
     let url = &config.database.url;
     let store = crate::recording::connect(url)
         .await
@@ -111,17 +109,12 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
             source,
         })?;
     let recorder = Recorder::start(store.clone(), config.recording.clone()).await?;
-    let inventory = Inventory::new(ssm.clone(), config.inventory.cache).in_location(Location {
-        account: DEFAULT_ACCOUNT.to_owned(),
-        region: aws.region().map(|r| r.to_string()).unwrap_or_default(),
-    });
     let policy = Arc::new(PolicyEngine::load_with(
         &config.policy.dir,
         &config.policy.example_reason,
     )?);
-    let mut gateway = Gateway::new(
-        ssm,
-        inventory,
+    let mut gateway = Gateway::with_fleet(
+        fleet,
         config.sessions.clone(),
         policy.clone(),
         recorder.clone(),
@@ -136,9 +129,6 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
         let trust = HostTrust::new(&backend.host_cas, store.clone());
         let carrier = SshdCarrier::new(ca, trust, config.server.max_session);
         gateway = gateway.with_sshd_backend(backend.clone(), Arc::new(carrier));
-    }
-    if let Some(fleet) = fleet {
-        gateway = gateway.with_fleet(fleet);
     }
     if let Some(role) = &config.aws.session_role_arn {
         tracing::info!(role = %role, "sessions use the session role, assumed per user");
@@ -230,36 +220,4 @@ fn reload_auditor(recorder: &Recorder) -> ReloadHook {
                 .await;
         });
     })
-}
-
-/// The accounts and regions of `[[aws.accounts]]`; `None` when none are
-/// configured (the gateway's own account in `aws.region`).
-async fn fleet(config: &Config, shared: &aws_config::SdkConfig) -> Option<Fleet> {
-    if config.aws.accounts.is_empty() {
-        return None;
-    }
-    let mut members = Vec::new();
-    for account in &config.aws.accounts {
-        for region in &account.regions {
-            let apis =
-                crate::aws::accounts::for_account(shared, account.role_arn.as_deref(), region)
-                    .await;
-            let inventory =
-                Inventory::new(apis.api.clone(), config.inventory.cache).in_location(Location {
-                    account: account.name.clone(),
-                    region: region.clone(),
-                });
-            members.push(Member {
-                inventory,
-                api: apis.api,
-                sessions: apis.sessions,
-            });
-        }
-    }
-    tracing::info!(
-        accounts = config.aws.accounts.len(),
-        locations = members.len(),
-        "targets in several accounts and regions"
-    );
-    Some(Fleet::new(members))
 }

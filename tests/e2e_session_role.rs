@@ -141,3 +141,28 @@ async fn a_role_that_cannot_be_assumed_refuses_clearly_and_is_audited() {
     let sessions = sessions(&fx, 1).await;
     assert_eq!(sessions[0].caller.session_tag("SSMSessionRunAs"), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_as_session_runs_as_that_os_user() {
+    const OS_USER: &str = "ssmgaterunas";
+    if !common::ensure_os_user(OS_USER) {
+        return;
+    }
+    let fx = fixture(Some(OS_USER), "").await;
+    let mut cmd = fx.ssh("alice", "alice+web-1");
+    cmd.arg("whoami");
+    let out = common::gateway::output(cmd, SECS).await;
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{OS_USER}\n"));
+    // Without a run-as user, the session runs as the sim's own user.
+    let fx = fixture(None, "").await;
+    let mut cmd = fx.ssh("alice", "alice+web-1");
+    cmd.arg("whoami");
+    let out = common::gateway::output(cmd, SECS).await;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        current_user().await,
+        "{}",
+        show(&out)
+    );
+}

@@ -481,3 +481,67 @@ async fn an_unknown_account_fails_closed_until_sts_answers() {
     assert_eq!(sim.registry.api_calls("GetResources"), 0);
     assert_eq!(inv.resolve(WEB).await.unwrap().tags["env"], "dev");
 }
+
+#[tokio::test]
+async fn a_fleet_qualifies_names_and_refuses_ambiguity() {
+    use ssmgate::inventory::{Fleet, Location, Member};
+    let sim = sim(FLEET).await;
+    // Two members over the same simulator: every instance is in both.
+    let member = |account: &str, region: &str| {
+        let api: Arc<dyn SsmApi> = Arc::new(gateway_api(&sim));
+        Member {
+            inventory: Inventory::new(api.clone(), Duration::from_secs(60)).in_location(Location {
+                account: account.to_owned(),
+                region: region.to_owned(),
+            }),
+            api,
+            sessions: None,
+        }
+    };
+    let fleet = Fleet::new(vec![member("a", "r1"), member("b", "r2")]);
+    let t = fleet.resolve("a/web-1").await.unwrap();
+    assert_eq!(
+        (t.id.as_str(), t.account.as_str(), t.region.as_str()),
+        (WEB, "a", "r1")
+    );
+    let t = fleet.resolve("b/r2/web-1").await.unwrap();
+    assert_eq!((t.account.as_str(), t.region.as_str()), ("b", "r2"));
+    assert_eq!(fleet.member_of(&t).unwrap().location().account, "b");
+    match fleet.resolve("web-1").await {
+        Err(ResolveError::Ambiguous { spec, candidates }) => {
+            assert_eq!(spec, "web-1");
+            assert_eq!(
+                candidates,
+                vec![
+                    (format!("a/r1/{WEB}"), "web-1".to_owned()),
+                    (format!("b/r2/{WEB}"), "web-1".to_owned()),
+                ]
+            );
+        }
+        other => panic!("expected ambiguity, got {other:?}"),
+    }
+    // A name ambiguous within one member stays ambiguous, qualified.
+    match fleet.resolve("a/api").await {
+        Err(ResolveError::Ambiguous { spec, candidates }) => {
+            assert_eq!(spec, "a/api");
+            assert_eq!(candidates.len(), 2);
+        }
+        other => panic!("expected ambiguity, got {other:?}"),
+    }
+    let err = fleet.resolve("c/web-1").await.unwrap_err();
+    assert!(
+        matches!(err, ResolveError::UnknownLocation { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("one of a/r1, b/r2"), "{err}");
+    assert!(matches!(
+        fleet.resolve("a/r2/web-1").await,
+        Err(ResolveError::UnknownLocation { .. })
+    ));
+    assert!(matches!(
+        fleet.resolve("a/nosuch").await,
+        Err(ResolveError::NotFound { spec }) if spec == "a/nosuch"
+    ));
+    // The picker's listing holds both members' instances.
+    assert_eq!(fleet.list().await.unwrap().len(), 16);
+}

@@ -86,18 +86,12 @@ impl Gateway {
         policy: Arc<PolicyEngine>,
         recorder: Recorder,
     ) -> Self {
-        Self {
-            fleet: Fleet::new(vec![Member {
-                inventory,
-                api: ssm,
-                sessions: None,
-            }]),
-            sessions,
-            policy,
-            recorder,
-            sshd_config: SshdBackendConfig::disabled(),
-            sshd: None,
-        }
+        let fleet = Fleet::new(vec![Member {
+            inventory,
+            api: ssm,
+            sessions: None,
+        }]);
+        Self::with_fleet(fleet, sessions, policy, recorder)
     }
 
     /// Makes each session's SSM calls through `apis` (the session role,
@@ -110,11 +104,21 @@ impl Gateway {
         self
     }
 
-    /// Resolves and opens sessions in `fleet`'s accounts and regions
-    /// instead of the one given to [`Gateway::new`].
-    pub fn with_fleet(mut self, fleet: Fleet) -> Self {
-        self.fleet = fleet;
-        self
+    /// A gateway over several accounts and regions.
+    pub fn with_fleet(
+        fleet: Fleet,
+        sessions: SessionsConfig,
+        policy: Arc<PolicyEngine>,
+        recorder: Recorder,
+    ) -> Self {
+        Self {
+            fleet,
+            sessions,
+            policy,
+            recorder,
+            sshd_config: SshdBackendConfig::disabled(),
+            sshd: None,
+        }
     }
 
     /// Whether sessions on `target` run under their own AWS identity, so

@@ -11,11 +11,14 @@
 //! members that did answer, which might not hold the only match.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use aws_config::SdkConfig;
 use futures_util::future::join_all;
 
-use super::{Inventory, Location, ResolveError, Target, quote};
-use crate::aws::{SessionApis, SsmApi};
+use super::{DEFAULT_ACCOUNT, Inventory, Location, ResolveError, Target, quote};
+use crate::aws::{SessionApis, Ssm, SsmApi, accounts};
+use crate::config::AwsConfig;
 use crate::request::target::split_qualified;
 
 /// One account and region.
@@ -44,6 +47,46 @@ impl Fleet {
     /// A fleet of `members` (at least one).
     pub fn new(members: Vec<Member>) -> Self {
         Fleet { members }
+    }
+
+    /// The fleet `[aws]` describes, from the gateway's AWS configuration
+    /// `shared`: one member per `[[aws.accounts]]` account and region, or
+    /// without accounts the gateway's own account in its region
+    /// ([`DEFAULT_ACCOUNT`]). Inventories cache for `cache`.
+    pub async fn from_config(aws: &AwsConfig, cache: Duration, shared: &SdkConfig) -> Fleet {
+        if aws.accounts.is_empty() {
+            let api: Arc<dyn SsmApi> = Arc::new(Ssm::from_config(shared));
+            let inventory = Inventory::new(api.clone(), cache).in_location(Location {
+                account: DEFAULT_ACCOUNT.to_owned(),
+                region: shared.region().map(|r| r.to_string()).unwrap_or_default(),
+            });
+            return Fleet::new(vec![Member {
+                inventory,
+                api,
+                sessions: None,
+            }]);
+        }
+        let mut members = Vec::new();
+        for account in &aws.accounts {
+            for region in &account.regions {
+                let apis = accounts::for_account(shared, account.role_arn.as_deref(), region).await;
+                let inventory = Inventory::new(apis.api.clone(), cache).in_location(Location {
+                    account: account.name.clone(),
+                    region: region.clone(),
+                });
+                members.push(Member {
+                    inventory,
+                    api: apis.api,
+                    sessions: apis.sessions,
+                });
+            }
+        }
+        tracing::info!(
+            accounts = aws.accounts.len(),
+            locations = members.len(),
+            "targets in several accounts and regions"
+        );
+        Fleet::new(members)
     }
 
     /// Its members.

@@ -3,7 +3,6 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{Context as _, anyhow, bail};
@@ -11,9 +10,8 @@ use anyhow::{Context as _, anyhow, bail};
 use super::testfile::{TestFile, default_document, render};
 use super::time::parse_rfc3339;
 use super::{Action, AuthzRequest, ContextInput, PolicyEngine, PolicyError, Principal};
-use crate::aws::{Ssm, SsmApi};
 use crate::config::{AwsCredentials, Config};
-use crate::inventory::Inventory;
+use crate::inventory::Fleet;
 use crate::request::{AuthMethod, DEFAULT_CERT_EXTENSIONS};
 
 /// The policy directory: `--policies`, else the config's `[policy] dir`,
@@ -145,16 +143,14 @@ pub async fn explain(opts: &ExplainOptions) -> anyhow::Result<String> {
         other => default_document(other).to_owned(),
     });
 
-    let ssm: Arc<dyn SsmApi> = Arc::new(
-        Ssm::from_settings(
-            config.aws.region.clone(),
-            config.aws.endpoint.clone(),
-            config.aws.credentials == AwsCredentials::Chain,
-        )
-        .await,
-    );
-    let inventory = Inventory::new(ssm, config.inventory.cache);
-    let target = inventory.resolve(&opts.target).await?;
+    let shared = crate::aws::load_config(
+        config.aws.region.clone(),
+        config.aws.endpoint.clone(),
+        config.aws.credentials == AwsCredentials::Chain,
+    )
+    .await;
+    let fleet = Fleet::from_config(&config.aws, config.inventory.cache, &shared).await;
+    let target = fleet.resolve(&opts.target).await?;
 
     let auth = match &opts.key_id {
         Some(key_id) => AuthMethod::Certificate {

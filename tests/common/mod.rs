@@ -185,3 +185,36 @@ ports = {{ "{port}" = "{dest}" }}
 "#
     )
 }
+
+/// Makes OS user `name` exist (useradd, no home) for tests that run
+/// sessions as another user; false, with the reason printed, when this
+/// process cannot (not root, no useradd).
+pub fn ensure_os_user(name: &str) -> bool {
+    let run =
+        |program: &str, args: &[&str]| std::process::Command::new(program).args(args).output();
+    let root = run("id", &["-u"]).is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !root {
+        eprintln!("skipped: switching to OS user {name} needs root");
+        return false;
+    }
+    if run("id", &[name]).is_ok_and(|o| o.status.success()) {
+        return true;
+    }
+    match run("useradd", &["--no-create-home", "--shell", "/bin/sh", name]) {
+        // Another test may have created it meanwhile.
+        Ok(o) if o.status.success() || String::from_utf8_lossy(&o.stderr).contains("exists") => {
+            true
+        }
+        Ok(o) => {
+            eprintln!(
+                "skipped: useradd {name} failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            false
+        }
+        Err(e) => {
+            eprintln!("skipped: no useradd: {e}");
+            false
+        }
+    }
+}
