@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::gateway::{Fixture, Options, show};
@@ -121,6 +120,15 @@ async fn qualified_names_reach_the_right_account_and_region() {
 
     // Policies see the account and region.
     let out = fx.echo_on("prod/us-east-1/east-host", SECS).await;
+    assert!(
+        !fx.sim
+            .registry
+            .describe(true)
+            .iter()
+            .chain(fx.sim.registry.describe(false).iter())
+            .any(|s| s.target == PROD_EAST),
+        "refused before any session"
+    );
     assert_eq!(out.status.code(), Some(255), "{}", show(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("no commands in prod's us-east-1"),
