@@ -449,18 +449,34 @@ fn accounts_and_regions() {
         c.aws.accounts[0].role_arn.as_deref(),
         Some("arn:aws:iam::111111111111:role/ssmgate")
     );
-    assert_eq!(c.aws.accounts[1].regions, ["us-east-1"], "aws.region by default");
+    assert_eq!(
+        c.aws.accounts[1].regions,
+        ["us-east-1"],
+        "aws.region by default"
+    );
     assert_eq!(c.aws.accounts[1].role_arn, None);
 
     for (text, field, needle) in [
-        ("[[aws.accounts]]\nname = \"Prod\"\nregions = [\"us-east-1\"]\n", "aws.accounts[0].name", "a-z 0-9"),
-        ("[[aws.accounts]]\nname = \"p\"\n", "aws.accounts[0].regions", "list the account's regions"),
+        (
+            "[[aws.accounts]]\nname = \"Prod\"\nregions = [\"us-east-1\"]\n",
+            "aws.accounts[0].name",
+            "a-z 0-9",
+        ),
+        (
+            "[[aws.accounts]]\nname = \"p\"\n",
+            "aws.accounts[0].regions",
+            "list the account's regions",
+        ),
         (
             "[[aws.accounts]]\nname = \"p\"\nregions = [\"x\"]\n[[aws.accounts]]\nname = \"p\"\nregions = [\"x\"]\n",
             "aws.accounts[1].name",
             "listed twice",
         ),
-        ("[[aws.accounts]]\nname = \"p\"\nregions = [\"EU\"]\n", "aws.accounts[0].regions", "us-east-1"),
+        (
+            "[[aws.accounts]]\nname = \"p\"\nregions = [\"EU\"]\n",
+            "aws.accounts[0].regions",
+            "us-east-1",
+        ),
         (
             "[[aws.accounts]]\nname = \"p\"\nregions = [\"x\"]\nrole_arn = \"arn:aws:iam::1:role/r\"\n",
             "aws.accounts[0].role_arn",
