@@ -1,14 +1,25 @@
 //! The simulator's TOML configuration: mode, fault injection, the instance
-//! inventory, region and account. Loading reports every problem with the
-//! file, line, column and key path (e.g.
+//! inventory, the home region and account, and the other accounts this
+//! simulated AWS holds. Loading reports every problem with the file, line,
+//! column and key path (e.g.
 //! `sim.toml:7:6: instances[1].id: must start with i- or mi- (got "x-1")`).
+//!
+//! Accounts and regions: one sim hosts several. Plain access keys act in
+//! the home `account`; credentials from the sim's STS `AssumeRole` act in
+//! the account of the role (any role ARN of the home account or of an
+//! `[[accounts]]` entry may be assumed; other accounts' are
+//! `AccessDenied`). Each request is served in the region its SigV4
+//! signature is scoped to (the home `region` when unsigned), and sees only
+//! the instances (and sessions) of its account and region. An instance is
+//! in the home account and region unless its `account`/`region` say
+//! otherwise; instance ids stay unique across all of them.
 //!
 //! Full example (every key is optional):
 //!
 //! ```toml
 //! mode = "faithful"          # "faithful" (real timings) or "fast" (no artificial waits)
-//! region = "us-east-1"
-//! account = "123456789012"
+//! region = "us-east-1"       # the home region: of instances that name none, and of unsigned requests
+//! account = "123456789012"   # the home account: plain access keys act in it
 //! role_max_session_duration = 3600  # every IAM role's MaxSessionDuration for STS AssumeRole (3600..=43200)
 //!
 //! [faults]                   # data-channel fault injection (all off by default)
@@ -27,12 +38,17 @@
 //! message = "Rate exceeded"
 //! times = 3                  # the next 3 calls; absent: every call
 //!
+//! [[accounts]]               # more accounts (none by default); reached by assuming a role in them,
+//! id = "222222222222"        # e.g. arn:aws:iam::222222222222:role/ops (12 digits, unique)
+//!
 //! [[instances]]              # none listed ⇒ the built-in fleet (Inventory::default_instances)
 //! id = "i-0123456789abcdef0"
 //! name = "web-1"
 //! tags = { env = "dev" }
 //! ping_status = "Online"     # Online | ConnectionLost | Inactive
 //! ports = { "22" = "127.0.0.1:2222" }
+//! account = "222222222222"   # default: the home account; else one of [[accounts]]
+//! region = "eu-west-1"       # default: the home region
 //! ```
 //!
 //! See [`Instance`] for every instance key.
@@ -46,6 +62,7 @@ use serde::Deserialize;
 
 use crate::api::faults::ApiFaultRule;
 use crate::inventory::{Instance, Inventory};
+use crate::location::{is_account_id, is_region_name};
 use toml_diagnostics::TomlSource;
 pub use toml_diagnostics::{ConfigError, Diagnostic};
 
@@ -142,6 +159,15 @@ impl FaultConfig {
     }
 }
 
+/// One `[[accounts]]` entry: an account that exists in this simulated AWS
+/// besides the home one.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// The account id (12 digits).
+    pub id: String,
+}
+
 /// The whole sim config file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -158,12 +184,18 @@ pub struct SimConfig {
     /// The instances; empty ⇒ [`Inventory::default_instances`].
     #[serde(default)]
     pub instances: Vec<Instance>,
-    /// Region reported in ARNs (default `us-east-1`).
+    /// The home region (default `us-east-1`): instances without `region`
+    /// are in it, and unsigned requests are served in it.
     #[serde(default = "default_region")]
     pub region: String,
-    /// Account id reported in ARNs (default `123456789012`).
+    /// The home account (default `123456789012`): plain access keys are
+    /// IAM users of it; instances without `account` are in it.
     #[serde(default = "default_account")]
     pub account: String,
+    /// Other accounts of this simulated AWS (reached by assuming a role in
+    /// them); the home account need not be listed.
+    #[serde(default)]
+    pub accounts: Vec<AccountConfig>,
     /// The `MaxSessionDuration` of every role STS `AssumeRole` assumes, in
     /// seconds (default 3600, a new IAM role's; AWS allows 3600–43200).
     #[serde(default = "default_role_max_session")]
@@ -189,6 +221,7 @@ impl Default for SimConfig {
             instances: Vec::new(),
             region: default_region(),
             account: default_account(),
+            accounts: Vec::new(),
             role_max_session_duration: default_role_max_session(),
         }
     }
@@ -207,6 +240,18 @@ impl SimConfig {
     /// Parses and validates config text (errors name the origin `sim config`).
     pub fn from_toml_str(s: &str) -> Result<Self, ConfigError> {
         Self::parse(s, "sim config")
+    }
+
+    /// Every account this config hosts: the home one first, then the
+    /// listed ones (each once).
+    pub fn hosted_accounts(&self) -> Vec<String> {
+        let mut out = vec![self.account.clone()];
+        for a in &self.accounts {
+            if !out.contains(&a.id) {
+                out.push(a.id.clone());
+            }
+        }
+        out
     }
 
     /// The inventory this config describes.
@@ -241,22 +286,32 @@ impl SimConfig {
                 ));
             }
         }
-        if self.region.is_empty()
-            || !self
-                .region
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
+        if !is_region_name(&self.region) {
             return Err((
                 "region".into(),
                 format!("must look like us-east-1 (got \"{}\")", self.region),
             ));
         }
-        if self.account.len() != 12 || !self.account.bytes().all(|b| b.is_ascii_digit()) {
+        if !is_account_id(&self.account) {
             return Err((
                 "account".into(),
                 format!("must be 12 digits (got \"{}\")", self.account),
             ));
+        }
+        let mut listed = BTreeSet::new();
+        for (i, account) in self.accounts.iter().enumerate() {
+            if !is_account_id(&account.id) {
+                return Err((
+                    format!("accounts[{i}].id"),
+                    format!("must be 12 digits (got \"{}\")", account.id),
+                ));
+            }
+            if !listed.insert(account.id.as_str()) {
+                return Err((
+                    format!("accounts[{i}].id"),
+                    format!("duplicate account \"{}\"", account.id),
+                ));
+            }
         }
         if !(3600..=43_200).contains(&self.role_max_session_duration) {
             return Err((
@@ -286,6 +341,18 @@ impl SimConfig {
                 return Err((
                     format!("instances[{i}].id"),
                     format!("duplicate instance id \"{}\"", instance.id),
+                ));
+            }
+            if let Some(account) = &instance.account
+                && *account != self.account
+                && !listed.contains(account.as_str())
+            {
+                return Err((
+                    format!("instances[{i}].account"),
+                    format!(
+                        "\"{account}\" is not an account of this sim: use the home account \"{}\" or list it as [[accounts]] id = \"{account}\"",
+                        self.account
+                    ),
                 ));
             }
         }
@@ -409,6 +476,64 @@ ping_status = "Inactive"
         assert_eq!(d.field.as_deref(), Some("role_max_session_duration"));
         let d = diag("x = [\n");
         assert!(d.position.is_some());
+    }
+
+    #[test]
+    fn accounts_and_instance_locations() {
+        let c = SimConfig::from_toml_str(
+            r#"
+account = "111111111111"
+[[accounts]]
+id = "222222222222"
+[[accounts]]
+id = "111111111111"
+[[instances]]
+id = "i-01234567"
+[[instances]]
+id = "i-01234568"
+account = "222222222222"
+region = "eu-west-1"
+[[instances]]
+id = "i-01234569"
+account = "111111111111"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.hosted_accounts(), vec!["111111111111", "222222222222"]);
+        let inv = c.inventory();
+        let abroad = inv.get("i-01234568").unwrap();
+        assert_eq!(abroad.account.as_deref(), Some("222222222222"));
+        assert_eq!(abroad.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(inv.get("i-01234567").unwrap().account, None);
+        assert_eq!(SimConfig::default().hosted_accounts(), vec!["123456789012"]);
+    }
+
+    #[test]
+    fn account_errors_name_the_key() {
+        let d = diag("[[accounts]]\nid = \"12\"\n");
+        assert_eq!(d.field.as_deref(), Some("accounts[0].id"));
+        assert_eq!(d.position, Some((2, 6)));
+        assert!(d.message.contains("12 digits"), "{d}");
+        let d = diag("[[accounts]]\nid = \"222222222222\"\n[[accounts]]\nid = \"222222222222\"\n");
+        assert_eq!(d.field.as_deref(), Some("accounts[1].id"));
+        assert_eq!(d.position.map(|p| p.0), Some(4));
+        assert!(d.message.contains("duplicate"), "{d}");
+        let d = diag("[[accounts]]\nname = \"prod\"\n");
+        assert!(d.message.contains("unknown field"), "{d}");
+        let d = diag("[[instances]]\nid = \"i-01234567\"\naccount = \"333333333333\"\n");
+        assert_eq!(d.field.as_deref(), Some("instances[0].account"));
+        assert_eq!(d.position, Some((3, 11)));
+        assert!(d.message.contains("[[accounts]]"), "{d}");
+        let d = diag("[[instances]]\nid = \"i-01234567\"\naccount = \"3\"\n");
+        assert_eq!(d.field.as_deref(), Some("instances[0].account"));
+        assert!(d.message.contains("12 digits"), "{d}");
+        let d = diag("[[instances]]\nid = \"i-01234567\"\nregion = \"Mars\"\n");
+        assert_eq!(d.field.as_deref(), Some("instances[0].region"));
+        assert_eq!(d.position.map(|p| p.0), Some(3));
+        let d = diag(
+            "[[instances]]\nid = \"i-01234567\"\n[[instances]]\nid = \"i-01234567\"\naccount = \"123456789012\"\n",
+        );
+        assert!(d.message.contains("duplicate instance id"), "{d}");
     }
 
     #[test]

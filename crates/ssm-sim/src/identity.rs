@@ -3,10 +3,11 @@
 //! ([`Identities`]).
 //!
 //! The sim checks no signatures. An access key id it did not issue stands
-//! for an IAM user of the sim's account named after the key id
+//! for an IAM user of the sim's home account named after the key id
 //! (`arn:{partition}:iam::{account}:user/{key id}`), so tests can use any
 //! plain keys. A key id it issued stands for the assumed-role session
-//! (`arn:{partition}:sts::{account}:assumed-role/{role}/{session}`) until
+//! (`arn:{partition}:sts::{account}:assumed-role/{role}/{session}`, in the
+//! role's account, which requests with it then act in) until
 //! it expires; after that, and when the request's `X-Amz-Security-Token`
 //! is not the one issued with it, the request is refused as AWS refuses
 //! it ([`CallerError`]). It does not own the STS wire protocol
@@ -38,7 +39,8 @@ pub struct Caller {
     /// `GetCallerIdentity`'s `UserId`: `AIDA…` for a user,
     /// `AROA…:{session name}` for a role session.
     pub user_id: String,
-    /// The account.
+    /// The account it acts in: the home account for plain keys, the
+    /// role's for an assumed-role session.
     pub account: String,
     /// The name SSM session ids start with: the user name, or the role
     /// session name.

@@ -6,12 +6,17 @@
 //! config (see [`crate::config`]); an [`Inventory`] indexes them by id.
 //! When the config lists none, [`Inventory::default_instances`] supplies a
 //! small fleet covering the interesting cases (EC2 and hybrid instances, an
-//! offline one).
+//! offline one). Each instance lives in one account and region (its
+//! `account` and `region` keys; absent, the sim's home ones): requests see
+//! only the instances of their caller's account and signing region
+//! ([`Instance::is_at`]). Ids are unique across all of them.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Deserializer};
+
+use crate::location::{Location, is_account_id, is_region_name};
 
 /// The SSM agent's ping status, as `DescribeInstanceInformation` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -64,6 +69,9 @@ impl fmt::Display for PingStatus {
 /// ports = { "22" = "127.0.0.1:2222", "80" = "localhost:8080" }
 ///                                   # remote port → address the sim dials
 ///                                   # (default: 127.0.0.1:<port>)
+/// account = "222222222222"          # the account it is in: the sim's `account`
+///                                   # (the default) or one of its [[accounts]]
+/// region = "eu-west-1"              # the region it is in (default: the sim's `region`)
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,6 +114,12 @@ pub struct Instance {
     /// Remote port → `host:port` the sim dials instead of `127.0.0.1:<port>`.
     #[serde(default, deserialize_with = "deserialize_ports")]
     pub ports: BTreeMap<u16, String>,
+    /// The account the instance is in; `None`: the sim's home account.
+    #[serde(default)]
+    pub account: Option<String>,
+    /// The region the instance is in; `None`: the sim's home region.
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 fn default_platform_type() -> String {
@@ -170,6 +184,8 @@ impl Instance {
             ip_address: default_ip_address(),
             shell: default_shell(),
             ports: BTreeMap::new(),
+            account: None,
+            region: None,
         };
         instance.normalize();
         instance
@@ -192,6 +208,34 @@ impl Instance {
     pub fn with_ping_status(mut self, status: PingStatus) -> Self {
         self.ping_status = status;
         self
+    }
+
+    /// Puts the instance in `account` (builder style; the sim must host
+    /// that account, see [`crate::config::SimConfig`]'s `accounts`).
+    pub fn with_account(mut self, account: &str) -> Self {
+        self.account = Some(account.to_owned());
+        self
+    }
+
+    /// Puts the instance in `region` (builder style).
+    pub fn with_region(mut self, region: &str) -> Self {
+        self.region = Some(region.to_owned());
+        self
+    }
+
+    /// True when the instance is in location `at`; an instance without
+    /// `account` or `region` is in `home`'s.
+    pub fn is_at(&self, at: &Location, home: &Location) -> bool {
+        self.account.as_deref().unwrap_or(&home.account) == at.account
+            && self.region.as_deref().unwrap_or(&home.region) == at.region
+    }
+
+    /// The location the instance is in (`home`'s where it names none).
+    pub fn location(&self, home: &Location) -> Location {
+        Location {
+            region: self.region.clone().unwrap_or_else(|| home.region.clone()),
+            account: self.account.clone().unwrap_or_else(|| home.account.clone()),
+        }
     }
 
     /// Fills derived fields: `resource_type` from the id prefix when empty,
@@ -262,6 +306,22 @@ impl Instance {
             if let Err(why) = parse_host_port(address) {
                 return fail(format!("ports.\"{port}\""), why);
             }
+        }
+        if let Some(account) = &self.account
+            && !is_account_id(account)
+        {
+            return fail(
+                "account".into(),
+                format!("must be 12 digits (got \"{account}\")"),
+            );
+        }
+        if let Some(region) = &self.region
+            && !is_region_name(region)
+        {
+            return fail(
+                "region".into(),
+                format!("must look like us-east-1 (got \"{region}\")"),
+            );
         }
         Ok(())
     }
@@ -425,6 +485,40 @@ mod tests {
         k.tags.insert("Name".into(), "tagged".into());
         k.normalize();
         assert_eq!(k.name.as_deref(), Some("tagged"));
+    }
+
+    #[test]
+    fn location_defaults_to_home() {
+        let home = Location::default();
+        let abroad = home.in_region("eu-west-1");
+        let other = Location {
+            account: "222222222222".into(),
+            region: "eu-west-1".into(),
+        };
+        let i = Instance::new("i-0123456789abcdef0");
+        assert!(i.is_at(&home, &home) && !i.is_at(&abroad, &home));
+        assert_eq!(i.location(&home), home);
+        let j = i.clone().with_region("eu-west-1");
+        assert!(j.is_at(&abroad, &home) && !j.is_at(&home, &home));
+        let k = j.with_account("222222222222");
+        assert!(k.is_at(&other, &home) && !k.is_at(&abroad, &home));
+        assert_eq!(k.location(&home), other);
+        assert_eq!(
+            Instance::new("i-0123456789abcdef0")
+                .with_account("2")
+                .validate()
+                .unwrap_err()
+                .field,
+            "account"
+        );
+        assert_eq!(
+            Instance::new("i-0123456789abcdef0")
+                .with_region("EU")
+                .validate()
+                .unwrap_err()
+                .field,
+            "region"
+        );
     }
 
     #[test]

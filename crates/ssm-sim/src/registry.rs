@@ -7,8 +7,14 @@
 //! is never held across an `.await` (no method is async). Session tokens
 //! live only inside the registry and in [`Started`], whose `Debug` hides
 //! them.
+//!
+//! It also knows which accounts this simulated AWS holds (the home
+//! [`Location`]'s and the config's `[[accounts]]`) and answers, for the API
+//! half, what a request served at a location sees: the instances there
+//! ([`Registry::instances_at`]) and the sessions started there (each
+//! [`SessionEntry::location`]).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
@@ -91,6 +97,9 @@ pub struct SessionEntry {
     pub session_id: String,
     /// The instance id given to `StartSession`.
     pub target: String,
+    /// Where it was started (the caller's account and the request's
+    /// region, the target's): only requests served there see it.
+    pub location: Location,
     /// That instance (as it was when the session started).
     pub instance: Instance,
     /// The resolved session document.
@@ -189,8 +198,10 @@ struct State {
 }
 
 struct Inner {
-    /// The region and account ARNs name.
+    /// The home account and region.
     location: Location,
+    /// The other accounts this simulated AWS holds.
+    accounts: BTreeSet<String>,
     inventory: Inventory,
     stream_base: String,
     faults: FaultConfig,
@@ -262,6 +273,7 @@ impl Registry {
         Registry {
             inner: Arc::new(Inner {
                 location: Location::default(),
+                accounts: BTreeSet::new(),
                 inventory,
                 stream_base: stream_base.trim_end_matches('/').to_owned(),
                 faults,
@@ -272,16 +284,33 @@ impl Registry {
         }
     }
 
-    /// The same registry, naming `location` in ARNs. Call it before the
-    /// registry is shared (clones made earlier keep the old location).
+    /// The same registry with `location` as its home account and region.
+    /// Call it before the registry is shared (clones made earlier keep the
+    /// old location).
     pub fn in_location(self, location: Location) -> Self {
-        let inner = match Arc::try_unwrap(self.inner) {
-            Ok(mut inner) => {
-                inner.location = location;
-                inner
-            }
+        self.modified(|inner| inner.location = location)
+    }
+
+    /// The same registry also holding `accounts` (besides the home one):
+    /// roles in them may be assumed, and their instances reached with the
+    /// credentials. Call it before the registry is shared.
+    pub fn with_accounts<I, S>(self, accounts: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let accounts: BTreeSet<String> = accounts.into_iter().map(Into::into).collect();
+        self.modified(|inner| inner.accounts = accounts)
+    }
+
+    /// `change` applied to the registry's settings: in place when this is
+    /// the only handle, else to a copy (with no sessions).
+    fn modified(self, change: impl FnOnce(&mut Inner)) -> Self {
+        let mut inner = match Arc::try_unwrap(self.inner) {
+            Ok(inner) => inner,
             Err(shared) => Inner {
-                location,
+                location: shared.location.clone(),
+                accounts: shared.accounts.clone(),
                 inventory: shared.inventory.clone(),
                 stream_base: shared.stream_base.clone(),
                 faults: shared.faults.clone(),
@@ -290,19 +319,66 @@ impl Registry {
                 state: Mutex::new(State::default()),
             },
         };
+        change(&mut inner);
         Registry {
             inner: Arc::new(inner),
         }
     }
 
-    /// The region and account ARNs name.
+    /// The home account and region: plain access keys act in that account,
+    /// unsigned requests in that region, and instances that name no
+    /// account or region are there.
     pub fn location(&self) -> &Location {
         &self.inner.location
     }
 
-    /// The instances.
+    /// True when `account` exists in this simulated AWS: the home account
+    /// or one of the config's `[[accounts]]`.
+    pub fn hosts_account(&self, account: &str) -> bool {
+        account == self.inner.location.account || self.inner.accounts.contains(account)
+    }
+
+    /// Every account held: the home one, then the others in order.
+    pub fn accounts(&self) -> Vec<String> {
+        std::iter::once(self.inner.location.account.clone())
+            .chain(
+                self.inner
+                    .accounts
+                    .iter()
+                    .filter(|a| **a != self.inner.location.account)
+                    .cloned(),
+            )
+            .collect()
+    }
+
+    /// Every instance, in all accounts and regions.
     pub fn inventory(&self) -> &Inventory {
         &self.inner.inventory
+    }
+
+    /// The instances a request served at `at` sees, in id order.
+    pub fn instances_at<'a>(&'a self, at: &'a Location) -> impl Iterator<Item = &'a Instance> {
+        let home = &self.inner.location;
+        self.inner
+            .inventory
+            .iter()
+            .filter(move |i| i.is_at(at, home))
+    }
+
+    /// Instance `id` if a request served at `at` sees it.
+    pub fn instance_at(&self, at: &Location, id: &str) -> Option<&Instance> {
+        self.inner
+            .inventory
+            .get(id)
+            .filter(|i| i.is_at(at, &self.inner.location))
+    }
+
+    /// Where instance `id` is, in whichever account and region.
+    pub fn location_of(&self, id: &str) -> Option<Location> {
+        self.inner
+            .inventory
+            .get(id)
+            .map(|i| i.location(&self.inner.location))
     }
 
     /// The fault-injection settings.
@@ -333,15 +409,19 @@ impl Registry {
     }
 
     /// The caller behind a request's access key id and session token
-    /// (see [`crate::identity`]).
+    /// (see [`crate::identity`]), for a request signed for `region` (the
+    /// partition of a plain key's user ARN follows it).
     pub fn caller(
         &self,
         access_key_id: Option<&str>,
         session_token: Option<&str>,
+        region: &str,
     ) -> Result<Caller, CallerError> {
-        self.inner
-            .identities
-            .resolve(access_key_id, session_token, &self.inner.location)
+        self.inner.identities.resolve(
+            access_key_id,
+            session_token,
+            &self.inner.location.in_region(region),
+        )
     }
 
     /// The base of stream URLs.
@@ -364,14 +444,17 @@ impl Registry {
         )
     }
 
-    /// `StartSession`: validates the request, resolves the document, checks
-    /// the target is `Online`, and records a `Connecting` session.
+    /// `StartSession` served at `at`: validates the request, resolves the
+    /// document, checks the target is there and `Online`, and records a
+    /// `Connecting` session at `at`.
     ///
     /// Errors: `ValidationException`, `InvalidDocument`, `InvalidParameters`,
-    /// `TargetNotConnected`.
+    /// `TargetNotConnected` (also for an unknown target or one of another
+    /// account or region).
     pub fn start_session(
         &self,
         caller: &Caller,
+        at: &Location,
         target: &str,
         document: Option<&str>,
         params: &BTreeMap<String, Vec<String>>,
@@ -380,7 +463,7 @@ impl Registry {
         validate_start_session(target, document, params, reason)?;
         let resolved = documents::resolve(document, params)
             .map_err(|e| ApiError::new(e.aws_code(), e.to_string()))?;
-        let instance = match self.inner.inventory.get(target) {
+        let instance = match self.instance_at(at, target) {
             Some(instance) if instance.is_connected() => instance.clone(),
             _ => return Err(ApiError::target_not_connected(target)),
         };
@@ -397,6 +480,7 @@ impl Registry {
         let entry = SessionEntry {
             session_id: session_id.clone(),
             target: target.to_owned(),
+            location: at.clone(),
             instance,
             document: resolved,
             reason: reason.map(str::to_owned),
@@ -423,16 +507,23 @@ impl Registry {
         })
     }
 
-    /// `ResumeSession`: a fresh token for a live session (the previous one
-    /// stops working); `Ok(None)` when the session has ended.
+    /// `ResumeSession` served at `at`: a fresh token for a live session
+    /// (the previous one stops working); `Ok(None)` when the session has
+    /// ended.
     ///
-    /// Errors: `DoesNotExistException` for an unknown id;
-    /// `AccessDeniedException` when `faults.refuse_resume` is set.
-    pub fn resume_session(&self, session_id: &str) -> Result<Option<Started>, ApiError> {
+    /// Errors: `DoesNotExistException` for an unknown id or a session
+    /// started elsewhere; `AccessDeniedException` when
+    /// `faults.refuse_resume` is set.
+    pub fn resume_session(
+        &self,
+        at: &Location,
+        session_id: &str,
+    ) -> Result<Option<Started>, ApiError> {
         let mut state = self.lock();
         let record = state
             .sessions
             .get_mut(session_id)
+            .filter(|r| r.entry.location == *at)
             .ok_or_else(|| ApiError::session_not_found(session_id))?;
         if self.inner.faults.refuse_resume {
             return Err(ApiError::new(
@@ -455,11 +546,31 @@ impl Registry {
         }))
     }
 
-    /// `TerminateSession`: marks the session `Terminated` and fires its
-    /// termination signal. Idempotent. Errors: `DoesNotExistException`.
+    /// Ends a session wherever it was started (the sim's own shutdown and
+    /// tests): marks it `Terminated` and fires its termination signal.
+    /// Idempotent. Errors: `DoesNotExistException`.
     pub fn terminate(&self, session_id: &str) -> Result<(), ApiError> {
+        self.terminate_where(session_id, |_| true)
+    }
+
+    /// `TerminateSession` served at `at`: [`Registry::terminate`] for a
+    /// session started there; one started elsewhere does not exist here
+    /// (`DoesNotExistException`).
+    pub fn terminate_at(&self, at: &Location, session_id: &str) -> Result<(), ApiError> {
+        self.terminate_where(session_id, |entry| entry.location == *at)
+    }
+
+    fn terminate_where(
+        &self,
+        session_id: &str,
+        visible: impl FnOnce(&SessionEntry) -> bool,
+    ) -> Result<(), ApiError> {
         let mut state = self.lock();
-        if !state.sessions.contains_key(session_id) {
+        if !state
+            .sessions
+            .get(session_id)
+            .is_some_and(|r| visible(&r.entry))
+        {
             return Err(ApiError::session_not_found(session_id));
         }
         Self::end(&mut state, session_id, SessionStatus::Terminated);
@@ -531,11 +642,32 @@ impl Registry {
 
     /// Like [`Registry::describe`], keeping sessions that pass every filter.
     pub fn describe_filtered(&self, active: bool, filters: &[SessionFilter]) -> Vec<SessionEntry> {
+        self.describe_where(active, filters, None)
+    }
+
+    /// `DescribeSessions` served at `at`: like
+    /// [`Registry::describe_filtered`], of the sessions started there only.
+    pub fn describe_at(
+        &self,
+        at: &Location,
+        active: bool,
+        filters: &[SessionFilter],
+    ) -> Vec<SessionEntry> {
+        self.describe_where(active, filters, Some(at))
+    }
+
+    fn describe_where(
+        &self,
+        active: bool,
+        filters: &[SessionFilter],
+        at: Option<&Location>,
+    ) -> Vec<SessionEntry> {
         let state = self.lock();
         let mut out: Vec<SessionEntry> = state
             .sessions
             .values()
             .map(|r| &r.entry)
+            .filter(|e| at.is_none_or(|at| e.location == *at))
             .filter(|e| e.status.is_ended() != active)
             .filter(|e| filters.iter().all(|f| f.matches(e)))
             .cloned()
@@ -554,6 +686,20 @@ impl Registry {
 mod tests {
     use super::*;
 
+    impl Registry {
+        /// `start_session` at the home location.
+        fn start_session_home(
+            &self,
+            caller: &Caller,
+            target: &str,
+            document: Option<&str>,
+            params: &BTreeMap<String, Vec<String>>,
+            reason: Option<&str>,
+        ) -> Result<Started, ApiError> {
+            self.start_session(caller, &home(), target, document, params, reason)
+        }
+    }
+
     fn registry(faults: FaultConfig) -> Registry {
         Registry::new(
             Inventory::default_instances(),
@@ -568,11 +714,15 @@ mod tests {
         Caller::user(name, name, &Location::default())
     }
 
+    fn home() -> Location {
+        Location::default()
+    }
+
     #[test]
     fn start_resume_terminate() {
         let r = registry(FaultConfig::default());
         let s = r
-            .start_session(&user("alice"), WEB, None, &BTreeMap::new(), Some("why"))
+            .start_session_home(&user("alice"), WEB, None, &BTreeMap::new(), Some("why"))
             .unwrap();
         assert!(s.session_id.starts_with("alice-"));
         assert_eq!(s.session_id.len(), "alice-".len() + 17);
@@ -589,7 +739,7 @@ mod tests {
         assert!(r.authorize_open(&s.session_id, "nope").is_none());
 
         r.set_status(&s.session_id, SessionStatus::Connected);
-        let resumed = r.resume_session(&s.session_id).unwrap().unwrap();
+        let resumed = r.resume_session(&home(), &s.session_id).unwrap().unwrap();
         assert_ne!(resumed.token, s.token);
         assert!(r.authorize_open(&s.session_id, &s.token).is_none());
         assert!(r.authorize_open(&s.session_id, &resumed.token).is_some());
@@ -599,7 +749,7 @@ mod tests {
         r.terminate(&s.session_id).unwrap();
         assert!(*h.terminated.borrow());
         assert!(r.authorize_open(&s.session_id, &resumed.token).is_none());
-        assert_eq!(r.resume_session(&s.session_id).unwrap(), None);
+        assert_eq!(r.resume_session(&home(), &s.session_id).unwrap(), None);
         r.set_status(&s.session_id, SessionStatus::Connected);
         let e = r.get(&s.session_id).unwrap();
         assert_eq!(e.status, SessionStatus::Terminated);
@@ -617,7 +767,7 @@ mod tests {
         let r = registry(FaultConfig::default());
         let none = BTreeMap::new();
         let code = |t: &str, d: Option<&str>| {
-            r.start_session(&user("o"), t, d, &none, None)
+            r.start_session_home(&user("o"), t, d, &none, None)
                 .unwrap_err()
                 .code
         };
@@ -635,10 +785,10 @@ mod tests {
             ..FaultConfig::default()
         });
         let s = r
-            .start_session(&user("o"), WEB, None, &BTreeMap::new(), None)
+            .start_session_home(&user("o"), WEB, None, &BTreeMap::new(), None)
             .unwrap();
         assert_eq!(
-            r.resume_session(&s.session_id).unwrap_err().code,
+            r.resume_session(&home(), &s.session_id).unwrap_err().code,
             "AccessDeniedException"
         );
         assert!(r.authorize_open(&s.session_id, &s.token).is_some());
@@ -648,10 +798,10 @@ mod tests {
     fn filters() {
         let r = registry(FaultConfig::default());
         let a = r
-            .start_session(&user("a"), WEB, None, &BTreeMap::new(), None)
+            .start_session_home(&user("a"), WEB, None, &BTreeMap::new(), None)
             .unwrap();
         let b = r
-            .start_session(
+            .start_session_home(
                 &user("b"),
                 "i-0a1b2c3d4e5f60002",
                 None,
@@ -680,5 +830,60 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn locations_scope_instances_and_sessions() {
+        const ABROAD: &str = "i-0000000000000a002";
+        let prod = Location {
+            account: "222222222222".into(),
+            region: "eu-west-1".into(),
+        };
+        let r = Registry::new(
+            Inventory::new(vec![
+                Instance::new(WEB),
+                Instance::new(ABROAD)
+                    .with_account(&prod.account)
+                    .with_region(&prod.region),
+            ]),
+            "ws://127.0.0.1:9".into(),
+            FaultConfig::default(),
+        )
+        .in_location(home())
+        .with_accounts(["222222222222"]);
+        assert!(r.hosts_account("123456789012") && r.hosts_account("222222222222"));
+        assert!(!r.hosts_account("333333333333"));
+        assert_eq!(r.accounts(), vec!["123456789012", "222222222222"]);
+        let ids =
+            |at: &Location| -> Vec<String> { r.instances_at(at).map(|i| i.id.clone()).collect() };
+        assert_eq!(ids(&home()), vec![WEB]);
+        assert_eq!(ids(&prod), vec![ABROAD]);
+        assert!(ids(&home().in_region("eu-west-1")).is_empty());
+        assert!(r.instance_at(&home(), ABROAD).is_none());
+        assert_eq!(r.location_of(ABROAD), Some(prod.clone()));
+
+        let none = BTreeMap::new();
+        let e = r
+            .start_session(&user("a"), &home(), ABROAD, None, &none, None)
+            .unwrap_err();
+        assert_eq!(e, ApiError::target_not_connected(ABROAD));
+        let s = r
+            .start_session(&user("a"), &prod, ABROAD, None, &none, None)
+            .unwrap();
+        assert_eq!(r.get(&s.session_id).unwrap().location, prod);
+        assert!(r.describe_at(&home(), true, &[]).is_empty());
+        assert_eq!(r.describe_at(&prod, true, &[]).len(), 1);
+        assert_eq!(r.describe(true).len(), 1);
+        assert_eq!(
+            r.resume_session(&home(), &s.session_id).unwrap_err(),
+            ApiError::session_not_found(&s.session_id)
+        );
+        assert_eq!(
+            r.terminate_at(&home(), &s.session_id).unwrap_err(),
+            ApiError::session_not_found(&s.session_id)
+        );
+        assert!(r.resume_session(&prod, &s.session_id).unwrap().is_some());
+        r.terminate_at(&prod, &s.session_id).unwrap();
+        assert_eq!(r.describe_at(&prod, false, &[]).len(), 1);
     }
 }

@@ -90,7 +90,8 @@ pub fn registry_for(config: &SimConfig, addr: SocketAddr) -> Registry {
     .in_location(crate::registry::Location {
         region: config.region.clone(),
         account: config.account.clone(),
-    });
+    })
+    .with_accounts(config.hosted_accounts());
     registry.api_faults().apply(&config.api_faults);
     registry
         .identities()

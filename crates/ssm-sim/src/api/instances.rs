@@ -1,6 +1,7 @@
 //! Instance operations of the sim's SSM API: DescribeInstanceInformation
 //! (both filter styles, pagination), GetConnectionStatus and
-//! ListTagsForResource.
+//! ListTagsForResource, each seeing the instances of the request's account
+//! and region only (see [`super`]).
 
 use std::time::{Duration, SystemTime};
 
@@ -11,6 +12,7 @@ use super::error::{self as apierr, ApiError};
 use super::{epoch_seconds, paginate};
 use crate::documents;
 use crate::inventory::{Instance, PingStatus, is_instance_id};
+use crate::location::Location;
 use crate::registry::Registry;
 
 /// `DescribeInstanceInformation` page size when `MaxResults` is absent
@@ -239,6 +241,7 @@ fn instance_json(i: &Instance, now: SystemTime) -> Value {
 
 pub(super) fn describe_instance_information(
     registry: &Registry,
+    here: &Location,
     req: DescribeInstanceInformationRequest,
 ) -> Result<Value, ApiError> {
     let mut v = Vec::new();
@@ -247,8 +250,7 @@ pub(super) fn describe_instance_information(
     apierr::finish(v)?;
     let filters = parse_filters(&req)?;
     let matching: Vec<&Instance> = registry
-        .inventory()
-        .iter()
+        .instances_at(here)
         .filter(|i| filters.iter().all(|f| f.matches(i)))
         .collect();
     let max = usize::try_from(max).unwrap_or(DEFAULT_MAX_RESULTS as usize);
@@ -270,6 +272,7 @@ pub(super) fn describe_instance_information(
 
 pub(super) fn get_connection_status(
     registry: &Registry,
+    here: &Location,
     req: GetConnectionStatusRequest,
 ) -> Result<Value, ApiError> {
     let target = req
@@ -279,8 +282,7 @@ pub(super) fn get_connection_status(
     apierr::check_length("target", &target, 1, 400, &mut v);
     apierr::finish(v)?;
     let connected = registry
-        .inventory()
-        .get(&target)
+        .instance_at(here, &target)
         .is_some_and(Instance::is_connected);
     Ok(json!({
         "Target": target,
@@ -320,6 +322,7 @@ const RESOURCE_TYPES: &[&str] = &[
 
 pub(super) fn list_tags_for_resource(
     registry: &Registry,
+    here: &Location,
     req: ListTagsForResourceRequest,
 ) -> Result<Value, ApiError> {
     let (Some(kind), Some(id)) = (req.resource_type, req.resource_id) else {
@@ -346,8 +349,7 @@ pub(super) fn list_tags_for_resource(
             ));
         }
         "ManagedInstance" => registry
-            .inventory()
-            .get(&id)
+            .instance_at(here, &id)
             .ok_or_else(invalid_id)?
             .tags
             .iter()

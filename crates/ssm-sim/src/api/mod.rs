@@ -7,12 +7,21 @@
 //!
 //! No SigV4 signature is checked. The caller is the access key id of the
 //! `Authorization` header's `Credential=` ([`crate::identity`]): a key
-//! the sim did not issue is an IAM user of the sim's account named after
-//! it (`sim-user` when unsigned); a key issued by the sim's `AssumeRole`
-//! is that role session, refused once expired (`ExpiredTokenException`)
-//! or without its session token (`UnrecognizedClientException`). The
-//! caller's ARN is a session's `Owner`; its user or role session name
-//! starts the session id.
+//! the sim did not issue is an IAM user of the sim's home account named
+//! after it (`sim-user` when unsigned); a key issued by the sim's
+//! `AssumeRole` is that role session, in the role's account, refused once
+//! expired (`ExpiredTokenException`) or without its session token
+//! (`UnrecognizedClientException`). The caller's ARN is a session's
+//! `Owner`; its user or role session name starts the session id.
+//!
+//! Every request is served at a [`Location`]: the caller's account and the
+//! region of the signature's credential scope
+//! (`Credential=AKID/DATE/REGION/SERVICE/aws4_request`; the sim's home
+//! region when unsigned or unreadable) — what AWS's separate regional
+//! endpoints and separate accounts amount to on one endpoint. Operations
+//! see only that location's instances (DescribeInstanceInformation,
+//! GetConnectionStatus, ListTagsForResource, StartSession, GetResources)
+//! and sessions (DescribeSessions, ResumeSession, TerminateSession).
 //!
 //! SSM operations: StartSession, ResumeSession, TerminateSession,
 //! DescribeSessions, GetDocument ([`sessions`]); DescribeInstanceInformation,
@@ -77,6 +86,19 @@
 //!   STS); an issued key without its token → `UnrecognizedClientException`
 //!   / `InvalidClientTokenId`. Plain keys are never refused (the sim has no
 //!   IAM users to check them against).
+//! - **Accounts and regions**: an instance or session of another account
+//!   or region is answered for exactly as an unknown one: StartSession
+//!   `TargetNotConnected` `<id> is not connected.`, GetConnectionStatus
+//!   `notconnected`, ListTagsForResource `InvalidResourceId`,
+//!   DescribeInstanceInformation's `InstanceIds` filter matches nothing,
+//!   ResumeSession/TerminateSession `DoesNotExistException`, GetResources
+//!   leaves the ARN out (documented for ARNs it does not find). AWS keeps
+//!   accounts and regions apart, so another account's instance cannot be
+//!   told from a missing one; whether its answers for sessions of another
+//!   account (reached with a session id alone) are `DoesNotExistException`
+//!   or `AccessDeniedException` is not known. The sim serves any region
+//!   name (one with no instances is empty); a real region that is not
+//!   enabled, or a name that is no region, has no endpoint at all.
 //! - **Tagging API, STS**: audited in their own modules ([`tagging`],
 //!   [`sts`]); Run As (the `SSMSessionRunAs` session tag) against
 //!   amazon-ssm-agent's source in [`crate::agent::run_as`].
@@ -106,6 +128,7 @@ use serde_json::Value;
 pub use error::ApiError;
 
 use crate::identity::{Caller, CallerError};
+use crate::location::{Location, is_region_name};
 use crate::registry::{Registry, sanitize_owner};
 
 /// The content type of AWS JSON 1.1 requests and responses.
@@ -117,13 +140,20 @@ pub fn router(registry: Registry) -> Router {
 }
 
 async fn handle(State(registry): State<Registry>, headers: HeaderMap, body: Bytes) -> Response {
-    let access_key_id = access_key_from_authorization(
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let access_key_id = access_key_from_authorization(authorization);
+    let region = region_from_authorization(authorization)
+        .unwrap_or_else(|| registry.location().region.clone());
     if sts::is_query_request(&headers) {
-        return sts::handle(&registry, &headers, access_key_id.as_deref(), &body);
+        return sts::handle(
+            &registry,
+            &headers,
+            access_key_id.as_deref(),
+            &region,
+            &body,
+        );
     }
     let target = headers
         .get("x-amz-target")
@@ -137,7 +167,7 @@ async fn handle(State(registry): State<Registry>, headers: HeaderMap, body: Byte
     let token = headers
         .get("x-amz-security-token")
         .and_then(|v| v.to_str().ok());
-    let caller = match registry.caller(access_key_id.as_deref(), token) {
+    let caller = match registry.caller(access_key_id.as_deref(), token, &region) {
         Ok(caller) => caller,
         // What AWS's JSON services answer for such credentials.
         Err(CallerError::Expired) => {
@@ -155,10 +185,11 @@ async fn handle(State(registry): State<Registry>, headers: HeaderMap, body: Byte
             );
         }
     };
+    let here = served_at(&caller, region);
     let result = match target.split_once('.') {
-        Some(("AmazonSSM", operation)) => dispatch(&registry, &caller, operation, &body),
+        Some(("AmazonSSM", operation)) => dispatch(&registry, &caller, &here, operation, &body),
         Some(("ResourceGroupsTaggingAPI_20170126", "GetResources")) => {
-            parse(&body).and_then(|req| tagging::get_resources(&registry, req))
+            parse(&body).and_then(|req| tagging::get_resources(&registry, &here, req))
         }
         _ => Err(ApiError::new("UnknownOperationException", "")),
     };
@@ -169,23 +200,34 @@ async fn handle(State(registry): State<Registry>, headers: HeaderMap, body: Byte
     respond(result, target)
 }
 
+/// Where a request is served: the caller's account (the home account for
+/// plain keys, the role's for credentials of the sim's `AssumeRole`) in
+/// the request's region.
+pub fn served_at(caller: &Caller, region: String) -> Location {
+    Location {
+        region,
+        account: caller.account.clone(),
+    }
+}
+
 fn dispatch(
     registry: &Registry,
     caller: &Caller,
+    here: &Location,
     operation: &str,
     body: &[u8],
 ) -> Result<Value, ApiError> {
     match operation {
-        "StartSession" => sessions::start_session(registry, caller, parse(body)?),
-        "ResumeSession" => sessions::resume_session(registry, parse(body)?),
-        "TerminateSession" => sessions::terminate_session(registry, parse(body)?),
-        "DescribeSessions" => sessions::describe_sessions(registry, parse(body)?),
+        "StartSession" => sessions::start_session(registry, caller, here, parse(body)?),
+        "ResumeSession" => sessions::resume_session(registry, here, parse(body)?),
+        "TerminateSession" => sessions::terminate_session(registry, here, parse(body)?),
+        "DescribeSessions" => sessions::describe_sessions(registry, here, parse(body)?),
         "GetDocument" => sessions::get_document(parse(body)?),
         "DescribeInstanceInformation" => {
-            instances::describe_instance_information(registry, parse(body)?)
+            instances::describe_instance_information(registry, here, parse(body)?)
         }
-        "GetConnectionStatus" => instances::get_connection_status(registry, parse(body)?),
-        "ListTagsForResource" => instances::list_tags_for_resource(registry, parse(body)?),
+        "GetConnectionStatus" => instances::get_connection_status(registry, here, parse(body)?),
+        "ListTagsForResource" => instances::list_tags_for_resource(registry, here, parse(body)?),
         _ => Err(ApiError::new("UnknownOperationException", "")),
     }
 }
@@ -259,6 +301,20 @@ pub fn access_key_from_authorization(header: Option<&str>) -> Option<String> {
     (!key.is_empty() && key.len() <= 128).then(|| key.to_owned())
 }
 
+/// The region of a SigV4 `Authorization` header's credential scope
+/// (`… Credential=AKID/date/region/service/aws4_request, …`); `None` when
+/// there is none or it is not spelled like a region.
+pub fn region_from_authorization(header: Option<&str>) -> Option<String> {
+    let scope = header?
+        .split_once("Credential=")?
+        .1
+        .split([',', ' '])
+        .next()?;
+    let mut parts = scope.split('/');
+    let (_key, _date, region) = (parts.next()?, parts.next()?, parts.next()?);
+    is_region_name(region).then(|| region.to_owned())
+}
+
 /// Epoch seconds (millisecond precision), as AWS JSON timestamps.
 pub fn epoch_seconds(t: SystemTime) -> f64 {
     let ms = t
@@ -312,6 +368,26 @@ mod tests {
         );
         assert_eq!(access_key_from_authorization(Some("Credential=/x")), None);
         assert_eq!(access_key_from_authorization(None), None);
+    }
+
+    #[test]
+    fn region_parsing() {
+        let h = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240101/eu-west-1/ssm/aws4_request, SignedHeaders=host, Signature=abc";
+        assert_eq!(
+            region_from_authorization(Some(h)).as_deref(),
+            Some("eu-west-1")
+        );
+        for bad in [
+            "AWS4-HMAC-SHA256 Credential=AKID/20240101, Signature=abc",
+            "AWS4-HMAC-SHA256 Credential=AKID/20240101/EU WEST/ssm/aws4_request",
+            "AWS4-HMAC-SHA256 Credential=AKID/20240101//ssm/aws4_request",
+            "AWS4-HMAC-SHA256 Credential=AKID/20240101/eu-west-1%/ssm/aws4_request",
+            "Credential=",
+            "Bearer x",
+        ] {
+            assert_eq!(region_from_authorization(Some(bad)), None, "{bad}");
+        }
+        assert_eq!(region_from_authorization(None), None);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Session operations of the sim's SSM API: StartSession, ResumeSession,
 //! TerminateSession, DescribeSessions, and GetDocument (the session
 //! documents). Request members and constraints follow the SSM API model.
+//! Sessions belong to the account and region they were started in; the
+//! others see none of them (see [`super`]).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -12,6 +14,7 @@ use super::error::{self as apierr, ApiError};
 use super::{epoch_seconds, paginate};
 use crate::documents;
 use crate::identity::Caller;
+use crate::location::Location;
 use crate::registry::{Registry, SessionEntry, SessionFilter, SessionStatus};
 
 /// `DescribeSessions` page size when `MaxResults` is absent (inferred).
@@ -107,6 +110,7 @@ pub fn validate_start_session(
 pub(super) fn start_session(
     registry: &Registry,
     caller: &Caller,
+    here: &Location,
     req: StartSessionRequest,
 ) -> Result<Value, ApiError> {
     let target = req
@@ -114,6 +118,7 @@ pub(super) fn start_session(
         .ok_or_else(|| ApiError::validation(vec![apierr::not_null("target")]))?;
     let started = registry.start_session(
         caller,
+        here,
         &target,
         req.document_name.as_deref(),
         &req.parameters.unwrap_or_default(),
@@ -138,10 +143,11 @@ fn session_id(req: SessionIdRequest) -> Result<String, ApiError> {
 
 pub(super) fn resume_session(
     registry: &Registry,
+    here: &Location,
     req: SessionIdRequest,
 ) -> Result<Value, ApiError> {
     let id = session_id(req)?;
-    Ok(match registry.resume_session(&id)? {
+    Ok(match registry.resume_session(here, &id)? {
         Some(started) => json!({
             "SessionId": started.session_id,
             "TokenValue": started.token,
@@ -153,10 +159,11 @@ pub(super) fn resume_session(
 
 pub(super) fn terminate_session(
     registry: &Registry,
+    here: &Location,
     req: SessionIdRequest,
 ) -> Result<Value, ApiError> {
     let id = session_id(req)?;
-    registry.terminate(&id)?;
+    registry.terminate_at(here, &id)?;
     Ok(json!({ "SessionId": id }))
 }
 
@@ -226,6 +233,7 @@ fn session_json(e: &SessionEntry) -> Value {
 
 pub(super) fn describe_sessions(
     registry: &Registry,
+    here: &Location,
     req: DescribeSessionsRequest,
 ) -> Result<Value, ApiError> {
     let mut v = Vec::new();
@@ -294,7 +302,7 @@ pub(super) fn describe_sessions(
     let entries = if access_type_mismatch {
         Vec::new()
     } else {
-        registry.describe_filtered(state == "Active", &filters)
+        registry.describe_at(here, state == "Active", &filters)
     };
     let max = usize::try_from(max).unwrap_or(1);
     let (page, next) = paginate(entries, "DescribeSessions", max, req.next_token.as_deref())?;

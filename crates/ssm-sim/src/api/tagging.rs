@@ -1,9 +1,10 @@
 //! The Resource Groups Tagging API's `GetResources`, as far as EC2
 //! instances go: AWS JSON 1.1, `X-Amz-Target:
 //! ResourceGroupsTaggingAPI_20170126.GetResources`, on the simulator's one
-//! endpoint. It answers with the inventory's EC2 instances (`i-…`) and
-//! their tags; hybrid nodes (`mi-…`) are not EC2 resources and never
-//! appear (their tags come from SSM's `ListTagsForResource`).
+//! endpoint. It answers with the EC2 instances (`i-…`) of the request's
+//! account and region (see [`super`]) and their tags, as ARNs of that
+//! account and region; hybrid nodes (`mi-…`) are not EC2 resources and
+//! never appear (their tags come from SSM's `ListTagsForResource`).
 //!
 //! What is modelled, from the API reference, the SDK model (constraint
 //! traits as botocore's `service-2.json` carries them) and public reports
@@ -13,8 +14,9 @@
 //!   whose tags were all removed is not returned);
 //! - `ResourceTypeFilters`: `ec2` and `ec2:instance` select instances; any
 //!   other type selects nothing here (the sim has no other resources);
-//! - `ResourceARNList`: instance ARNs of this region and account select
-//!   those instances; unknown ARNs are simply left out (documented); an ARN
+//! - `ResourceARNList`: instance ARNs of the request's region and account
+//!   select those instances; unknown ARNs, those of other accounts and
+//!   regions included, are simply left out (documented); an ARN
 //!   that is not an ARN, or an EC2 ARN without `instance/`-style resource
 //!   type, is `InvalidParameterException` "`<arn>` is not a valid
 //!   AmazonResourceName (ARN)" (the message AWS sent for
@@ -61,6 +63,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::{self as apierr, ApiError};
+use crate::location::Location;
 use crate::registry::Registry;
 
 /// Largest `ResourcesPerPage` (and the default).
@@ -270,8 +273,10 @@ fn check_parameters(req: &GetResourcesRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `GetResources` served at `here`.
 pub(super) fn get_resources(
     registry: &Registry,
+    here: &Location,
     req: GetResourcesRequest,
 ) -> Result<Value, ApiError> {
     validate_model(&req)?;
@@ -293,14 +298,13 @@ pub(super) fn get_resources(
         .as_ref()
         .filter(|types| !types.is_empty())
         .is_none_or(|types| types.iter().any(|t| t == "ec2" || t == "ec2:instance"));
-    let location = registry.location();
     let mut matching = Vec::new();
     if wants_instances {
-        for instance in registry.inventory().iter() {
+        for instance in registry.instances_at(here) {
             if !instance.id.starts_with("i-") || instance.tags.is_empty() {
                 continue;
             }
-            let arn = location.instance_arn(&instance.id);
+            let arn = here.instance_arn(&instance.id);
             if let Some(arns) = &req.resource_arn_list
                 && !arns.contains(&arn)
             {

@@ -9,6 +9,7 @@ use super::request::{AssumeRoleRequest, validation_error};
 use super::{element, envelope};
 use crate::api::error::ApiError;
 use crate::identity::{AssumedRole, Caller, SessionTag, unique_id};
+use crate::location::Location;
 use crate::registry::Registry;
 
 /// Role sessions chained from another role session last at most 1 h.
@@ -67,9 +68,12 @@ fn iso8601(t: SystemTime) -> String {
         .to_string()
 }
 
+/// `AssumeRole` for `caller`, served at `here` (whose region's partition
+/// the role must be in).
 pub(super) fn assume_role(
     registry: &Registry,
     caller: &Caller,
+    here: &Location,
     form: &BTreeMap<String, String>,
 ) -> Result<String, ApiError> {
     let req = AssumeRoleRequest::parse(form);
@@ -80,16 +84,15 @@ pub(super) fn assume_role(
     let Some([partition, service, region, account, resource]) = split_arn(role_arn) else {
         return Err(validation_error(format!("{role_arn} is invalid")));
     };
-    let location = registry.location();
     let role_name = resource
         .strip_prefix("role/")
         .and_then(|path| path.rsplit('/').next())
         .filter(|name| !name.is_empty());
     let Some(role_name) = role_name.filter(|_| {
-        partition == location.partition()
+        partition == here.partition()
             && service == "iam"
             && region.is_empty()
-            && account == location.account
+            && registry.hosts_account(account)
     }) else {
         return Err(access_denied(caller, "sts:AssumeRole", role_arn));
     };

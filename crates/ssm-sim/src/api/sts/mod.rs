@@ -15,18 +15,22 @@
 //!   `InvalidClientTokenId` (reports show 403 for all three); `Receiver`
 //!   for 5xx;
 //! - `GetCallerIdentity`: `Arn`, `UserId`, `Account` of the caller — an
-//!   IAM user named after a plain access key id, or the assumed-role
-//!   session of credentials the sim issued;
+//!   IAM user of the home account named after a plain access key id, or
+//!   the assumed-role session of credentials the sim issued, in the
+//!   role's account;
 //! - `AssumeRole`: the model's constraints first, all reported at once as
 //!   `ValidationError` (`1 validation error detected: Value '…' at
 //!   'roleSessionName' failed to satisfy constraint: Member must satisfy
 //!   regular expression pattern: [\w+=,.@-]*`, the wording of real
 //!   answers); a `RoleArn` not shaped `arn:p:s:r:a:resource` is
-//!   `ValidationError` `<arn> is invalid`; a role outside the sim's
-//!   account and partition, or an ARN that names no IAM role, is
-//!   `AccessDenied` `User: <caller> is not authorized to perform:
+//!   `ValidationError` `<arn> is invalid`; a role of an account the sim
+//!   does not hold (its home `account` and `[[accounts]]`), of another
+//!   partition than the request's region's, or an ARN that names no IAM
+//!   role, is `AccessDenied` `User: <caller> is not authorized to perform:
 //!   sts:AssumeRole on resource: <arn>` (AWS answers so for roles it
-//!   cannot or may not assume, malformed role ARNs included);
+//!   cannot or may not assume, malformed role ARNs included); a role of
+//!   any account the sim holds may be assumed (no trust policies), and the
+//!   credentials act in that account;
 //!   `DurationSeconds` above the role's `MaxSessionDuration` (every sim
 //!   role has the config's `role_max_session_duration`, default 3600 s
 //!   like a new IAM role) or above 1 h when chaining roles is
@@ -97,6 +101,7 @@ pub(super) fn handle(
     registry: &Registry,
     headers: &HeaderMap,
     access_key_id: Option<&str>,
+    region: &str,
     body: &[u8],
 ) -> Response {
     let form: std::collections::BTreeMap<String, String> =
@@ -109,7 +114,7 @@ pub(super) fn handle(
     let token = headers
         .get("x-amz-security-token")
         .and_then(|v| v.to_str().ok());
-    let caller = match registry.caller(access_key_id, token) {
+    let caller = match registry.caller(access_key_id, token, region) {
         Ok(caller) => caller,
         Err(CallerError::Expired) => {
             return error_response(
@@ -129,7 +134,10 @@ pub(super) fn handle(
     let version = form.get("Version").map(String::as_str).unwrap_or("");
     let result = match (action, version) {
         ("GetCallerIdentity", VERSION) => Ok(get_caller_identity(&caller)),
-        ("AssumeRole", VERSION) => assume_role::assume_role(registry, &caller, &form),
+        ("AssumeRole", VERSION) => {
+            let here = super::served_at(&caller, region.to_owned());
+            assume_role::assume_role(registry, &caller, &here, &form)
+        }
         _ => Err(ApiError::new(
             "InvalidAction",
             format!("Could not find operation {action} for version {version}"),
