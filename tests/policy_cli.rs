@@ -205,6 +205,7 @@ name = "alice"
 groups = ["sre"]
 attributes = {{ team = "platform" }}
 authorized_keys = ["{key}"]
+run_as = "deploy"
 "#,
             endpoint = sim.endpoint(),
             policies = shipped().display(),
@@ -254,6 +255,14 @@ authorized_keys = ["{key}"]
     assert!(out.status.success(), "{stdout}{stderr}");
     assert!(stdout.contains("Decision: ALLOW"), "{stdout}");
     assert!(stdout.contains("sre-shell  (permit, "), "{stdout}");
+    assert!(
+        stdout.contains("account     default (region us-east-1)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Runs as OS user deploy (the user's run_as)"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("reason      \"INC-77 checkout errors\""),
         "{stdout}"

@@ -59,6 +59,7 @@ pub fn render(engine: &PolicyEngine, req: &AuthzRequest<'_>, decision: &Decision
         t.ping_status,
         t.agent_version
     );
+    let _ = writeln!(out, "  account     {} (region {})", t.account, t.region);
     let _ = writeln!(
         out,
         "  tags        {}",
@@ -105,11 +106,18 @@ pub fn render(engine: &PolicyEngine, req: &AuthzRequest<'_>, decision: &Decision
     if !decision.allowed {
         let _ = writeln!(out, "  The user is told: {}", decision.message);
     }
-    if let Some(user) = &decision.run_as {
-        let _ = writeln!(
-            out,
-            "  Runs as OS user {user} (@run_as of the permitting policy; through SSM documents only when [aws] session_role_arn is set)"
-        );
+    if decision.allowed {
+        let run_as = match (&decision.run_as, &req.principal.user.run_as) {
+            (Some(u), _) => Some((u, "@run_as of the permitting policy")),
+            (None, Some(u)) => Some((u, "the user's run_as")),
+            (None, None) => None,
+        };
+        if let Some((os_user, from)) = run_as {
+            let _ = writeln!(
+                out,
+                "  Runs as OS user {os_user} ({from}): through the target's sshd, and through SSM documents when sessions have their own AWS identity (session_role_arn or an account's role_arn)"
+            );
+        }
     }
     if decision.determining_policies.is_empty() {
         let _ = writeln!(
