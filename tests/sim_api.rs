@@ -1,7 +1,8 @@
 //! The simulator's SSM API driven by the real `aws-sdk-ssm` client over a
 //! real socket: session lifecycle, validation and error shapes, instance
 //! listing with filters and pagination, documents, tags, and config errors;
-//! the tagging API's GetResources and STS on the same endpoint.
+//! the tagging API's GetResources and STS on the same endpoint; several
+//! accounts and regions in one sim.
 
 // Test helpers outside `#[test]` functions panic on failure by design.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -20,6 +21,8 @@ use ssm_sim::config::FaultConfig;
 use ssm_sim::inventory::Inventory;
 use ssm_sim::registry::{Registry, SessionStatus};
 
+#[path = "sim_api/accounts.rs"]
+mod accounts;
 #[path = "sim_api/instances.rs"]
 mod instances;
 #[path = "sim_api/run_as.rs"]

@@ -31,7 +31,7 @@ fn sts(sim: &Sim, creds: Credentials) -> Client {
     Client::from_conf(conf)
 }
 
-fn plain() -> Credentials {
+pub(super) fn plain() -> Credentials {
     Credentials::new(AKID, "secret", None, None, "test")
 }
 
@@ -47,7 +47,7 @@ fn ssm(sim: &Sim, creds: Credentials) -> aws_sdk_ssm::Client {
 }
 
 /// The credentials of an `AssumeRole` answer, for the SDKs.
-fn issued(out: &AssumeRoleOutput) -> Credentials {
+pub(super) fn issued(out: &AssumeRoleOutput) -> Credentials {
     let c = out.credentials().expect("credentials");
     Credentials::new(
         c.access_key_id(),
@@ -63,7 +63,7 @@ fn tag(key: &str, value: &str) -> Tag {
 }
 
 /// Code, message and HTTP status of a refused `AssumeRole`.
-fn refusal(err: &SdkError<AssumeRoleError>) -> (String, String, u16) {
+pub(super) fn refusal(err: &SdkError<AssumeRoleError>) -> (String, String, u16) {
     let e = err
         .as_service_error()
         .unwrap_or_else(|| panic!("not a service error: {err:?}"));

@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::{WEB, default_sim};
 
 /// One raw AWS JSON 1.1 POST; returns (status, headers lower-cased, body).
-async fn raw_post(
+pub(super) async fn raw_post(
     addr: SocketAddr,
     target: Option<&str>,
     body: &str,
