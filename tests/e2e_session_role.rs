@@ -166,3 +166,28 @@ async fn a_run_as_session_runs_as_that_os_user() {
         show(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_as_annotation_cannot_bypass_a_forbid_on_the_os_user() {
+    let policy = r#"
+@id("no-root")
+@message("nobody runs as root here")
+forbid (principal, action, resource)
+when { context has os_user && context.os_user == "root" };
+
+@id("as-root")
+@run_as("root")
+permit (principal in Group::"sre", action == Action::"exec", resource);
+"#;
+    let fx = fixture(Some("someone"), policy).await;
+    let out = fx.echo_on("web-1", SECS).await;
+    assert_eq!(out.status.code(), Some(255), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("a policy runs this as OS user root (@run_as), but the policies do not allow it as root: nobody runs as root here"),
+        "{}",
+        show(&out)
+    );
+    assert!(sessions(&fx, 0).await.is_empty(), "no session started");
+    assert_eq!(fx.sim.registry.api_calls("AssumeRole"), 0);
+}

@@ -317,14 +317,32 @@ impl Gateway {
     ) -> Result<Preflight, GatewayError> {
         let mut plan = self.plan(req, &target)?;
         // Deny by default, before any call that starts anything.
-        let decision = self.authorize(req, &target, &plan);
+        let mut decision = self.authorize(req, &target, &plan);
         // The permitting policy's @run_as picks the OS user, where the
-        // backend can honour it.
-        if let Some(user) = &decision.run_as
+        // backend can honour it. The policies must then allow the request
+        // as that user too (context.os_user changed): a forbid on the OS
+        // user is never bypassed by another policy's @run_as.
+        if let Some(user) = decision.run_as.clone()
             && (plan.backend == crate::config::BackendKind::Sshd
                 || self.has_session_identity(&target))
+            && plan.os_user.as_deref() != Some(user.as_str())
         {
             plan.os_user = Some(user.clone());
+            let again = self.authorize(req, &target, &plan);
+            decision = if again.allowed && again.run_as.as_deref() == Some(user.as_str()) {
+                again
+            } else {
+                Decision {
+                    allowed: false,
+                    message: format!(
+                        "a policy runs this as OS user {user} (@run_as), but the policies do not allow it as {user}: {}",
+                        again.message
+                    ),
+                    needs_reason: false,
+                    run_as: None,
+                    ..again
+                }
+            };
         }
         let kind = if decision.allowed {
             AuditKind::DecisionAllow
