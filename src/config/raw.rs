@@ -529,6 +529,14 @@ impl RawAws {
             } else {
                 a.regions
             };
+            if let Some(twice) = regions
+                .iter()
+                .enumerate()
+                .find(|(k, r)| regions[..*k].contains(r))
+                .map(|(_, r)| r)
+            {
+                return Err((at("regions"), format!("{twice} is listed twice")));
+            }
             if let Some(bad) = regions.iter().find(|r| !is_region(r)) {
                 return Err((
                     at("regions"),

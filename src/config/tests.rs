@@ -473,6 +473,11 @@ fn accounts_and_regions() {
             "listed twice",
         ),
         (
+            "[[aws.accounts]]\nname = \"p\"\nregions = [\"eu-west-1\", \"eu-west-1\"]\n",
+            "aws.accounts[0].regions",
+            "eu-west-1 is listed twice",
+        ),
+        (
             "[[aws.accounts]]\nname = \"p\"\nregions = [\"EU\"]\n",
             "aws.accounts[0].regions",
             "us-east-1",
