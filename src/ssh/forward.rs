@@ -30,8 +30,27 @@ pub struct Request {
 fn refusal(text: String) -> ChannelOpenFailure {
     ChannelOpenFailure::Other {
         code: PROHIBITED,
-        reason: text,
+        reason: protocol_text(&text),
     }
+}
+
+/// `text` in ASCII for an SSH protocol message: OpenSSH shows other bytes
+/// escaped (`…` as `\342\200\246`). Common typography becomes its ASCII
+/// form, anything else outside printable ASCII `?`.
+pub(crate) fn protocol_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            ' '..='~' => out.push(c),
+            '\u{2026}' => out.push_str("..."),
+            '\u{2018}' | '\u{2019}' => out.push('\''),
+            '\u{201c}' | '\u{201d}' => out.push('"'),
+            '\u{2013}' | '\u{2014}' | '\u{2212}' => out.push('-'),
+            '\u{2192}' => out.push_str("->"),
+            _ => out.push('?'),
+        }
+    }
+    out
 }
 
 /// A direct-tcpip channel waiting for the gateway's answer.
@@ -97,6 +116,26 @@ pub async fn run(
         tracing::info!(
             gateway_session = %request.id, user = %request.user.name, target = %done.target.id, port,
             bytes_up = done.up, bytes_down = done.down, ended = ?done.ended, "forward ended"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_text_is_ascii() {
+        assert_eq!(
+            protocol_text(
+                "needs a reason: \u{201c}INC-1\u{201d} \u{2026} i-0a1b\u{2026} \u{2014} d\u{e9}j\u{e0}\nx"
+            ),
+            "needs a reason: \"INC-1\" ... i-0a1b... - d?j??x"
+        );
+        assert!(
+            protocol_text("\u{1b}[2J\u{7f}")
+                .bytes()
+                .all(|b| (b' '..=b'~').contains(&b))
         );
     }
 }

@@ -253,3 +253,38 @@ fn run_as_is_checked_when_loading() {
         "{p:?}"
     );
 }
+
+#[test]
+fn reason_advice_fits_the_channel() {
+    let e = engine_from(
+        "permit (principal, action, resource) when { context has reason && context.reason like \"INC-*\" };\n",
+    );
+    let alice = user("alice", &[], &[]);
+    let t = target("i-0123456789abcdef0", "web-1", &[]);
+    let shell = decide(
+        &e,
+        &alice,
+        Action::Shell,
+        &t,
+        ctx(Action::Shell, None, WORKDAY),
+    );
+    assert!(shell.needs_reason);
+    assert!(
+        shell.message.ends_with(
+            "answer the \"Reason for access\" prompt, or connect with ssh -o 'SetEnv=SSMGATE_REASON=\"INC-123 why\"'"
+        ),
+        "{}",
+        shell.message
+    );
+    let jump = decide(&e, &alice, Action::Ssh, &t, ctx(Action::Ssh, None, WORKDAY));
+    assert!(jump.needs_reason);
+    assert!(
+        jump.message.contains("when you log in to the gateway")
+            && jump
+                .message
+                .contains("SetEnv does not reach -J, -W, -L or -D forwards"),
+        "{}",
+        jump.message
+    );
+    assert!(jump.message.is_ascii(), "{}", jump.message);
+}
