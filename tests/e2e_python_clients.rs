@@ -91,5 +91,13 @@ async fn paramiko_passes_the_reason_in_the_environment() {
     assert_eq!(get("paramiko.cat.same"), Some("True"), "{seen:?}");
     assert_eq!(get("paramiko.exit3"), Some("3"), "{seen:?}");
     assert_eq!(get("paramiko.sftp.same"), Some("True"), "{seen:?}");
+    // A forward carries no environment, so none opens without the login's
+    // reason (paramiko shows its own text for the code, not ours: the
+    // advice is checked in ssh::forward's tests).
+    assert_eq!(
+        get("paramiko.forward.refusal"),
+        Some("'Administratively prohibited'"),
+        "{seen:?}"
+    );
     assert_eq!(get("done"), Some("True"), "{seen:?}");
 }

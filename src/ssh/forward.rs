@@ -34,6 +34,14 @@ fn refusal(text: String) -> ChannelOpenFailure {
     }
 }
 
+/// The refusal of a forward when a reason is required and the login gave
+/// none: the advice that works for `-J`/`-W`/`-L`/`-D`.
+fn missing_reason(hint: &str) -> String {
+    format!(
+        "ssmgate: access needs a reason ({hint}). Answer the \"Reason for access\" prompt when you log in to the gateway (keyboard-interactive authentication, so not BatchMode); SetEnv does not reach -J, -W, -L or -D forwards"
+    )
+}
+
 /// `text` in ASCII for an SSH protocol message: OpenSSH shows other bytes
 /// escaped (`…` as `\342\200\246`). Common typography becomes its ASCII
 /// form, anything else outside printable ASCII `?`.
@@ -95,9 +103,16 @@ pub async fn run(
             return reply.reject(refusal(format!("ssmgate: {e}"))).await;
         }
     };
-    let reason = match super::session_channel::reason(&ctx, &user, None) {
-        Ok(r) => r,
-        Err(text) => return reply.reject(refusal(text.trim_end().to_owned())).await,
+    let reason = match &user.reason {
+        Some(r) => Some(r.clone()),
+        // A forward carries no environment: only the login's prompt can
+        // have given a reason.
+        None if ctx.justification.required => {
+            return reply
+                .reject(refusal(missing_reason(&ctx.justification.hint)))
+                .await;
+        }
+        None => None,
     };
     let request = SessionRequest {
         id: Uuid::new_v4(),
@@ -123,6 +138,16 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_reason_on_a_forward_advises_what_works() {
+        let text = protocol_text(&missing_reason("a ticket id like INC-123"));
+        assert_eq!(
+            text,
+            "ssmgate: access needs a reason (a ticket id like INC-123). Answer the \"Reason for access\" prompt when you log in to the gateway (keyboard-interactive authentication, so not BatchMode); SetEnv does not reach -J, -W, -L or -D forwards"
+        );
+        assert!(!text.contains("SetEnv=SSMGATE_REASON"));
+    }
 
     #[test]
     fn protocol_text_is_ascii() {

@@ -227,9 +227,9 @@ pub async fn refuse(channel: Channel<Msg>, text: String) {
     .await;
 }
 
-/// The checked reason for this channel: from the prompt, or from
+/// The checked reason for this session channel: from the prompt, or from
 /// `SetEnv SSMGATE_REASON`; an error text when one is required and missing
-/// or malformed.
+/// or malformed. (Forwards have their own: they carry no environment.)
 pub fn reason(
     ctx: &ServerContext,
     user: &Authenticated,
@@ -245,7 +245,7 @@ pub fn reason(
             .map(Some)
             .map_err(|rule| format!("ssmgate: SSMGATE_REASON is not accepted: {rule}\r\n")),
         None if ctx.justification.required => Err(format!(
-            "ssmgate: access needs a reason ({}). Answer the \"Reason for access\" prompt, or pass it in the environment variable SSMGATE_REASON: ssh -o 'SetEnv=SSMGATE_REASON=\"…\"' …\r\n",
+            "ssmgate: access needs a reason ({}). Answer the \"Reason for access\" prompt, or pass it in the environment variable SSMGATE_REASON: ssh -o 'SetEnv=SSMGATE_REASON=\"INC-123 why\"' ...\r\n",
             ctx.justification.hint
         )),
         None => Ok(None),

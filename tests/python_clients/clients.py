@@ -71,6 +71,12 @@ def paramiko_checks():
     s.remove(path)
     say("paramiko.sftp.same", sha(got.getvalue()) == sha(DATA))
     s.close()
+    # A forward (direct-tcpip) carries no environment: refused.
+    try:
+        t.open_channel("direct-tcpip", ("web-1", 22), ("127.0.0.1", 0), timeout=20)
+        say("paramiko.forward.refusal", "opened")
+    except paramiko.ChannelException as e:
+        say("paramiko.forward.refusal", repr(e.text))
     t.close()
 
 
