@@ -113,7 +113,7 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
         &config.policy.dir,
         &config.policy.example_reason,
     )?);
-    let mut gateway = Gateway::with_fleet(
+    let mut gateway = Gateway::new(
         fleet,
         config.sessions.clone(),
         policy.clone(),
@@ -129,10 +129,6 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
         let trust = HostTrust::new(&backend.host_cas, store.clone());
         let carrier = SshdCarrier::new(ca, trust, config.server.max_session);
         gateway = gateway.with_sshd_backend(backend.clone(), Arc::new(carrier));
-    }
-    if let Some(role) = &config.aws.session_role_arn {
-        tracing::info!(role = %role, "sessions use the session role, assumed per user");
-        gateway = gateway.with_session_apis(Arc::new(crate::aws::SessionRole::new(&aws, role)));
     }
     let gateway = Arc::new(gateway);
     let session_limits = SessionLimits::new(

@@ -164,27 +164,6 @@ pub struct Ssm {
     home: Arc<OnceCell<Home>>,
 }
 
-impl Ssm {
-    /// Clients from the standard AWS configuration chain (environment,
-    /// profile, SSO, IMDS, …), with an optional region and endpoint
-    /// override. `AWS_ENDPOINT_URL_SSM` (and `_STS`,
-    /// `_RESOURCE_GROUPS_TAGGING_API`) are honoured by the chain too.
-    pub async fn from_env(region: Option<String>, endpoint: Option<String>) -> Self {
-        Self::from_settings(region, endpoint, true).await
-    }
-
-    /// Like [`Ssm::from_env`]; with `real_credentials` false no credentials
-    /// are looked up and requests are signed with a fixed dummy key, which
-    /// only `ssmgate sim` accepts.
-    pub async fn from_settings(
-        region: Option<String>,
-        endpoint: Option<String>,
-        real_credentials: bool,
-    ) -> Self {
-        Self::from_config(&load_config(region, endpoint, real_credentials).await)
-    }
-}
-
 /// The AWS configuration from the standard chain (environment, profile,
 /// SSO, IMDS, …), with an optional region and endpoint override; with
 /// `real_credentials` false a fixed dummy key only `ssmgate sim` accepts.

@@ -14,14 +14,14 @@ use ssm_datachannel::{
     self as datachannel, ChannelConfig, CloseReason, DataChannel, Event, Events, SessionInfo,
 };
 
-use crate::aws::{SessionApis, SessionIdentity, SsmApi, SsmResumer, StartRequest};
+use crate::aws::{SessionIdentity, SsmApi, SsmResumer, StartRequest};
 use crate::config::{SessionsConfig, SshdBackendConfig};
 use crate::gateway::backend::Carrier;
 use crate::gateway::error::GatewayError;
 use crate::gateway::plan::{Plan, check_announced_type};
 use crate::gateway::reason::compose_reason;
 use crate::gateway::record::{Started, parameters_json, session_record};
-use crate::inventory::{Fleet, Inventory, Member, ResolveError, Target};
+use crate::inventory::{Fleet, ResolveError, Target};
 use crate::policy::{AuthzRequest, ContextInput, Decision, PolicyEngine, Principal};
 use crate::recording::{AuditKind, EndReason, Recorder, SessionTap};
 use crate::request::{Reason, SessionRequest};
@@ -78,34 +78,9 @@ pub struct Link {
 }
 
 impl Gateway {
-    /// A gateway over an SSM API, its inventory and the policies.
+    /// A gateway over the accounts and regions of `fleet`, with the
+    /// policies and the recorder.
     pub fn new(
-        ssm: Arc<dyn SsmApi>,
-        inventory: Inventory,
-        sessions: SessionsConfig,
-        policy: Arc<PolicyEngine>,
-        recorder: Recorder,
-    ) -> Self {
-        let fleet = Fleet::new(vec![Member {
-            inventory,
-            api: ssm,
-            sessions: None,
-        }]);
-        Self::with_fleet(fleet, sessions, policy, recorder)
-    }
-
-    /// Makes each session's SSM calls through `apis` (the session role,
-    /// assumed for the user) instead of the gateway's own identity, in
-    /// every account that has none of its own.
-    pub fn with_session_apis(mut self, apis: Arc<dyn SessionApis>) -> Self {
-        for m in self.fleet.members_mut() {
-            m.sessions.get_or_insert_with(|| apis.clone());
-        }
-        self
-    }
-
-    /// A gateway over several accounts and regions.
-    pub fn with_fleet(
         fleet: Fleet,
         sessions: SessionsConfig,
         policy: Arc<PolicyEngine>,

@@ -17,7 +17,7 @@ use aws_config::SdkConfig;
 use futures_util::future::join_all;
 
 use super::{DEFAULT_ACCOUNT, Inventory, Location, ResolveError, Target, quote};
-use crate::aws::{SessionApis, Ssm, SsmApi, accounts};
+use crate::aws::{SessionApis, SessionRole, Ssm, SsmApi, accounts};
 use crate::config::AwsConfig;
 use crate::request::target::split_qualified;
 
@@ -52,7 +52,8 @@ impl Fleet {
     /// The fleet `[aws]` describes, from the gateway's AWS configuration
     /// `shared`: one member per `[[aws.accounts]]` account and region, or
     /// without accounts the gateway's own account in its region
-    /// ([`DEFAULT_ACCOUNT`]). Inventories cache for `cache`.
+    /// ([`DEFAULT_ACCOUNT`]), whose sessions use `session_role_arn` when
+    /// set. Inventories cache for `cache`.
     pub async fn from_config(aws: &AwsConfig, cache: Duration, shared: &SdkConfig) -> Fleet {
         if aws.accounts.is_empty() {
             let api: Arc<dyn SsmApi> = Arc::new(Ssm::from_config(shared));
@@ -60,10 +61,14 @@ impl Fleet {
                 account: DEFAULT_ACCOUNT.to_owned(),
                 region: shared.region().map(|r| r.to_string()).unwrap_or_default(),
             });
+            let sessions = aws.session_role_arn.as_deref().map(|role| {
+                tracing::info!(role, "sessions use the session role, assumed per user");
+                Arc::new(SessionRole::new(shared, role)) as Arc<dyn SessionApis>
+            });
             return Fleet::new(vec![Member {
                 inventory,
                 api,
-                sessions: None,
+                sessions,
             }]);
         }
         let mut members = Vec::new();
@@ -92,11 +97,6 @@ impl Fleet {
     /// Its members.
     pub fn members(&self) -> &[Member] {
         &self.members
-    }
-
-    /// The members, mutably (to attach per-user identities).
-    pub fn members_mut(&mut self) -> &mut [Member] {
-        &mut self.members
     }
 
     /// The member holding `target`.
