@@ -1157,6 +1157,38 @@ pub(crate) mod raw_no_crypto {
         ));
     }
 
+    /// paramiko sends SERVICE_REQUEST "ssh-userauth" again before each
+    /// authentication method it tries, and waits for SERVICE_ACCEPT. The
+    /// server must accept it again while authentication is in progress (as
+    /// OpenSSH does), and authentication must go on afterwards.
+    #[tokio::test]
+    async fn service_request_is_accepted_again_after_a_rejected_auth() {
+        let mut session = RawSession::connect().await;
+        session.service_request().await.unwrap();
+
+        let mut password = vec![MSG_USERAUTH_REQUEST];
+        encode_string(&mut password, b"test");
+        encode_string(&mut password, b"ssh-connection");
+        encode_string(&mut password, b"password");
+        password.push(0);
+        encode_string(&mut password, b"wrong");
+        session.send_packet(&password).await.unwrap();
+        let failure = read_packet(&mut session.stream).await.unwrap();
+        assert_eq!(failure.first(), Some(&MSG_USERAUTH_FAILURE));
+
+        // auth_none() sends the second service request, expects
+        // SERVICE_ACCEPT, then authenticates with "none".
+        tokio::time::timeout(Duration::from_secs(3), session.auth_none())
+            .await
+            .expect("no SERVICE_ACCEPT for the second service request")
+            .unwrap();
+        assert_eq!(
+            *session.events.lock().unwrap(),
+            ["auth_password", "auth_none"]
+        );
+        session.server_task.abort();
+    }
+
     fn no_crypto_server_config() -> Arc<server::Config> {
         let mut config = server::Config::default();
         config.inactivity_timeout = None;

@@ -105,6 +105,19 @@ impl Session {
                 }
                 Ok(())
             }
+            (EncryptedState::WaitingAuthRequest(_), Some((&msg::SERVICE_REQUEST, mut r))) => {
+                // Some clients (paramiko) request the service again before
+                // each authentication method they try. Like OpenSSH, accept
+                // it as long as authentication is in progress, keeping the
+                // authentication state and without sending the banner again.
+                let request = map_err!(String::decode(&mut r))?;
+                map_err!(ensure_end(&r))?;
+                debug!("request: {request:?}");
+                if request == "ssh-userauth" {
+                    server_push_service_accept(&mut enc.write)?;
+                }
+                Ok(())
+            }
             (EncryptedState::WaitingAuthRequest(_), Some((&msg::USERAUTH_REQUEST, mut r))) => {
                 enc.server_read_auth_request(
                     rejection_wait_until,
@@ -215,6 +228,62 @@ mod tests {
             Some(&crate::msg::DISCONNECT),
             "server kept accepting auth attempts past max_auth_attempts",
         );
+    }
+
+    #[tokio::test]
+    async fn repeated_service_request_keeps_auth_state_without_banner() {
+        struct WithBanner;
+
+        impl Handler for WithBanner {
+            type Error = Error;
+
+            async fn authentication_banner(&mut self) -> Result<Option<String>, Self::Error> {
+                Ok(Some("banner".into()))
+            }
+        }
+
+        let service_request = |service: &str| {
+            let mut packet = vec![msg::SERVICE_REQUEST];
+            service.encode(&mut packet).unwrap();
+            packet
+        };
+
+        let mut session = test_auth_session();
+        let enc = session.common.encrypted.as_mut().unwrap();
+        let EncryptedState::WaitingAuthRequest(auth) = &mut enc.state else {
+            panic!("test session is not waiting for an auth request");
+        };
+        auth.methods.remove(MethodKind::Password);
+        auth.partial_success = true;
+        auth.rejection_count = 2;
+
+        // A service other than ssh-userauth is ignored, as it is before the
+        // first SERVICE_ACCEPT.
+        session
+            .process_packet(&mut WithBanner, &service_request("ssh-connection"))
+            .await
+            .unwrap();
+        assert!(session.common.encrypted.as_ref().unwrap().write.is_empty());
+
+        session
+            .process_packet(&mut WithBanner, &service_request("ssh-userauth"))
+            .await
+            .unwrap();
+
+        // Exactly one SERVICE_ACCEPT, no second banner...
+        let enc = session.common.encrypted.as_ref().unwrap();
+        let mut accept = Vec::new();
+        server_push_service_accept(&mut accept).unwrap();
+        assert_eq!(enc.write, accept);
+        // ...and the authentication state is kept.
+        let EncryptedState::WaitingAuthRequest(auth) = &enc.state else {
+            panic!("service request ended authentication");
+        };
+        let mut methods = MethodSet::server_supported();
+        methods.remove(MethodKind::Password);
+        assert_eq!(auth.methods, methods);
+        assert!(auth.partial_success);
+        assert_eq!(auth.rejection_count, 2);
     }
 
     #[tokio::test]
@@ -895,10 +964,7 @@ fn server_accept_service(
     methods: MethodSet,
     buffer: &mut Vec<u8>,
 ) -> Result<AuthRequest, crate::Error> {
-    push_packet!(buffer, {
-        buffer.push(msg::SERVICE_ACCEPT);
-        "ssh-userauth".encode(buffer)?;
-    });
+    server_push_service_accept(buffer)?;
 
     if let Some(banner) = banner {
         push_packet!(buffer, {
@@ -909,6 +975,14 @@ fn server_accept_service(
     }
 
     Ok(AuthRequest::server(methods))
+}
+
+fn server_push_service_accept(buffer: &mut Vec<u8>) -> Result<(), crate::Error> {
+    push_packet!(buffer, {
+        buffer.push(msg::SERVICE_ACCEPT);
+        "ssh-userauth".encode(buffer)?;
+    });
+    Ok(())
 }
 
 impl Encrypted {
