@@ -171,6 +171,10 @@ pub struct PolicyExplainArgs {
     /// The reason for access.
     #[arg(long)]
     pub reason: Option<String>,
+    /// Where the reason came from: prompt, env, grant or none (default:
+    /// prompt with --reason, else none).
+    #[arg(long, value_parser = crate::policy::REASON_SOURCES)]
+    pub reason_source: Option<String>,
     /// The client's address.
     #[arg(long, default_value = "127.0.0.1")]
     pub source_ip: IpAddr,

@@ -54,6 +54,9 @@
 //! pattern = ".{3,}"                          # regex the (trimmed) reason must match; unanchored
 //!                                            # unless you write ^ and $
 //! hint = "at least 3 characters saying why you need access"   # shown when a reason is refused
+//! grant_default_secs = 3600                  # a reason grant (`ssh USER@GATEWAY reason …`) without
+//!                                            # --for lasts this long
+//! grant_max_secs = 28800                     # the longest grant (at most 604800); 0 = no grants
 //!
 //! [sessions]
 //! default_document = "SSM-SessionManagerRunShell"  # document for an interactive shell
@@ -133,6 +136,12 @@ pub use toml_diagnostics::{ConfigError, Diagnostic};
 pub const DEFAULT_REASON_PATTERN: &str = ".{3,}";
 /// The default hint shown when a reason is refused.
 pub const DEFAULT_REASON_HINT: &str = "at least 3 characters saying why you need access";
+/// How long a reason grant lasts by default (1 hour).
+pub const DEFAULT_GRANT_SECS: u64 = 3600;
+/// The longest reason grant by default (8 hours).
+pub const DEFAULT_GRANT_MAX_SECS: u64 = 28_800;
+/// The longest `grant_max_secs` accepted (7 days).
+pub const MAX_GRANT_SECS: u64 = 604_800;
 /// The reason policies are tried with when a request without one is
 /// denied, unless configured (`[policy] example_reason`).
 pub const DEFAULT_EXAMPLE_REASON: &str = "INC-0000 example reason";
@@ -301,6 +310,10 @@ pub struct JustificationConfig {
     pub pattern: Regex,
     /// Shown to the user when a reason is refused.
     pub hint: String,
+    /// How long a reason grant lasts when `--for` is not given.
+    pub grant_default: Duration,
+    /// The longest reason grant; zero turns grants off.
+    pub grant_max: Duration,
 }
 
 /// `[sessions]`: which SSM documents sessions may use.

@@ -186,8 +186,8 @@ pub fn instructions(demo: &Demo) -> String {
         "ssmgate demo is running (directory {d}).\n\
          Gateway 127.0.0.1:{port}, host key {fp}; SSM simulator at {sim}.\n\
          Instances: web-1 (online, shell), db-1 (online, HTTP on port {DB_SERVICE_PORT}), offline-1 (not connected).\n\
-         User: demo, key {d}/demo_user_key. Access asks for a reason (any 3+ characters).\n\n\
-         Shell on web-1 (answer the reason prompt):\n  {base} ssmgate-demo -l demo+web-1\n\n\
+         User: demo, key {d}/demo_user_key. Access needs a reason (any 3+ characters).\n\n\
+         Shell on web-1 (the gateway asks for the reason on your terminal):\n  {base} ssmgate-demo -l demo+web-1\n\n\
          A command, non-interactively:\n  {base} -o 'SetEnv=SSMGATE_REASON=\"demo run\"' ssmgate-demo -l demo+web-1 'uname -a; exit 3'; echo \"exit status $?\"\n\n\
          Pick a target from a menu:\n  {base} -t ssmgate-demo\n\n\
          Port forwarding to db-1, then curl it in another terminal:\n  {base} -N -L 8080:db-1:{DB_SERVICE_PORT} ssmgate-demo\n  curl http://127.0.0.1:8080/\n\n\
@@ -207,7 +207,9 @@ pub fn instructions(demo: &Demo) -> String {
              scp -F {d}/ssh_config {why} /etc/hostname demo+web-1@ssmgate-demo:/tmp/copied-through-ssmgate\n  \
              sftp -F {d}/ssh_config {why} demo+web-1@ssmgate-demo\n  \
              rsync -av -e \"ssh -F {d}/ssh_config {why}\" /etc/hostname demo+web-1@ssmgate-demo:/tmp/rsynced\n\n\
-             ssh -J to web-1's own sshd (end to end, recorded as metadata):\n  {base} web-1 hostname\n",
+             ssh -J to web-1's own sshd (end to end, recorded as metadata). A forward carries no SetEnv, \
+             so grant yourself a reason for a while first (list: ... reason; end: ... reason --revoke):\n  \
+             {base} ssmgate-demo reason 'demo run' --for 30m\n  {base} web-1 hostname\n",
             user = demo.os_user
         ));
     } else {

@@ -112,6 +112,11 @@ async fn run_policy(args: PolicyArgs) -> anyhow::Result<()> {
         }
         PolicyCommand::Explain(a) => {
             let a = *a;
+            let reason_source = ssmgate::policy::asked_reason_source(
+                a.reason_source.as_deref(),
+                a.reason.as_deref(),
+            )
+            .map_err(anyhow::Error::msg)?;
             let text = cli::explain(&cli::ExplainOptions {
                 config: a.config,
                 policies: a.policies,
@@ -126,6 +131,7 @@ async fn run_policy(args: PolicyArgs) -> anyhow::Result<()> {
                 subsystem: a.subsystem,
                 backend: if a.backend == "sshd" { "sshd" } else { "ssm" },
                 os_user: a.os_user,
+                reason_source,
                 document: a.document,
                 key_id: a.key_id,
             })

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{AwsCredentials, Config};
 use crate::gateway::Gateway;
+use crate::gateway::grants::ReasonGrants;
 use crate::inventory::Fleet;
 use crate::keyfile;
 use crate::policy::PolicyEngine;
@@ -118,7 +119,12 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
         config.sessions.clone(),
         policy.clone(),
         recorder.clone(),
-    );
+    )
+    .with_grants(ReasonGrants::new(
+        store.clone(),
+        recorder.clone(),
+        &config.justification,
+    ));
     if config.sshd_backend.enabled {
         let backend = &config.sshd_backend;
         let (ca, generated) =

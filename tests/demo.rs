@@ -84,15 +84,32 @@ async fn the_printed_commands_work() {
     );
 
     if demo.sshd.is_some() {
-        let askpass = tmp.path().join("askpass");
-        std::fs::write(&askpass, "#!/bin/sh\necho demo-test\n").expect("askpass");
-        std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        // As the instructions say: a reason grant, then -J (BatchMode).
+        assert!(
+            text.contains("ssmgate-demo reason 'demo run' --for 30m"),
+            "{text}"
+        );
         let out = run(tokio::process::Command::new("ssh")
             .arg("-F")
             .arg(&config)
-            .env("SSH_ASKPASS", &askpass)
-            .env("SSH_ASKPASS_REQUIRE", "force")
-            .args(["web-1", "echo via-jump"]))
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "ssmgate-demo",
+                "reason",
+                "'demo test'",
+                "--for",
+                "30m",
+            ]))
+        .await;
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Reason granted until"),
+            "{out:?}"
+        );
+        let out = run(tokio::process::Command::new("ssh")
+            .arg("-F")
+            .arg(&config)
+            .args(["-o", "BatchMode=yes", "web-1", "echo via-jump"]))
         .await;
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),

@@ -155,6 +155,7 @@ fn context(
         recording: action.recording(),
         backend: "ssm",
         os_user: None,
+        reason_source: if reason.is_some() { "env" } else { "none" },
     }
 }
 

@@ -10,9 +10,9 @@ use serde::Deserialize;
 use super::users::{RawCa, RawUser};
 use super::{
     AccountConfig, AwsConfig, AwsCredentials, Config, DEFAULT_ALLOWED_DOCUMENTS, DEFAULT_DOCUMENT,
-    DEFAULT_EXAMPLE_REASON, DEFAULT_REASON_HINT, DEFAULT_REASON_PATTERN, DatabaseConfig,
-    InventoryConfig, JustificationConfig, MaxStartups, PolicyConfig, ServerConfig, SessionsConfig,
-    check_document,
+    DEFAULT_EXAMPLE_REASON, DEFAULT_GRANT_MAX_SECS, DEFAULT_GRANT_SECS, DEFAULT_REASON_HINT,
+    DEFAULT_REASON_PATTERN, DatabaseConfig, InventoryConfig, JustificationConfig, MAX_GRANT_SECS,
+    MaxStartups, PolicyConfig, ServerConfig, SessionsConfig, check_document,
 };
 use crate::recording::{RecorderOptions, RecordingMode};
 
@@ -107,6 +107,8 @@ struct RawJustification {
     required: bool,
     pattern: Option<String>,
     hint: Option<String>,
+    grant_default_secs: Option<u64>,
+    grant_max_secs: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -586,10 +588,28 @@ impl RawJustification {
                 "must be at most 200 characters without control characters".into(),
             ));
         }
+        let grant_max_secs = self.grant_max_secs.unwrap_or(DEFAULT_GRANT_MAX_SECS);
+        if grant_max_secs > MAX_GRANT_SECS {
+            return Err((
+                "justification.grant_max_secs".into(),
+                format!("must be at most {MAX_GRANT_SECS} (7 days); 0 turns reason grants off"),
+            ));
+        }
+        let grant_default_secs = self
+            .grant_default_secs
+            .unwrap_or(DEFAULT_GRANT_SECS.min(grant_max_secs));
+        if grant_default_secs > grant_max_secs || (grant_max_secs > 0 && grant_default_secs < 60) {
+            return Err((
+                "justification.grant_default_secs".into(),
+                format!("must be between 60 and grant_max_secs ({grant_max_secs})"),
+            ));
+        }
         Ok(JustificationConfig {
             required: self.required,
             pattern: regex,
             hint,
+            grant_default: Duration::from_secs(grant_default_secs),
+            grant_max: Duration::from_secs(grant_max_secs),
         })
     }
 }

@@ -17,6 +17,7 @@
 pub mod backend;
 pub mod error;
 pub mod exit_marker;
+pub mod grants;
 pub mod pipe;
 pub mod plan;
 pub mod ports;

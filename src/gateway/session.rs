@@ -24,7 +24,9 @@ use crate::gateway::record::{Started, parameters_json, session_record};
 use crate::inventory::{Fleet, ResolveError, Target};
 use crate::policy::{AuthzRequest, ContextInput, Decision, PolicyEngine, Principal};
 use crate::recording::{AuditKind, EndReason, Recorder, SessionTap};
-use crate::request::{Reason, SessionRequest};
+use crate::request::{Reason, SessionRequest, TargetSpec};
+
+use super::grants::ReasonGrants;
 
 /// How long a handshake may take after StartSession.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -39,6 +41,8 @@ pub struct Gateway {
     sshd_config: SshdBackendConfig,
     /// Carries terminal sessions through a target's sshd, when enabled.
     sshd: Option<Arc<dyn Carrier>>,
+    /// Reason grants, when a grant store is attached.
+    grants: Option<Arc<ReasonGrants>>,
 }
 
 /// What preflight found: the target, the plan, and the ids of the
@@ -93,7 +97,31 @@ impl Gateway {
             recorder,
             sshd_config: SshdBackendConfig::disabled(),
             sshd: None,
+            grants: None,
         }
+    }
+
+    /// Keeps reason grants with `grants`.
+    pub fn with_grants(mut self, grants: ReasonGrants) -> Self {
+        self.grants = Some(Arc::new(grants));
+        self
+    }
+
+    /// The reason grants, when kept.
+    pub fn grants(&self) -> Option<&ReasonGrants> {
+        self.grants.as_deref()
+    }
+
+    /// The names a grant's pattern may match for `spec`: as written, and
+    /// the id and name it resolves to (nothing more when it resolves to
+    /// nothing; opening it will say why).
+    pub async fn target_names(&self, spec: &TargetSpec) -> Vec<String> {
+        let mut names = vec![spec.as_str().to_owned()];
+        if let Ok(target) = self.fleet.resolve(spec.as_str()).await {
+            names.push(target.id.clone());
+            names.extend(target.name.clone());
+        }
+        names
     }
 
     /// Whether sessions on `target` run under their own AWS identity, so
@@ -204,6 +232,7 @@ impl Gateway {
             recording: action.recording(),
             backend: plan.backend.as_str(),
             os_user: plan.os_user.clone(),
+            reason_source: req.reason_source.as_str(),
         };
         let decision = self.policy.authorize(&AuthzRequest {
             principal: Principal {
@@ -336,6 +365,8 @@ impl Gateway {
             // keeps a bounded copy.
             "parameters": crate::untrusted::bounded_to(&parameters_json(&plan.parameters), 4096),
             "reason": req.reason,
+            "reason_source": req.reason_source.as_str(),
+            "grant_id": req.reason_source.grant_id().map(|id| id.to_string()),
             "policies": decision.determining_policies,
             "message": (!decision.allowed).then_some(&decision.message),
         });

@@ -10,7 +10,7 @@ use crate::config::UserConfig;
 use crate::gateway::Gateway;
 use crate::inventory::{ResolveError, Target};
 use crate::policy::{ContextInput, Principal};
-use crate::request::{Action, AuthMethod, Reason};
+use crate::request::{Action, AuthMethod, Reason, ReasonSource};
 
 /// Who asks for the list.
 #[derive(Debug, Clone)]
@@ -19,8 +19,10 @@ pub struct Asker {
     pub user: Arc<UserConfig>,
     /// How they authenticated.
     pub auth: AuthMethod,
-    /// The reason they gave at the prompt, if any.
+    /// The reason they gave, if any.
     pub reason: Option<Reason>,
+    /// Where it came from.
+    pub reason_source: ReasonSource,
     /// Where they connect from.
     pub source: IpAddr,
 }
@@ -56,6 +58,7 @@ impl Gateway {
                     .clone()
                     .unwrap_or(self.sshd_config().os_user.clone())
             }),
+            reason_source: who.reason_source.as_str(),
         };
         // Deciding for thousands of targets is CPU work: keep it off the
         // connection tasks' threads.

@@ -99,6 +99,8 @@ pub struct ExplainOptions {
     pub backend: &'static str,
     /// The OS user (sshd backend).
     pub os_user: Option<String>,
+    /// `context.reason_source`.
+    pub reason_source: &'static str,
     /// The document; default by action.
     pub document: Option<String>,
     /// Pretend the user authenticated with a certificate with this key id.
@@ -178,6 +180,7 @@ pub async fn explain(opts: &ExplainOptions) -> anyhow::Result<String> {
             recording: opts.action.recording(),
             backend: opts.backend,
             os_user: opts.os_user.clone(),
+            reason_source: opts.reason_source,
         },
     };
     let decision = engine.decide(&req);

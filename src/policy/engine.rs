@@ -298,7 +298,7 @@ impl PolicyEngine {
             format!(
                 "{}. This request needs a reason: {}",
                 denial.trim_end_matches('.'),
-                reason_advice(req.action)
+                crate::request::grant::reason_advice(req.action, &req.principal.user.name)
             )
         } else {
             denial
@@ -325,21 +325,6 @@ fn vocabulary(dir: &Path) -> Result<Vocabulary, PolicyError> {
 fn entities_with(user: &[Entity], target: Entity) -> Result<Entities, EntityError> {
     Entities::from_entities(user.iter().cloned().chain([target]), None)
         .map_err(|e| EntityError::Entities(e.to_string()))
-}
-
-/// How to give a reason, for what works on `action`'s channel. Forwards
-/// (`-J`, `-W`, `-L`, `-D`) carry no environment, so `SetEnv` cannot
-/// reach them: only the login's prompt can. ASCII only: forward refusals
-/// travel in SSH protocol messages.
-fn reason_advice(action: Action) -> &'static str {
-    match action {
-        Action::Shell | Action::Exec => {
-            "answer the \"Reason for access\" prompt, or connect with ssh -o 'SetEnv=SSMGATE_REASON=\"INC-123 why\"'"
-        }
-        Action::PortForward | Action::Ssh => {
-            "answer the \"Reason for access\" prompt when you log in to the gateway (keyboard-interactive authentication must be allowed: not BatchMode); SetEnv does not reach -J, -W, -L or -D forwards"
-        }
-    }
 }
 
 /// The deciding forbids' `@message`s (each once, in load order), else the

@@ -217,6 +217,7 @@ impl Vocabulary {
             ("weekday".to_owned(), s(&weekday_name(&now))),
             ("recording".to_owned(), s(c.recording.as_str())),
             ("backend".to_owned(), s(c.backend)),
+            ("reason_source".to_owned(), s(c.reason_source)),
         ];
         if let Some(user) = &c.os_user {
             pairs.push(("os_user".to_owned(), s(user)));
@@ -320,6 +321,7 @@ pub fn check_schema(vocab: &Vocabulary, schema: &Schema) -> Result<(), String> {
         recording: super::Recording::Full,
         backend: "sshd",
         os_user: Some("ec2-user".into()),
+        reason_source: "grant",
     };
     let bare = ContextInput {
         parameters: Default::default(),

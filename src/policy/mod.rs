@@ -97,6 +97,30 @@ pub struct ContextInput {
     pub backend: &'static str,
     /// The OS user it logs in as, when the gateway chooses it (sshd).
     pub os_user: Option<String>,
+    /// Where the reason came from: `"prompt"`, `"env"`, `"grant"` or
+    /// `"none"` ([`crate::request::ReasonSource`]).
+    pub reason_source: &'static str,
+}
+
+/// The names `context.reason_source` takes.
+pub const REASON_SOURCES: [&str; 4] = ["prompt", "env", "grant", "none"];
+
+/// The `reason_source` of a what-if question (`policy explain`, a policy
+/// test case): as given, else `"prompt"` with a reason and `"none"`
+/// without.
+pub fn asked_reason_source(
+    given: Option<&str>,
+    reason: Option<&str>,
+) -> Result<&'static str, String> {
+    match given {
+        Some(name) => REASON_SOURCES
+            .iter()
+            .find(|s| **s == name)
+            .copied()
+            .ok_or_else(|| format!("reason_source must be one of {}", REASON_SOURCES.join(", "))),
+        None if reason.is_some_and(|r| !r.trim().is_empty()) => Ok("prompt"),
+        None => Ok("none"),
+    }
 }
 
 impl ContextInput {

@@ -26,7 +26,9 @@
 //! target = "web-prod"
 //! reason = "INC-1234 disk full"   # optional
 //! # port, command, subsystem, host (parameters), document, at, source_ip,
-//! # recording, backend ("ssm" | "sshd"; default "ssm"), os_user
+//! # recording, backend ("ssm" | "sshd"; default "ssm"), os_user,
+//! # reason_source ("prompt" | "env" | "grant" | "none"; default "prompt"
+//! # with a reason, else "none")
 //! expect = "allow"                # or "deny"
 //! # needs_reason = true, policies = ["id", …], message_contains = "…": optional checks
 //! ```
@@ -122,6 +124,7 @@ struct TestCase {
     document: Option<String>,
     backend: Option<String>,
     os_user: Option<String>,
+    reason_source: Option<String>,
     at: Option<String>,
     source_ip: Option<IpAddr>,
     recording: Option<String>,
@@ -320,6 +323,11 @@ impl TestFile {
             recording,
             backend,
             os_user: case.os_user.clone(),
+            reason_source: super::asked_reason_source(
+                case.reason_source.as_deref(),
+                case.reason.as_deref(),
+            )
+            .map_err(|e| format!("case {:?}: {e}", case.name))?,
         };
         Ok(Prepared {
             user,

@@ -60,8 +60,8 @@ pub use recorder::{
 };
 pub use records::{
     AuditEvent, AuditKind, AuditLink, AuthKind, Decision, EndReason, Event, EventChunk, EventKind,
-    RecordingMode, SessionEnd, SessionFilter, SessionKind, SessionRecord, UnknownCode, now,
-    truncate_micros,
+    GrantRow, RecordingMode, SessionEnd, SessionFilter, SessionKind, SessionRecord, UnknownCode,
+    now, truncate_micros,
 };
 pub use seal::Seal;
 pub use spool::SpoolError;

@@ -61,6 +61,27 @@ impl Switch {
 
 #[async_trait]
 impl Store for Switch {
+    async fn insert_grant(&self, g: &GrantRow) -> Result<(), StoreError> {
+        self.gate().await?;
+        self.inner.insert_grant(g).await
+    }
+    async fn live_grants(
+        &self,
+        user: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<GrantRow>, StoreError> {
+        self.gate().await?;
+        self.inner.live_grants(user, now).await
+    }
+    async fn revoke_grants(
+        &self,
+        user: &str,
+        id: Option<Uuid>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        self.gate().await?;
+        self.inner.revoke_grants(user, id, now).await
+    }
     async fn pin_host_key(
         &self,
         target_id: &str,

@@ -172,8 +172,31 @@ text_enum!(
         /// A target's sshd offered a host key the gateway does not trust
         /// (`host_key_refused`).
         HostKeyRefused => "host_key_refused",
+        /// A user granted themselves a reason for a while (`reason_granted`).
+        ReasonGranted => "reason_granted",
+        /// Reason grants were revoked (`reason_revoked`).
+        ReasonRevoked => "reason_revoked",
     }
 );
+
+/// A reason grant as stored (see `request::grant`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRow {
+    /// Its id.
+    pub id: Uuid,
+    /// Whose reason it is.
+    pub user: String,
+    /// The reason, already checked.
+    pub reason: String,
+    /// The targets it covers (a `request::TargetPattern`); all when `None`.
+    pub target_pattern: Option<String>,
+    /// Where it was made from.
+    pub source_ip: IpAddr,
+    /// When it was made (whole seconds).
+    pub created_at: DateTime<Utc>,
+    /// When it ends (whole seconds).
+    pub expires_at: DateTime<Utc>,
+}
 
 /// One gateway session as stored: what is known at its start, and once it
 /// has ended, how it ended.

@@ -14,7 +14,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 use uuid::Uuid;
 
 use super::dialect::{Dialect, Statements};
-use super::records::{AuditEvent, EventChunk, SessionEnd, SessionFilter, SessionRecord};
+use super::records::{AuditEvent, EventChunk, GrantRow, SessionEnd, SessionFilter, SessionRecord};
 use super::rows::{AuditRow, ChunkRow, EndRow, SessionRow, same_start};
 use super::store::{Store, StoreError, is_fk_violation, to_u64};
 
@@ -450,4 +450,102 @@ where
                 .await?;
         Ok(pinned)
     }
+
+    // The grant statements are the same text in both dialects; times are
+    // RFC 3339 text with whole seconds (see the migration).
+    async fn insert_grant(&self, g: &GrantRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO reason_grants (id, user_name, reason, target_pattern, source_ip, \
+             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(g.id.to_string())
+        .bind(g.user.clone())
+        .bind(g.reason.clone())
+        .bind(g.target_pattern.clone())
+        .bind(g.source_ip.to_string())
+        .bind(grant_time(g.created_at))
+        .bind(grant_time(g.expires_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn live_grants(
+        &self,
+        user: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<GrantRow>, StoreError> {
+        let rows: Vec<(
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+            String,
+            String,
+        )> = sqlx::query_as(
+            "SELECT id, user_name, reason, target_pattern, source_ip, created_at, expires_at \
+                 FROM reason_grants WHERE user_name = $1 AND expires_at > $2 \
+                 AND revoked_at IS NULL ORDER BY created_at DESC, id",
+        )
+        .bind(user.to_owned())
+        .bind(grant_time(now))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(grant_row).collect()
+    }
+
+    async fn revoke_grants(
+        &self,
+        user: &str,
+        id: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "UPDATE reason_grants SET revoked_at = $3 WHERE user_name = $1 \
+             AND expires_at > $3 AND revoked_at IS NULL AND ($2 IS NULL OR id = $2) RETURNING id",
+        )
+        .bind(user.to_owned())
+        .bind(id.map(|i| i.to_string()))
+        .bind(grant_time(now))
+        .fetch_all(&self.pool)
+        .await?;
+        ids.iter()
+            .map(|i| Uuid::parse_str(i).map_err(|e| StoreError::corrupt("reason_grants", e)))
+            .collect()
+    }
+}
+
+/// A grant time as stored.
+fn grant_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A stored grant row, checked.
+fn grant_row(
+    (id, user, reason, target_pattern, source_ip, created, expires): (
+        String,
+        String,
+        String,
+        Option<String>,
+        String,
+        String,
+        String,
+    ),
+) -> Result<GrantRow, StoreError> {
+    let corrupt = |e: &dyn std::fmt::Display| StoreError::corrupt("reason_grants", e.to_string());
+    let time = |t: &str| {
+        DateTime::parse_from_rfc3339(t)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| corrupt(&e))
+    };
+    Ok(GrantRow {
+        id: Uuid::parse_str(&id).map_err(|e| corrupt(&e))?,
+        user,
+        reason,
+        target_pattern,
+        source_ip: source_ip.parse().map_err(|e| corrupt(&e))?,
+        created_at: time(&created)?,
+        expires_at: time(&expires)?,
+    })
 }

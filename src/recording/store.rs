@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::codec::DecodeError;
 use super::postgres::PgStore;
-use super::records::{AuditEvent, EventChunk, SessionEnd, SessionFilter, SessionRecord};
+use super::records::{AuditEvent, EventChunk, GrantRow, SessionEnd, SessionFilter, SessionRecord};
 use super::sqlite::SqliteStore;
 
 /// Why a store operation failed.
@@ -247,6 +248,26 @@ pub trait Store: Send + Sync {
         offered: &str,
         fingerprint: &str,
     ) -> Result<String, StoreError>;
+
+    /// Stores a new reason grant.
+    async fn insert_grant(&self, grant: &GrantRow) -> Result<(), StoreError>;
+
+    /// `user`'s grants that are neither expired at `now` nor revoked,
+    /// newest first.
+    async fn live_grants(
+        &self,
+        user: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<GrantRow>, StoreError>;
+
+    /// Revokes `user`'s live grants at `now` (only `id`, when given);
+    /// returns the ids revoked.
+    async fn revoke_grants(
+        &self,
+        user: &str,
+        id: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Uuid>, StoreError>;
 }
 
 /// Opens the store `url` names with default options and applies the

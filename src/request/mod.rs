@@ -11,6 +11,7 @@
 pub mod action;
 pub mod auth;
 pub mod documents;
+pub mod grant;
 pub mod kind;
 pub mod reason;
 pub mod target;
@@ -22,6 +23,7 @@ use uuid::Uuid;
 
 pub use action::{Action, Recording};
 pub use auth::{AuthMethod, DEFAULT_CERT_EXTENSIONS, PERMIT_PORT_FORWARDING, PERMIT_PTY};
+pub use grant::{GrantCommand, ReasonSource, TargetPattern};
 pub use kind::Kind;
 pub use reason::{Justification, Reason, ReasonRefused};
 pub use target::{TargetError, TargetSpec};
@@ -49,6 +51,8 @@ pub struct SessionRequest {
     pub document: Option<String>,
     /// The user's justification, already checked against the rule.
     pub reason: Option<Reason>,
+    /// Where the reason came from.
+    pub reason_source: ReasonSource,
     /// The client's SSH version string (`SSH-2.0-OpenSSH_9.6`).
     pub client_version: Option<String>,
 }

@@ -10,6 +10,7 @@ use russh::{Channel, ChannelOpenFailure, ChannelStream};
 use uuid::Uuid;
 
 use super::context::ServerContext;
+use super::reasons::{self, Chosen};
 use super::session_channel::Authenticated;
 use crate::gateway::ports::{ForwardClient, PortSessions};
 use crate::request::{Kind, SessionRequest, TargetSpec};
@@ -32,14 +33,6 @@ fn refusal(text: String) -> ChannelOpenFailure {
         code: PROHIBITED,
         reason: protocol_text(&text),
     }
-}
-
-/// The refusal of a forward when a reason is required and the login gave
-/// none: the advice that works for `-J`/`-W`/`-L`/`-D`.
-fn missing_reason(hint: &str) -> String {
-    format!(
-        "ssmgate: access needs a reason ({hint}). Answer the \"Reason for access\" prompt when you log in to the gateway (keyboard-interactive authentication, so not BatchMode); SetEnv does not reach -J, -W, -L or -D forwards"
-    )
 }
 
 /// `text` in ASCII for an SSH protocol message: OpenSSH shows other bytes
@@ -103,16 +96,17 @@ pub async fn run(
             return reply.reject(refusal(format!("ssmgate: {e}"))).await;
         }
     };
-    let reason = match &user.reason {
-        Some(r) => Some(r.clone()),
-        // A forward carries no environment: only the login's prompt can
-        // have given a reason.
-        None if ctx.justification.required => {
-            return reply
-                .reject(refusal(missing_reason(&ctx.justification.hint)))
-                .await;
+    let kind = Kind::Port { port };
+    // A forward carries no environment: the login's prompt or a grant.
+    let chosen = match reasons::given(&ctx, &user, None, Some(&target)).await {
+        Ok(Some(chosen)) => chosen,
+        Ok(None) if ctx.justification.required => {
+            let text = reasons::missing(&ctx, &user, kind.action());
+            tracing::info!(user = %user.user.name, target = %target, port, "forward refused: no reason");
+            return reply.reject(refusal(text)).await;
         }
-        None => None,
+        Ok(None) => Chosen::none(),
+        Err(text) => return reply.reject(refusal(text)).await,
     };
     let request = SessionRequest {
         id: Uuid::new_v4(),
@@ -120,10 +114,11 @@ pub async fn run(
         auth: user.auth.clone(),
         source: user.source,
         target,
-        kind: Kind::Port { port },
+        kind,
         pty: false,
         document: None,
-        reason,
+        reason: chosen.reason,
+        reason_source: chosen.source,
         client_version: user.client_version.clone(),
     };
     let pending = Pending { channel, reply };
@@ -138,16 +133,6 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_missing_reason_on_a_forward_advises_what_works() {
-        let text = protocol_text(&missing_reason("a ticket id like INC-123"));
-        assert_eq!(
-            text,
-            "ssmgate: access needs a reason (a ticket id like INC-123). Answer the \"Reason for access\" prompt when you log in to the gateway (keyboard-interactive authentication, so not BatchMode); SetEnv does not reach -J, -W, -L or -D forwards"
-        );
-        assert!(!text.contains("SetEnv=SSMGATE_REASON"));
-    }
 
     #[test]
     fn protocol_text_is_ascii() {

@@ -3,6 +3,14 @@
 //! only accept or refuse and then hand each channel to its own task
 //! ([`super::session_channel`], [`super::forward`]). No session work happens
 //! here, so one slow SSM call never stalls the connection.
+//!
+//! A key or certificate alone logs in: a client cannot tell the server
+//! whether it could answer a prompt (OpenSSH's `BatchMode` and Ansible
+//! simply turn keyboard-interactive off, and every client tries its keys
+//! first), so the reason is required where it is used, per channel
+//! ([`super::reasons`]). A client that asks for keyboard-interactive
+//! *before* its key (`PreferredAuthentications keyboard-interactive,publickey`)
+//! is asked for the reason then, and that reason covers the connection.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -17,7 +25,6 @@ use russh::server::{
 use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet};
 
 use super::auth::Rejection;
-use super::client_id::ClientId;
 use super::context::ServerContext;
 use super::forward;
 use super::limits::StartupGuard;
@@ -50,10 +57,14 @@ pub struct ConnectionHandler {
     /// could be completed as another.
     bound_login: Option<String>,
     login: Option<Login>,
-    /// The key or certificate that passed, waiting for the reason.
+    /// The key or certificate that passed.
     first_factor: Option<AuthMethod>,
+    /// The reason typed at the keyboard-interactive prompt before the key.
     reason: Option<Reason>,
     reason_tries: u32,
+    /// The keyboard-interactive prompt was answered (or left empty): it is
+    /// not offered again.
+    prompt_done: bool,
     user: Option<Arc<Authenticated>>,
     startup: Option<StartupGuard>,
     /// Set once authenticated; the login-grace timer reads it.
@@ -64,8 +75,6 @@ pub struct ConnectionHandler {
     refused_remote_forward: bool,
     /// Why the gateway cut the connection (set by the server loop).
     pub end_cause: Arc<EndCause>,
-    /// The client's identification line, noted as it was read.
-    pub client_id: ClientId,
 }
 
 impl ConnectionHandler {
@@ -80,6 +89,7 @@ impl ConnectionHandler {
             first_factor: None,
             reason: None,
             reason_tries: 0,
+            prompt_done: false,
             user: None,
             startup: Some(startup),
             authenticated: Arc::new(AtomicBool::new(false)),
@@ -87,7 +97,6 @@ impl ConnectionHandler {
             open_channels: Arc::new(AtomicUsize::new(0)),
             refused_remote_forward: false,
             end_cause,
-            client_id: ClientId::default(),
         }
     }
 
@@ -137,23 +146,20 @@ impl ConnectionHandler {
             .unwrap_or_default()
     }
 
-    /// A first factor passed: accept, or ask for the reason.
+    /// A key or certificate passed: the user is in (the reason is asked
+    /// for per channel, see the module docs).
     fn first_factor_passed(&mut self, user: &str, method: AuthMethod) -> Auth {
-        tracing::info!(peer = %self.peer, user, method = %method, "key accepted");
+        tracing::info!(peer = %self.peer, user, method = %method, reason_given = self.reason.is_some(), "key accepted");
         self.first_factor = Some(method);
-        if self.ctx.justification.required && self.client_id.single_step_only() {
-            // It could not answer the prompt (see client_id); the reason is
-            // required when a channel opens, from SSMGATE_REASON.
-            tracing::info!(peer = %self.peer, user, client = self.client_id.get().unwrap_or_default(),
-                "this client cannot answer the reason prompt; the reason must come as SSMGATE_REASON");
-            self.finish_auth()
-        } else if self.ctx.justification.required {
-            Auth::Reject {
-                proceed_with_methods: Some(MethodSet::from(&[MethodKind::KeyboardInteractive][..])),
-                partial_success: true,
-            }
-        } else {
-            self.finish_auth()
+        self.finish_auth()
+    }
+
+    /// The prompt is over (answered or skipped): the key must follow.
+    fn key_next(&mut self) -> Auth {
+        self.prompt_done = true;
+        Auth::Reject {
+            proceed_with_methods: Some(MethodSet::from(&[MethodKind::PublicKey][..])),
+            partial_success: true,
         }
     }
 
@@ -322,7 +328,8 @@ impl russh::server::Handler for ConnectionHandler {
         _submethods: &str,
         response: Option<Response<'a>>,
     ) -> Result<Auth, Self::Error> {
-        if self.login(user).await?.is_none() || self.first_factor.is_none() {
+        // Asked before the key only (after it, the user is already in).
+        if self.login(user).await?.is_none() || self.first_factor.is_some() || self.prompt_done {
             return Ok(Auth::reject());
         }
         let Some(mut response) = response else {
@@ -336,18 +343,19 @@ impl russh::server::Handler for ConnectionHandler {
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
         if answer.trim().is_empty() {
-            // No terminal to ask on (scripts): the reason may still come
-            // with `SetEnv SSMGATE_REASON`, checked when a channel opens.
-            return Ok(self.finish_auth());
+            // No reason now: channels may still bring one (SetEnv, a
+            // grant, the terminal), checked when they open.
+            return Ok(self.key_next());
         }
         match self.ctx.justification.check(&answer) {
             Ok(clean) => {
                 self.reason = Some(clean);
-                Ok(self.finish_auth())
+                Ok(self.key_next())
             }
             Err(rule) => {
                 self.reason_tries += 1;
                 if self.reason_tries >= REASON_TRIES {
+                    self.prompt_done = true;
                     tracing::info!(peer = %self.peer, "reason refused too often");
                     self.audit(
                         AuditKind::AuthFailure,

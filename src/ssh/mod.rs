@@ -5,20 +5,24 @@
 //! - [`handler`]: russh callbacks; every decision is delegated to [`auth`]
 //!   (keys, user certificates) and the reason rule (`request::Justification`);
 //! - [`session_channel`]: one task per shell/exec channel, with the target
-//!   [`picker`]; [`forward`]: one task per direct-tcpip channel; both hold
-//!   a slot of the [`session_limits`] (per connection, per user);
+//!   [`picker`] and the [`reason_command`] (grants); [`forward`]: one task
+//!   per direct-tcpip channel; both hold a slot of the [`session_limits`]
+//!   (per connection, per user) and take their reason from [`reasons`];
+//!   [`line`] reads a line typed on a client's terminal;
 //! - [`context`]: shared state.
 //!
 //! Nothing here calls AWS: channels hand a `SessionRequest` to the gateway.
 
 pub mod auth;
-pub mod client_id;
 pub mod context;
 pub mod forward;
 pub mod handler;
 pub mod limits;
+pub mod line;
 pub mod login;
 pub mod picker;
+pub mod reason_command;
+pub mod reasons;
 pub mod server;
 pub mod session_channel;
 pub mod session_limits;

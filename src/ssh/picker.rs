@@ -2,9 +2,11 @@
 //! and starts a shell on the one chosen. It reads a line from the channel
 //! itself (the client's terminal is in raw mode), echoing as it goes.
 
-use russh::{ChannelMsg, ChannelReadHalf};
+use russh::ChannelReadHalf;
 
 use super::context::ServerContext;
+use super::line::{Typed, read_line};
+use super::reasons::Chosen;
 use super::session_channel::{Authenticated, SshOutput};
 use crate::gateway::targets::Asker;
 use crate::inventory::Target;
@@ -18,10 +20,12 @@ const USAGE_LIST: usize = 20;
 pub async fn pick(
     ctx: &ServerContext,
     user: &Authenticated,
+    reason: &Chosen,
     rd: &mut ChannelReadHalf,
     out: &mut SshOutput,
+    typeahead: &mut Vec<u8>,
 ) -> Option<TargetSpec> {
-    let targets = match openable_targets(ctx, user).await {
+    let targets = match openable_targets(ctx, user, reason).await {
         Ok(t) if t.is_empty() => {
             out.write("ssmgate: there is no online target you may open.\r\n")
                 .await;
@@ -45,7 +49,9 @@ pub async fn pick(
             targets.len()
         ))
         .await;
-        let line = read_line(rd, out).await?;
+        let Typed::Line(line) = read_line(rd, out, typeahead).await else {
+            return None;
+        };
         let line = line.trim();
         if line.is_empty() {
             continue;
@@ -71,12 +77,12 @@ pub async fn pick(
 }
 
 /// The message for a login without a target where no menu can be shown.
-pub async fn usage(ctx: &ServerContext, user: &Authenticated) -> String {
+pub async fn usage(ctx: &ServerContext, user: &Authenticated, reason: &Chosen) -> String {
     let mut text = format!(
         "ssmgate: no target given. Use: ssh {}+TARGET@GATEWAY [command]   (TARGET is an instance id or name)\r\n",
         user.user.name
     );
-    if let Ok(targets) = openable_targets(ctx, user).await {
+    if let Ok(targets) = openable_targets(ctx, user, reason).await {
         text.push_str("Targets:\r\n");
         for t in targets.iter().take(USAGE_LIST) {
             text.push_str(&format!("  {}\r\n", describe(t)));
@@ -92,12 +98,14 @@ pub async fn usage(ctx: &ServerContext, user: &Authenticated) -> String {
 async fn openable_targets(
     ctx: &ServerContext,
     user: &Authenticated,
+    reason: &Chosen,
 ) -> Result<Vec<Target>, crate::inventory::ResolveError> {
     ctx.gateway
         .openable_targets(Asker {
             user: user.user.clone(),
             auth: user.auth.clone(),
-            reason: user.reason.clone(),
+            reason: reason.reason.clone(),
+            reason_source: reason.source,
             source: user.source.ip(),
         })
         .await
@@ -110,37 +118,4 @@ fn describe(t: &Target) -> String {
         line.push_str(&format!("  ({}/{})", t.account, t.region));
     }
     line
-}
-
-/// Reads one line with echo and backspace; `None` on Ctrl-C, Ctrl-D or close.
-async fn read_line(rd: &mut ChannelReadHalf, out: &mut SshOutput) -> Option<String> {
-    let mut line = String::new();
-    loop {
-        match rd.wait().await? {
-            ChannelMsg::Data { data } => {
-                for &b in data.iter() {
-                    match b {
-                        b'\r' | b'\n' => {
-                            out.write("\r\n").await;
-                            return Some(line);
-                        }
-                        0x03 | 0x04 => {
-                            out.write("\r\n").await;
-                            return None;
-                        }
-                        0x7f | 0x08 if line.pop().is_some() => {
-                            out.write("\x08 \x08").await;
-                        }
-                        b if (b.is_ascii_graphic() || b == b' ') && line.len() < 256 => {
-                            line.push(char::from(b));
-                            out.write(&char::from(b).to_string()).await;
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            ChannelMsg::Eof | ChannelMsg::Close => return None,
-            _ => {}
-        }
-    }
 }

@@ -13,7 +13,6 @@ use russh::{MethodKind, MethodSet};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::client_id::IdTap;
 use super::context::ServerContext;
 use super::handler::ConnectionHandler;
 use super::limits::StartupLimits;
@@ -93,7 +92,6 @@ impl SshServer {
             let login_deadline = tokio::time::Instant::now()
                 + self.ctx.server.login_grace.max(Duration::from_secs(1));
             let handler = ConnectionHandler::new(self.ctx.clone(), peer, guard);
-            let socket = IdTap::new(socket, handler.client_id.clone());
             tokio::spawn(connection(
                 self.russh.clone(),
                 self.ctx.clone(),
@@ -113,7 +111,7 @@ impl SshServer {
 async fn connection(
     config: Arc<russh::server::Config>,
     ctx: Arc<ServerContext>,
-    socket: IdTap<tokio::net::TcpStream>,
+    socket: tokio::net::TcpStream,
     peer: SocketAddr,
     handler: ConnectionHandler,
     login_deadline: tokio::time::Instant,

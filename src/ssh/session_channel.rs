@@ -8,17 +8,19 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use russh::server::{Handle, Msg};
-use russh::{Channel, ChannelId, ChannelMsg, ChannelWriteHalf};
+use russh::{Channel, ChannelId, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::context::ServerContext;
-use super::picker;
+use super::line::{Typed, read_line};
+use super::reasons::{self, Chosen};
+use super::{picker, reason_command};
 use crate::config::UserConfig;
 use crate::gateway::record::EndCause;
 use crate::gateway::terminal::{ClientInput, ClientOutput, Ended, Exit, PtyRequest, Terminal};
 use crate::request::{AuthMethod, PERMIT_PTY};
-use crate::request::{Kind, Reason, SessionRequest, TargetSpec};
+use crate::request::{GrantCommand, Kind, Reason, ReasonSource, SessionRequest, TargetSpec};
 use crate::ssh_signals;
 
 /// An authenticated user, as the channel tasks see them.
@@ -30,7 +32,8 @@ pub struct Authenticated {
     pub auth: AuthMethod,
     /// The target from the login name (`alice+web-1`), if any.
     pub target: Option<TargetSpec>,
-    /// The reason given at the keyboard-interactive prompt, if any.
+    /// The reason given at the login's keyboard-interactive prompt (for
+    /// clients that ask for it before their key), if any.
     pub reason: Option<Reason>,
     /// Their address.
     pub source: SocketAddr,
@@ -143,19 +146,47 @@ pub async fn run(
         ))
         .await;
     }
-    let reason = match reason(&ctx, &user, req.reason.as_deref()) {
-        Ok(r) => r,
-        Err(text) => return out.fail(&text).await,
-    };
+    // `ssh alice@gateway reason …` manages grants; it needs no reason.
+    if user.target.is_none()
+        && let Kind::Exec { command } = &kind
+        && let Some(command) = GrantCommand::parse(command)
+    {
+        return reason_command::run(&ctx, &user, command, &mut out).await;
+    }
+    // Bytes typed beyond the answers to the gateway's own prompts; the
+    // session gets them first.
+    let mut typeahead: Vec<u8> = Vec::new();
+    let chosen =
+        match reasons::given(&ctx, &user, req.reason.as_deref(), user.target.as_ref()).await {
+            Ok(Some(chosen)) => chosen,
+            Ok(None) if ctx.justification.required && req.pty.is_some() => {
+                match ask_reason(&ctx, &mut rd, &mut out, &mut typeahead).await {
+                    Some(reason) => reason,
+                    None => {
+                        return out
+                            .fail("ssmgate: no reason given; nothing was opened.\r\n")
+                            .await;
+                    }
+                }
+            }
+            Ok(None) if ctx.justification.required => {
+                let text = reasons::missing(&ctx, &user, kind.action());
+                return out.fail(&format!("{text}\r\n")).await;
+            }
+            Ok(None) => Chosen::none(),
+            Err(text) => return out.fail(&format!("{text}\r\n")).await,
+        };
     let target = match &user.target {
         Some(t) => t.clone(),
         None => match (&kind, &req.pty) {
-            (Kind::Shell, Some(_)) => match picker::pick(&ctx, &user, &mut rd, &mut out).await {
-                Some(t) => t,
-                None => return,
-            },
+            (Kind::Shell, Some(_)) => {
+                match picker::pick(&ctx, &user, &chosen, &mut rd, &mut out, &mut typeahead).await {
+                    Some(t) => t,
+                    None => return,
+                }
+            }
             _ => {
-                let text = picker::usage(&ctx, &user).await;
+                let text = picker::usage(&ctx, &user, &chosen).await;
                 return out.fail(&text).await;
             }
         },
@@ -169,10 +200,15 @@ pub async fn run(
         kind,
         pty: req.pty.is_some(),
         document: req.document,
-        reason,
+        reason: chosen.reason,
+        reason_source: chosen.source,
         client_version: user.client_version.clone(),
     };
     let (tx, rx) = mpsc::channel(64);
+    if !typeahead.is_empty() {
+        // The channel is new and empty: this cannot wait.
+        let _ = tx.try_send(ClientInput::Data(Bytes::from(typeahead)));
+    }
     let input = tokio::spawn(async move {
         while let Some(msg) = rd.wait().await {
             let item = match msg {
@@ -227,29 +263,42 @@ pub async fn refuse(channel: Channel<Msg>, text: String) {
     .await;
 }
 
-/// The checked reason for this session channel: from the prompt, or from
-/// `SetEnv SSMGATE_REASON`; an error text when one is required and missing
-/// or malformed. (Forwards have their own: they carry no environment.)
-pub fn reason(
+/// How often a refused reason may be typed again at the terminal prompt.
+const REASON_TRIES: usize = 3;
+
+/// Asks for the reason on the session's terminal (no reason came with the
+/// login, the channel or a grant); `None` when the person gives up.
+async fn ask_reason(
     ctx: &ServerContext,
-    user: &Authenticated,
-    from_env: Option<&str>,
-) -> Result<Option<Reason>, String> {
-    if let Some(r) = &user.reason {
-        return Ok(Some(r.clone()));
+    rd: &mut ChannelReadHalf,
+    out: &mut SshOutput,
+    typeahead: &mut Vec<u8>,
+) -> Option<Chosen> {
+    out.write(&format!(
+        "Access needs a reason: {}.\r\n",
+        ctx.justification.hint
+    ))
+    .await;
+    for _ in 0..REASON_TRIES {
+        out.write("Reason for access: ").await;
+        let Typed::Line(line) = read_line(rd, out, typeahead).await else {
+            return None;
+        };
+        match ctx.justification.check(&line) {
+            Ok(reason) if !reason.as_str().is_empty() => {
+                return Some(Chosen {
+                    reason: Some(reason),
+                    source: ReasonSource::Prompt,
+                });
+            }
+            Ok(_) => {}
+            Err(rule) => {
+                out.write(&format!("That reason is not accepted: {rule}\r\n"))
+                    .await;
+            }
+        }
     }
-    match from_env {
-        Some(text) => ctx
-            .justification
-            .check(text)
-            .map(Some)
-            .map_err(|rule| format!("ssmgate: SSMGATE_REASON is not accepted: {rule}\r\n")),
-        None if ctx.justification.required => Err(format!(
-            "ssmgate: access needs a reason ({}). Answer the \"Reason for access\" prompt, or pass it in the environment variable SSMGATE_REASON: ssh -o 'SetEnv=SSMGATE_REASON=\"INC-123 why\"' ...\r\n",
-            ctx.justification.hint
-        )),
-        None => Ok(None),
-    }
+    None
 }
 
 /// The channel's write half as the gateway's [`ClientOutput`].
@@ -263,7 +312,7 @@ pub struct SshOutput {
 
 impl SshOutput {
     /// Writes an error on stderr and ends the channel with status 255.
-    async fn fail(&mut self, text: &str) {
+    pub async fn fail(&mut self, text: &str) {
         self.stderr(Bytes::from(text.to_owned())).await;
         self.finish(Some(Exit::Status(255))).await;
     }
@@ -275,6 +324,11 @@ impl SshOutput {
     /// Plain output, used by the picker.
     pub async fn write(&mut self, text: &str) -> bool {
         self.stdout(Bytes::from(text.to_owned())).await
+    }
+
+    /// Raw output (echo of typed bytes).
+    pub async fn write_bytes(&mut self, bytes: &[u8]) -> bool {
+        self.stdout(Bytes::copy_from_slice(bytes)).await
     }
 }
 

@@ -219,7 +219,8 @@ impl Fixture {
         } = builder.start().await.expect("gateway and simulator start");
         let key = d.join("alice");
         let client_config = format!(
-            "Host gateway\n  HostName 127.0.0.1\n  Port {port}\n  User alice\n\n\
+            "Host gateway\n  HostName 127.0.0.1\n  Port {port}\n  User alice\n  \
+             PreferredAuthentications keyboard-interactive,publickey\n\n\
              Host *\n  IdentityFile {key}\n  IdentitiesOnly yes\n  StrictHostKeyChecking no\n  \
              UserKnownHostsFile /dev/null\n  LogLevel ERROR\n  ConnectTimeout 10\n",
             port = gw.addr.port(),
@@ -262,9 +263,12 @@ impl Fixture {
     }
 
     /// Options every client command gets: no config, no host key checks,
-    /// only the given identity, and the reason prompt answered by askpass.
+    /// only the given identity, and the reason prompt at login (asked
+    /// before the key, as people opt in to) answered by askpass.
     pub fn common_opts(&self, key: &str) -> Vec<String> {
         vec![
+            "-o".into(),
+            "PreferredAuthentications=keyboard-interactive,publickey".into(),
             "-F".into(),
             "/dev/null".into(),
             "-i".into(),

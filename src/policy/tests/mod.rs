@@ -112,6 +112,7 @@ fn ctx(action: Action, reason: Option<&str>, at: &str) -> ContextInput {
         recording: action.recording(),
         backend: "ssm",
         os_user: None,
+        reason_source: if reason.is_some() { "prompt" } else { "none" },
     }
 }
 
