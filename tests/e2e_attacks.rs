@@ -78,17 +78,18 @@ async fn refusal(h: &client::Handle<Trusting>) -> String {
     String::from_utf8_lossy(&text).into_owned()
 }
 
-fn partial(r: &AuthResult) -> bool {
-    matches!(
-        r,
-        AuthResult::Failure {
-            partial_success: true,
-            ..
-        }
-    )
+/// Logs in as `user` the way a person who opted into the login prompt
+/// does: the reason first, then the key. True when authenticated.
+async fn log_in(h: &mut client::Handle<Trusting>, fx: &Fixture, user: &str) -> bool {
+    answer_reason(h, user).await.expect("kbd")
+        && matches!(
+            h.authenticate_publickey(user, key(fx, "alice")).await,
+            Ok(AuthResult::Success)
+        )
 }
 
-/// Answers the reason prompt as `user`; true when authenticated.
+/// Answers the reason prompt (asked before the key) as `user`; true when
+/// it was taken (partial success) or authenticated.
 async fn answer_reason(h: &mut client::Handle<Trusting>, user: &str) -> Result<bool, russh::Error> {
     let mut r = h
         .authenticate_keyboard_interactive_start(user, None)
@@ -96,7 +97,10 @@ async fn answer_reason(h: &mut client::Handle<Trusting>, user: &str) -> Result<b
     for _ in 0..3 {
         match r {
             KeyboardInteractiveAuthResponse::Success => return Ok(true),
-            KeyboardInteractiveAuthResponse::Failure { .. } => return Ok(false),
+            // The reason was taken; the key must follow.
+            KeyboardInteractiveAuthResponse::Failure {
+                partial_success, ..
+            } => return Ok(partial_success),
             KeyboardInteractiveAuthResponse::InfoRequest { .. } => {
                 r = h
                     .authenticate_keyboard_interactive_respond(vec!["INC-42 attack test".into()])
@@ -113,52 +117,30 @@ async fn switching_users_during_authentication_ends_the_connection() {
 
     // Control: the same name all the way authenticates.
     let mut h = connect(&fx).await;
-    let r = h
-        .authenticate_publickey("alice+web-1", key(&fx, "alice"))
-        .await
-        .expect("pk");
-    assert!(partial(&r), "{r:?}");
-    assert!(answer_reason(&mut h, "alice+web-1").await.expect("kbd"));
+    assert!(log_in(&mut h, &fx, "alice+web-1").await);
 
-    // 1. publickey as alice (partial success) → publickey as bob with a
-    //    wrong key → the reason prompt: before the fix, authenticated as bob.
+    // 1. The reason as alice (partial success) → bob's own key as bob:
+    //    a factor proven for one login is never completed as another.
     let mut h = connect(&fx).await;
-    let r = h
-        .authenticate_publickey("alice+web-1", key(&fx, "alice"))
-        .await
-        .expect("pk");
-    assert!(partial(&r), "{r:?}");
-    let switched = h
-        .authenticate_publickey("bob+web-1", key(&fx, "stranger"))
-        .await;
+    assert!(answer_reason(&mut h, "alice+web-1").await.expect("kbd"));
+    let switched = h.authenticate_publickey("bob+web-1", key(&fx, "bob")).await;
     assert!(!matches!(switched, Ok(AuthResult::Success)), "{switched:?}");
-    let finished = answer_reason(&mut h, "bob+web-1").await;
-    assert!(
-        !matches!(finished, Ok(true)),
-        "authenticated as bob: {finished:?}"
-    );
     assert!(disconnected(&mut h).await, "the connection stays open");
 
-    // 2. publickey as alice → keyboard-interactive as bob directly.
+    // 2. The reason as alice → the reason again as bob.
     let mut h = connect(&fx).await;
-    let r = h
-        .authenticate_publickey("alice+web-1", key(&fx, "alice"))
-        .await
-        .expect("pk");
-    assert!(partial(&r));
+    assert!(answer_reason(&mut h, "alice+web-1").await.expect("kbd"));
     let finished = answer_reason(&mut h, "bob+web-1").await;
     assert!(!matches!(finished, Ok(true)), "{finished:?}");
     assert!(disconnected(&mut h).await);
 
     // 3. The same user with another target is a different login, too.
     let mut h = connect(&fx).await;
+    assert!(answer_reason(&mut h, "alice+web-1").await.expect("kbd"));
     let r = h
-        .authenticate_publickey("alice+web-1", key(&fx, "alice"))
-        .await
-        .expect("pk");
-    assert!(partial(&r));
-    let finished = answer_reason(&mut h, "alice+db-1").await;
-    assert!(!matches!(finished, Ok(true)), "{finished:?}");
+        .authenticate_publickey("alice+db-1", key(&fx, "alice"))
+        .await;
+    assert!(!matches!(r, Ok(AuthResult::Success)), "{r:?}");
     assert!(disconnected(&mut h).await);
 
     // 4. none as bob first, then alice's key: the first name binds.
@@ -167,7 +149,7 @@ async fn switching_users_during_authentication_ends_the_connection() {
     let r = h
         .authenticate_publickey("alice+web-1", key(&fx, "alice"))
         .await;
-    assert!(!matches!(r, Ok(ref r) if partial(r)), "{r:?}");
+    assert!(!matches!(r, Ok(AuthResult::Success)), "{r:?}");
     assert!(disconnected(&mut h).await);
 
     // 5. A rejected key as bob, then alice's key.
@@ -180,7 +162,7 @@ async fn switching_users_during_authentication_ends_the_connection() {
     let r = h
         .authenticate_publickey("alice+web-1", key(&fx, "alice"))
         .await;
-    assert!(!matches!(r, Ok(ref r) if partial(r)), "{r:?}");
+    assert!(!matches!(r, Ok(AuthResult::Success)), "{r:?}");
     assert!(disconnected(&mut h).await);
 
     // Nobody but alice ever authenticated, and each switch is audited.
@@ -248,12 +230,7 @@ async fn one_connection_cannot_open_channels_without_end() {
     })
     .await;
     let mut h = connect(&fx).await;
-    let r = h
-        .authenticate_publickey("alice+web-1", key(&fx, "alice"))
-        .await
-        .expect("pk");
-    assert!(partial(&r));
-    assert!(answer_reason(&mut h, "alice+web-1").await.expect("kbd"));
+    assert!(log_in(&mut h, &fx, "alice+web-1").await);
     let mut open = Vec::new();
     for i in 0..4 {
         open.push(
@@ -276,10 +253,7 @@ async fn one_connection_cannot_open_channels_without_end() {
     // A second connection of the same user gets what is left of the
     // user's cap (6), no more.
     let mut h2 = connect(&fx).await;
-    h2.authenticate_publickey("alice+web-1", key(&fx, "alice"))
-        .await
-        .expect("pk");
-    assert!(answer_reason(&mut h2, "alice+web-1").await.expect("kbd"));
+    assert!(log_in(&mut h2, &fx, "alice+web-1").await);
     let _a = h2.channel_open_session().await.expect("5th of the user");
     let _b = h2.channel_open_session().await.expect("6th of the user");
     let text = refusal(&h2).await;
@@ -368,10 +342,7 @@ async fn user_input_cannot_forge_or_flood_log_lines() {
 
     // A forward host with a line break and a fake log line after it.
     let mut h = connect(&fx).await;
-    h.authenticate_publickey("alice", key(&fx, "alice"))
-        .await
-        .expect("pk");
-    assert!(answer_reason(&mut h, "alice").await.expect("kbd"));
+    assert!(log_in(&mut h, &fx, "alice").await);
     let host = format!("web-1\n{FORGED}");
     assert!(
         h.channel_open_direct_tcpip(host, 80, "127.0.0.1", 1)

@@ -2,9 +2,10 @@
 //! script in `tests/python_clients/clients.py` runs commands with stdin,
 //! checks exit codes and signals, and moves a file over sftp both ways
 //! (sha256 compared), then prints what it saw for the asserts here.
-//! asyncssh answers the reason prompt; paramiko cannot (see
-//! `ssmgate::ssh::client_id`), so it must pass `SSMGATE_REASON` with each
-//! channel, and a channel without it is refused.
+//! asyncssh answers the reason prompt at login (it asks for
+//! keyboard-interactive before its key); paramiko logs in by key and
+//! passes `SSMGATE_REASON` with each channel, and a channel without it is
+//! refused.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -17,6 +17,10 @@ use crate::recording::{AuditKind, GrantRow, Recorder, Store, StoreError};
 use crate::request::grant::format_duration;
 use crate::request::{Justification, Reason, ReasonRefused, ReasonSource, TargetPattern};
 
+/// Most live grants one user may hold (each channel without a reason of
+/// its own reads them all).
+pub const MAX_LIVE_GRANTS: usize = 32;
+
 /// Why a grant could not be made, listed or revoked. Texts are for the user.
 #[derive(Debug, thiserror::Error)]
 pub enum GrantError {
@@ -34,6 +38,11 @@ pub enum GrantError {
         /// What was asked, formatted.
         asked: String,
     },
+    /// The user holds [`MAX_LIVE_GRANTS`] already.
+    #[error(
+        "you hold {MAX_LIVE_GRANTS} live reason grants already; revoke some first (ssh USER@GATEWAY reason --revoke)"
+    )]
+    TooMany,
     /// `--revoke ID` names no live grant, or several.
     #[error("{0}")]
     NoSuchGrant(String),
@@ -97,6 +106,9 @@ impl ReasonGrants {
                 max: format_duration(self.max),
                 asked: format_duration(duration),
             });
+        }
+        if self.live(user).await?.len() >= MAX_LIVE_GRANTS {
+            return Err(GrantError::TooMany);
         }
         let now = whole_seconds(Utc::now());
         let expires = now
@@ -199,7 +211,7 @@ impl ReasonGrants {
                 }
             };
             let reason = self.rule.check(&g.reason).ok()?;
-            (covers && !reason.as_str().is_empty()).then(|| Granted {
+            (covers && !reason.as_str().is_empty()).then_some(Granted {
                 reason,
                 source: ReasonSource::Grant(g.id),
             })

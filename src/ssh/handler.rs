@@ -65,6 +65,9 @@ pub struct ConnectionHandler {
     /// The keyboard-interactive prompt was answered (or left empty): it is
     /// not offered again.
     prompt_done: bool,
+    /// The reason typed at the prompt was refused too often: the login
+    /// fails, key or not (the person asked to be asked).
+    reason_refused: bool,
     user: Option<Arc<Authenticated>>,
     startup: Option<StartupGuard>,
     /// Set once authenticated; the login-grace timer reads it.
@@ -90,6 +93,7 @@ impl ConnectionHandler {
             reason: None,
             reason_tries: 0,
             prompt_done: false,
+            reason_refused: false,
             user: None,
             startup: Some(startup),
             authenticated: Arc::new(AtomicBool::new(false)),
@@ -149,6 +153,10 @@ impl ConnectionHandler {
     /// A key or certificate passed: the user is in (the reason is asked
     /// for per channel, see the module docs).
     fn first_factor_passed(&mut self, user: &str, method: AuthMethod) -> Auth {
+        if self.reason_refused {
+            tracing::info!(peer = %self.peer, user, "key refused: the reason was refused too often");
+            return Auth::reject();
+        }
         tracing::info!(peer = %self.peer, user, method = %method, reason_given = self.reason.is_some(), "key accepted");
         self.first_factor = Some(method);
         self.finish_auth()
@@ -356,6 +364,7 @@ impl russh::server::Handler for ConnectionHandler {
                 self.reason_tries += 1;
                 if self.reason_tries >= REASON_TRIES {
                     self.prompt_done = true;
+                    self.reason_refused = true;
                     tracing::info!(peer = %self.peer, "reason refused too often");
                     self.audit(
                         AuditKind::AuthFailure,

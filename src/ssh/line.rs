@@ -56,11 +56,10 @@ pub async fn read_line(
                     out.write("\r\n").await;
                     return Typed::Cancelled;
                 }
-                0x7f | 0x08 => {
-                    if pop_char(&mut line) {
-                        out.write("\x08 \x08").await;
-                    }
+                0x7f | 0x08 if pop_char(&mut line) => {
+                    out.write("\x08 \x08").await;
                 }
+                0x7f | 0x08 => {}
                 // Printable ASCII and the bytes of UTF-8 characters;
                 // other controls (escape sequences) are dropped.
                 b if (b == b' ' || b.is_ascii_graphic() || b >= 0x80) && line.len() < MAX_LINE => {

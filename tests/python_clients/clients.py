@@ -95,6 +95,8 @@ async def asyncssh_checks():
     conn, _ = await asyncssh.create_connection(
         Client, HOST, PORT, username=LOGIN, client_keys=[KEY],
         known_hosts=None, agent_path=None, password_auth=False,
+        # Asked for the reason at login: keyboard-interactive before the key.
+        preferred_auth="keyboard-interactive,publickey",
     )
     async with conn as c:
         r = await c.run("cat", input=DATA, encoding=None)

@@ -487,3 +487,73 @@ pub async fn chunk_batches_are_all_or_nothing(db: &Db) {
     assert_eq!(stored_a.chain_head, head_a);
     verify(&stored_a, &store.chunks(a.id).await.unwrap()).unwrap();
 }
+
+/// Reason grants: stored whole, listed newest first while live, per user;
+/// revoked one or all, never twice; expired ones are neither listed nor
+/// revoked.
+pub async fn reason_grants(db: &Db) {
+    use ssmgate::recording::GrantRow;
+    let store = db.store().await;
+    let now = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp(), 0).unwrap();
+    let grant =
+        |user: &str, reason: &str, created: i64, expires: i64, pattern: Option<&str>| GrantRow {
+            id: Uuid::new_v4(),
+            user: user.into(),
+            reason: reason.into(),
+            target_pattern: pattern.map(str::to_owned),
+            source_ip: "2001:db8::7".parse().unwrap(),
+            created_at: now + Duration::seconds(created),
+            expires_at: now + Duration::seconds(expires),
+        };
+    let old = grant("alice", "INC-1 old", -7200, -60, None);
+    let first = grant("alice", "INC-2 first", -120, 3600, Some("web-*"));
+    let second = grant("alice", "INC-3 \"quoted\" ünïcode", -60, 600, None);
+    let bob = grant("bob", "INC-4 bob", -60, 600, None);
+    for g in [&old, &first, &second, &bob] {
+        store.insert_grant(g).await.unwrap();
+    }
+    // The same id twice is refused (never silently replaced).
+    assert!(store.insert_grant(&first).await.is_err());
+    assert_eq!(
+        store.live_grants("alice", now).await.unwrap(),
+        vec![second.clone(), first.clone()]
+    );
+    assert_eq!(store.live_grants("carol", now).await.unwrap(), vec![]);
+    // Live until its expiry, not at it.
+    assert_eq!(
+        store
+            .live_grants("alice", now + Duration::seconds(600))
+            .await
+            .unwrap(),
+        vec![first.clone()]
+    );
+    // One, then the rest; the expired one stays as it was.
+    assert_eq!(
+        store
+            .revoke_grants("alice", Some(first.id), now)
+            .await
+            .unwrap(),
+        vec![first.id]
+    );
+    assert_eq!(
+        store
+            .revoke_grants("alice", Some(first.id), now)
+            .await
+            .unwrap(),
+        Vec::<Uuid>::new()
+    );
+    assert_eq!(
+        store
+            .revoke_grants("alice", Some(bob.id), now)
+            .await
+            .unwrap(),
+        Vec::<Uuid>::new(),
+        "another user's grant is not theirs to revoke"
+    );
+    assert_eq!(
+        store.revoke_grants("alice", None, now).await.unwrap(),
+        vec![second.id]
+    );
+    assert_eq!(store.live_grants("alice", now).await.unwrap(), vec![]);
+    assert_eq!(store.live_grants("bob", now).await.unwrap(), vec![bob]);
+}

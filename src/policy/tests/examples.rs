@@ -68,7 +68,7 @@ fn sre_shell_and_prod_ticket() {
         "{}",
         d.message
     );
-    assert!(d.message.contains("Reason for access"), "{}", d.message);
+    assert!(d.message.contains("grant one first"), "{}", d.message);
     assert!(
         d.message.contains("ssh -o 'SetEnv=SSMGATE_REASON="),
         "{}",

@@ -271,7 +271,7 @@ fn reason_advice_fits_the_channel() {
     assert!(shell.needs_reason);
     assert!(
         shell.message.ends_with(
-            "answer the \"Reason for access\" prompt, or connect with ssh -o 'SetEnv=SSMGATE_REASON=\"INC-123 why\"'"
+            "This request needs a reason: pass it with the command: ssh -o 'SetEnv=SSMGATE_REASON=\"INC-123 why\"' ..., or grant one first: ssh alice@GATEWAY reason 'INC-123 why' --for 1h"
         ),
         "{}",
         shell.message
@@ -279,10 +279,9 @@ fn reason_advice_fits_the_channel() {
     let jump = decide(&e, &alice, Action::Ssh, &t, ctx(Action::Ssh, None, WORKDAY));
     assert!(jump.needs_reason);
     assert!(
-        jump.message.contains("when you log in to the gateway")
-            && jump
-                .message
-                .contains("SetEnv does not reach -J, -W, -L or -D forwards"),
+        jump.message.ends_with(
+            "This request needs a reason: grant one first: ssh alice@GATEWAY reason 'INC-123 why' --for 1h (-J, -W, -L and -D carry no SetEnv), or be asked at login: ssh -o PreferredAuthentications=keyboard-interactive,publickey ..."
+        ),
         "{}",
         jump.message
     );
