@@ -19,15 +19,6 @@ use common::sha;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-/// True when `program` is on PATH.
-fn installed(program: &str) -> bool {
-    std::process::Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// alice's key converted to PuTTY's format.
 async fn ppk(fx: &Fixture) -> std::path::PathBuf {
     let ppk = fx.path("alice.ppk");
@@ -57,7 +48,7 @@ fn putty(fx: &Fixture, program: &str, key: &Path) -> Command {
 
 #[tokio::test]
 async fn plink_and_pscp_work_gateway_style() {
-    if !installed("plink") || !installed("pscp") || !installed("puttygen") {
+    if !common::installed("plink") || !common::installed("pscp") || !common::installed("puttygen") {
         eprintln!("PuTTY's tools are not installed (putty-tools): skipping");
         return;
     }
@@ -110,7 +101,10 @@ async fn plink_and_pscp_work_gateway_style() {
 
 #[tokio::test]
 async fn sshfs_mounts_the_target_and_every_file_operation_is_recorded() {
-    if !installed("sshfs") || !installed("fusermount") || !Path::new("/dev/fuse").exists() {
+    if !common::installed("sshfs")
+        || !common::installed("fusermount")
+        || !Path::new("/dev/fuse").exists()
+    {
         eprintln!("sshfs or FUSE is not available: skipping");
         return;
     }

@@ -244,7 +244,7 @@ async fn batchmode_commands_need_setenv_and_forwards_need_a_grant() {
     let url = format!("sqlite://{}", fx.path("ssmgate.db").display());
     let pool = sqlx::SqlitePool::connect(&url).await.expect("sqlite");
     let now = chrono::Utc::now();
-    let t = |d: chrono::TimeDelta| (now + d).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let t = |d: chrono::TimeDelta| (now + d).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     sqlx::query(
         "INSERT INTO reason_grants (id, user_name, reason, target_pattern, source_ip, created_at, expires_at) \
          VALUES ($1, 'alice', 'INC-5 short', NULL, '127.0.0.1', $2, $3)",
@@ -318,43 +318,32 @@ async fn a_terminal_is_asked_only_when_nothing_else_gave_a_reason() {
 async fn sessions_over_a_control_master_carry_the_masters_setenv() {
     let fx = Fixture::start(false).await;
     let control = fx.path("cm-%C");
-    let master = |extra: &[&str]| {
+    // Each call: its own SetEnv (if any) and arguments, over one master.
+    let over_master = |args: &[&str]| {
         let mut cmd = batch(&fx, "alice+web-1");
         cmd.args(["-o", "ControlMaster=auto", "-o", "ControlPersist=30"])
             .arg("-o")
             .arg(format!("ControlPath={}", control.display()))
-            .args(extra);
-        cmd
+            .args(args);
+        output(cmd, 60)
     };
-    let out = output(
-        {
-            let mut c = master(&["-o", "SetEnv=SSMGATE_REASON=\"INC-11 first\""]);
-            c.args(["echo", "one"]);
-            c
-        },
-        60,
-    )
+    let out = over_master(&[
+        "-o",
+        "SetEnv=SSMGATE_REASON=\"INC-11 first\"",
+        "echo",
+        "one",
+    ])
     .await;
     assert_eq!(stdout(&out), "one\n", "{}", show(&out));
-    let out = output(
-        {
-            let mut c = master(&["-o", "SetEnv=SSMGATE_REASON=\"INC-12 second\""]);
-            c.args(["echo", "two"]);
-            c
-        },
-        60,
-    )
+    let out = over_master(&[
+        "-o",
+        "SetEnv=SSMGATE_REASON=\"INC-12 second\"",
+        "echo",
+        "two",
+    ])
     .await;
     assert_eq!(stdout(&out), "two\n", "{}", show(&out));
-    let out = output(
-        {
-            let mut c = master(&[]);
-            c.args(["-O", "exit"]);
-            c
-        },
-        30,
-    )
-    .await;
+    let out = over_master(&["-O", "exit"]).await;
     assert!(out.status.success(), "{}", show(&out));
     // As the README says: the second session went with the master's.
     let reasons: Vec<String> = decisions(&fx).await.into_iter().map(|d| d.0).collect();
@@ -401,6 +390,29 @@ def session(interactive):
     t.close()
 session(True)
 session(False)
+# A tunnel (what -J/-W do): refused without a reason, open after a grant.
+t = paramiko.Transport(socket.create_connection(("127.0.0.1", {port})))
+t.start_client(timeout=10)
+t.auth_publickey("alice", key)
+try:
+    t.open_channel("direct-tcpip", ("db-1", 80), ("127.0.0.1", 0))
+    print("tunnel opened without a reason")
+except paramiko.ChannelException as e:
+    print("tunnel refused", e.code)
+c = t.open_session()
+c.exec_command("reason INC-22 tunnel --for 5m --target db-*")
+c.makefile("rb").read()
+print("grant", c.recv_exit_status())
+tunnel = t.open_channel("direct-tcpip", ("db-1", 80), ("127.0.0.1", 0))
+tunnel.sendall(b"GET / HTTP/1.0\r\n\r\n")
+body = b""
+while True:
+    chunk = tunnel.recv(65536)
+    if not chunk:
+        break
+    body += chunk
+print("tunnel", b"hello from db-1" in body)
+t.close()
 "#,
         key = fx.path("alice").display().to_string(),
         port = fx.gw.addr.port()
@@ -410,16 +422,22 @@ session(False)
     };
     assert_eq!(
         stdout(&out),
-        "via-paramiko 0\nvia-paramiko 0\n",
+        "via-paramiko 0\nvia-paramiko 0\ntunnel refused 1\ngrant 0\ntunnel True\n",
         "{}",
         show(&out)
     );
+    // paramiko logs the refusal's text: the advice for forwards.
+    assert!(stderr(&out).contains(FORWARD_REFUSAL), "{}", show(&out));
     let seen = decisions(&fx).await;
     assert_eq!(
         seen.iter()
             .map(|d| (d.0.as_str(), d.1.as_str()))
             .collect::<Vec<_>>(),
-        [("INC-20 typed", "prompt"), ("INC-21 paramiko env", "env")]
+        [
+            ("INC-20 typed", "prompt"),
+            ("INC-21 paramiko env", "env"),
+            ("INC-22 tunnel", "grant")
+        ]
     );
 }
 
@@ -522,7 +540,7 @@ async fn the_readme_recipes_work_as_written() {
 
     // Ansible with its default ssh arguments, both styles (the grant above
     // covers ProxyJump style).
-    if which("ansible") {
+    if common::installed("ansible") {
         let inventory = fx.path("inventory.yml");
         std::fs::write(
             &inventory,
@@ -592,7 +610,7 @@ async fn the_readme_recipes_work_as_written() {
     }
 
     // plink.
-    if which("plink") && which("puttygen") {
+    if common::installed("plink") && common::installed("puttygen") {
         let ppk = fx.path("alice.ppk");
         let out = run(
             "puttygen",
@@ -624,13 +642,4 @@ async fn the_readme_recipes_work_as_written() {
     } else {
         eprintln!("PuTTY's tools are not installed (putty-tools): skipping the plink recipe");
     }
-}
-
-/// True when `program` is on PATH.
-fn which(program: &str) -> bool {
-    std::process::Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }

@@ -236,7 +236,7 @@ async fn rsync_and_git_work_gateway_style() {
     let data = common::data(2 << 20, 5);
     let src = fx.path("rsync-src.bin");
     std::fs::write(&src, &data).expect("write");
-    if which("rsync") {
+    if common::installed("rsync") {
         let dest = fx.path("rsync-dest.bin");
         let mut cmd = Command::new("rsync");
         cmd.args(["-a", "-e", &ssh])
@@ -251,7 +251,7 @@ async fn rsync_and_git_work_gateway_style() {
     } else {
         eprintln!("rsync is not installed: skipping its part");
     }
-    if which("git") {
+    if common::installed("git") {
         let origin = fx.path("origin.git");
         let work = fx.path("work");
         // tokio's Command: the gateway runs on this test's runtime.
@@ -371,18 +371,11 @@ async fn every_session_gets_its_own_certificate_and_host_keys_are_pinned() {
     );
 }
 
-fn which(program: &str) -> bool {
-    std::process::Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 /// Ansible with its default settings (ssh connection plugin, sftp/scp
 /// transfers, ControlMaster), the reason passed with SetEnv.
 #[tokio::test]
 async fn ansible_ping_command_copy_and_exit_status() {
-    if !which("ansible") {
+    if !common::installed("ansible") {
         eprintln!("ansible is not installed (pip install ansible-core): skipping");
         return;
     }

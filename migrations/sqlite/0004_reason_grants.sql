@@ -2,8 +2,9 @@
 -- for access given once, used by the user's channels that carry none of
 -- their own (ssh -J/-W/-L/-D, commands without SetEnv) until it expires or
 -- is revoked. Kept in the database so every replica sees the same grants.
--- Times are RFC 3339 UTC with whole seconds ("2026-12-03T10:00:00Z"), so
--- that text order is time order in both dialects.
+-- Times are RFC 3339 UTC with microseconds, always six digits
+-- ("2026-12-03T10:00:00.000000Z"), so that text order is time order in
+-- both dialects.
 CREATE TABLE reason_grants (
     id             TEXT PRIMARY KEY,      -- UUID
     user_name      TEXT NOT NULL,

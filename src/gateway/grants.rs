@@ -46,8 +46,9 @@ pub enum GrantError {
     /// `--revoke ID` names no live grant, or several.
     #[error("{0}")]
     NoSuchGrant(String),
-    /// The database could not be asked (nothing was changed).
-    #[error("the grant database is unavailable ({0}); nothing was changed")]
+    /// The database could not be asked (nothing was changed). The cause
+    /// is for the log, not the user (it may name hosts or paths).
+    #[error("the database of reason grants could not be reached; nothing was changed")]
     Store(#[from] StoreError),
 }
 
@@ -110,7 +111,7 @@ impl ReasonGrants {
         if self.live(user).await?.len() >= MAX_LIVE_GRANTS {
             return Err(GrantError::TooMany);
         }
-        let now = whole_seconds(Utc::now());
+        let now = crate::recording::truncate_micros(Utc::now());
         let expires = now
             + chrono::Duration::from_std(duration).unwrap_or_else(|_| chrono::Duration::hours(1));
         let row = GrantRow {
@@ -217,9 +218,4 @@ impl ReasonGrants {
             })
         }))
     }
-}
-
-/// `t` without its fraction of a second (grants are stored so).
-fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t)
 }

@@ -192,9 +192,9 @@ pub struct GrantRow {
     pub target_pattern: Option<String>,
     /// Where it was made from.
     pub source_ip: IpAddr,
-    /// When it was made (whole seconds).
+    /// When it was made (microseconds, as stored).
     pub created_at: DateTime<Utc>,
-    /// When it ends (whole seconds).
+    /// When it ends (microseconds, as stored).
     pub expires_at: DateTime<Utc>,
 }
 

@@ -452,7 +452,7 @@ where
     }
 
     // The grant statements are the same text in both dialects; times are
-    // RFC 3339 text with whole seconds (see the migration).
+    // fixed-width RFC 3339 text with microseconds (see the migration).
     async fn insert_grant(&self, g: &GrantRow) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO reason_grants (id, user_name, reason, target_pattern, source_ip, \
@@ -475,15 +475,7 @@ where
         user: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<GrantRow>, StoreError> {
-        let rows: Vec<(
-            String,
-            String,
-            String,
-            Option<String>,
-            String,
-            String,
-            String,
-        )> = sqlx::query_as(
+        let rows: Vec<GrantColumns> = sqlx::query_as(
             "SELECT id, user_name, reason, target_pattern, source_ip, created_at, expires_at \
                  FROM reason_grants WHERE user_name = $1 AND expires_at > $2 \
                  AND revoked_at IS NULL ORDER BY created_at DESC, id",
@@ -518,20 +510,24 @@ where
 
 /// A grant time as stored.
 fn grant_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
+
+/// A `reason_grants` row as selected: id, user_name, reason,
+/// target_pattern, source_ip, created_at, expires_at.
+type GrantColumns = (
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+);
 
 /// A stored grant row, checked.
 fn grant_row(
-    (id, user, reason, target_pattern, source_ip, created, expires): (
-        String,
-        String,
-        String,
-        Option<String>,
-        String,
-        String,
-        String,
-    ),
+    (id, user, reason, target_pattern, source_ip, created, expires): GrantColumns,
 ) -> Result<GrantRow, StoreError> {
     let corrupt = |e: &dyn std::fmt::Display| StoreError::corrupt("reason_grants", e.to_string());
     let time = |t: &str| {

@@ -81,6 +81,9 @@ async fn answer(
 }
 
 fn refused(e: &GrantError) -> (String, u32) {
+    if let GrantError::Store(cause) = e {
+        tracing::warn!(error = %cause, "reason grants: the database could not be reached");
+    }
     (format!("ssmgate: reason: {e}\r\n"), 1)
 }
 

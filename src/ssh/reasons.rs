@@ -83,9 +83,10 @@ pub async fn granted(
         Err(e) => {
             tracing::warn!(user = %user.user.name, error = %e, "reason grants could not be read");
             if ctx.justification.required {
-                Err(format!(
-                    "ssmgate: your reason grants could not be read ({e}); pass a reason with the channel, or try again"
-                ))
+                Err(
+                    "ssmgate: your reason grants could not be read (the database could not be reached); try again in a moment"
+                        .to_owned(),
+                )
             } else {
                 Ok(None)
             }

@@ -160,11 +160,23 @@ pub async fn run(
         match reasons::given(&ctx, &user, req.reason.as_deref(), user.target.as_ref()).await {
             Ok(Some(chosen)) => chosen,
             Ok(None) if ctx.justification.required && req.pty.is_some() => {
-                match ask_reason(&ctx, &mut rd, &mut out, &mut typeahead).await {
-                    Some(reason) => reason,
-                    None => {
+                // As long as a login may take: an unanswered prompt must
+                // not hold a session slot for ever.
+                let asked = tokio::time::timeout(
+                    ctx.server.login_grace,
+                    ask_reason(&ctx, &mut rd, &mut out, &mut typeahead),
+                )
+                .await;
+                match asked {
+                    Ok(Some(reason)) => reason,
+                    Ok(None) => {
                         return out
                             .fail("ssmgate: no reason given; nothing was opened.\r\n")
+                            .await;
+                    }
+                    Err(_) => {
+                        return out
+                            .fail("\r\nssmgate: no reason given in time; nothing was opened.\r\n")
                             .await;
                     }
                 }

@@ -218,3 +218,13 @@ pub fn ensure_os_user(name: &str) -> bool {
         }
     }
 }
+
+/// True when `program` is on PATH (tests of optional clients skip
+/// without it, saying so).
+pub fn installed(program: &str) -> bool {
+    std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}

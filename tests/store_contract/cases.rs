@@ -494,7 +494,7 @@ pub async fn chunk_batches_are_all_or_nothing(db: &Db) {
 pub async fn reason_grants(db: &Db) {
     use ssmgate::recording::GrantRow;
     let store = db.store().await;
-    let now = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp(), 0).unwrap();
+    let now = ssmgate::recording::truncate_micros(chrono::Utc::now());
     let grant =
         |user: &str, reason: &str, created: i64, expires: i64, pattern: Option<&str>| GrantRow {
             id: Uuid::new_v4(),
@@ -507,7 +507,9 @@ pub async fn reason_grants(db: &Db) {
         };
     let old = grant("alice", "INC-1 old", -7200, -60, None);
     let first = grant("alice", "INC-2 first", -120, 3600, Some("web-*"));
-    let second = grant("alice", "INC-3 \"quoted\" ünïcode", -60, 600, None);
+    let mut second = grant("alice", "INC-3 \"quoted\" ünïcode", -60, 600, None);
+    // Made a microsecond after `first`: still listed first.
+    second.created_at = first.created_at + Duration::microseconds(1);
     let bob = grant("bob", "INC-4 bob", -60, 600, None);
     for g in [&old, &first, &second, &bob] {
         store.insert_grant(g).await.unwrap();
