@@ -3,9 +3,8 @@
 //! upload and download compared by sha256) and `sshfs` (a mount of the
 //! target's directory: write, read back, rename, remove, each recorded as
 //! a file operation). Each test says it skipped when its client (or FUSE)
-//! is missing. The fixture lets the key alone in (the reason optional):
-//! plink and pscp in batch mode cannot answer prompts, as OpenSSH's
-//! BatchMode cannot.
+//! is missing. The fixture does not require a reason (plink and pscp in
+//! batch mode with a required reason: `tests/e2e_scripted.rs`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

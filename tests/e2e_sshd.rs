@@ -165,8 +165,9 @@ async fn scp_both_modes_and_sftp_with_file_operations_recorded() {
         ),
     )
     .expect("batch");
-    // Commands on stdin rather than `-b`, which sets BatchMode and so
-    // turns off the keyboard-interactive reason prompt.
+    // Commands on stdin rather than `-b`: `-b` sets BatchMode, which turns
+    // off the login prompt this test answers its reason at (scripts pass
+    // SetEnv or use a grant instead: tests/e2e_scripted.rs).
     let mut cmd = client(&fx, "sftp");
     cmd.args(["-P", &port]).arg("alice+web-1@127.0.0.1");
     let out = with_input(cmd, std::fs::read(&batch).expect("batch")).await;
