@@ -125,6 +125,12 @@ async fn batchmode_commands_need_setenv_and_forwards_need_a_grant() {
     let out = output(cmd, 60).await;
     assert_eq!(out.status.code(), Some(255), "{}", show(&out));
     assert_eq!(stderr(&out), COMMAND_REFUSAL);
+    // A shell without a terminal (a script on stdin): the same advice.
+    let mut cmd = batch(&fx, "alice+web-1");
+    cmd.arg("-T");
+    let out = with_stdin(cmd, b"echo hi\n", 60).await;
+    assert_eq!(out.status.code(), Some(255), "{}", show(&out));
+    assert_eq!(stderr(&out), COMMAND_REFUSAL);
     // A malformed one is refused with the rule.
     let mut cmd = batch(&fx, "alice+web-1");
     cmd.args(["-o", "SetEnv=SSMGATE_REASON=because", "true"]);
