@@ -27,7 +27,9 @@ use super::payloads::Acknowledge;
 pub const INITIAL_RTO: Duration = Duration::from_millis(200);
 /// Upper bound of the retransmission timeout.
 pub const MAX_RTO: Duration = Duration::from_secs(1);
-/// How often the caller should call [`Reliable::due_retransmissions`].
+/// How often the caller should call [`Reliable::due_retransmissions`]
+/// while [`Reliable::unacked`] is not zero (never otherwise: nothing can be
+/// due).
 pub const RESEND_TICK: Duration = Duration::from_millis(100);
 /// Most stream-data payload bytes per message, as the real peers send.
 pub const CHUNK: usize = 1024;

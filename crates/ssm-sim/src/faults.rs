@@ -86,6 +86,11 @@ impl Faults {
         self.held.take()
     }
 
+    /// Whether a frame is held back (the agent's timer must run).
+    pub fn holds(&self) -> bool {
+        self.held.is_some()
+    }
+
     /// True once the first socket has carried `close_after` frames.
     pub fn should_cut(&self, first_socket: bool) -> bool {
         first_socket && self.config.close_after.is_some_and(|n| self.frames >= n)

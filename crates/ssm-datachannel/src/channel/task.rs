@@ -130,7 +130,9 @@ impl ChannelTask {
                         }
                     }
                 }
-                _ = tick.tick() => {
+                // Armed only while something is unacknowledged: an idle
+                // channel does not wake ten times a second.
+                _ = tick.tick(), if self.reliable.unacked() > 0 => {
                     let due = self.reliable.due_retransmissions(Instant::now()).map_err(DataChannelError::from)?;
                     for frame in due {
                         self.feed(frame).await?;

@@ -173,6 +173,11 @@ impl Link {
         Ok(self.in_faults.release_held().into_iter().collect())
     }
 
+    /// Whether fault injection holds a frame back (released on a tick).
+    pub fn holds_frames(&self) -> bool {
+        self.out_faults.holds() || self.in_faults.holds()
+    }
+
     /// True when fault injection wants this (first) socket cut now.
     pub fn should_cut(&self) -> bool {
         self.generation == 0

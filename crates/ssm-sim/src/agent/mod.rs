@@ -167,6 +167,12 @@ impl Agent {
                 && self.ending.is_none()
                 && self.reliable.unacked() < WINDOW
                 && !matches!(self.handshake, Handshake::Pending(_));
+            // The timer runs only while it has something to time: an idle
+            // session never wakes (10,000 of them would cost a core).
+            let timed = self.reliable.unacked() > 0
+                || !attached
+                || matches!(self.handshake, Handshake::Pending(_))
+                || self.link.as_ref().is_some_and(Link::holds_frames);
             tokio::select! {
                 incoming = recv(&mut self.link) => match incoming {
                     Incoming::Frames(frames) => {
@@ -196,7 +202,7 @@ impl Agent {
                 Some((generation, direction, frame)) = self.delayed.recv() => {
                     self.on_delayed(generation, direction, frame).await;
                 }
-                _ = tick.tick() => {
+                _ = tick.tick(), if timed => {
                     if let Some(e) = self.on_tick().await {
                         return e;
                     }
