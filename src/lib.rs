@@ -17,7 +17,7 @@
 //! use it, [`sshd`] carries terminal sessions through the target's own
 //! sshd (the gateway as SSH client; `sftp_audit` reads sftp). Beside them:
 //! [`recording`] (session recording) and [`sessions`] (the `ssmgate
-//! sessions` tools); [`config`], [`serve`], [`cli`], [`logging`],
+//! sessions` tools); [`config`], [`serve`] (with [`fd_limit`]), [`cli`], [`logging`],
 //! [`signals`], [`keyfile`], [`ssh_signals`], [`private_files`],
 //! [`untrusted`]; with the `demo` feature, `demo` and `bench`.
 
@@ -32,6 +32,7 @@ pub mod cli;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod fd_limit;
 pub mod gateway;
 pub mod inventory;
 pub mod keyfile;

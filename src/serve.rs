@@ -137,9 +137,15 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
         gateway = gateway.with_sshd_backend(backend.clone(), Arc::new(carrier));
     }
     let gateway = Arc::new(gateway);
-    let session_limits = SessionLimits::new(
+    let fds = crate::fd_limit::raise_and_budget(u64::from(config.server.max_startups.full));
+    tracing::info!(
+        open_files_limit = ?fds.limit, raised_from = ?fds.raised_from, sessions = fds.sessions,
+        "the open-files limit allows this many sessions at once; more are refused with a message"
+    );
+    let session_limits = SessionLimits::with_total(
         config.server.max_sessions_per_connection as usize,
         config.server.max_sessions_per_user as usize,
+        fds.sessions,
     );
     let ctx = Arc::new(ServerContext {
         identities: Identities::from_config(config),
