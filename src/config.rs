@@ -32,6 +32,8 @@
 //!                                            # _STS, _RESOURCE_GROUPS_TAGGING_API work too
 //! credentials = "chain"                      # "chain": environment, profile, SSO, instance role;
 //!                                            # "none": a dummy key only `ssmgate sim` accepts
+//! http_pool_max_idle = 32                    # idle HTTP connections kept per AWS endpoint (0-1024)
+//! http_pool_idle_secs = 20                   # and how long each is kept (1-3600)
 //! session_role_arn = "arn:aws:iam::123456789012:role/ssmgate-session"
 //!                                            # optional: every session's StartSession, ResumeSession
 //!                                            # and TerminateSession are made with this role, assumed
@@ -275,6 +277,29 @@ pub struct AwsConfig {
     /// `[[aws.accounts]]`: the accounts and regions targets are in; empty:
     /// the gateway's own account in `region`.
     pub accounts: Vec<AccountConfig>,
+    /// The HTTP connections kept open to AWS endpoints.
+    pub http_pool: HttpPool,
+}
+
+/// `[aws] http_pool_*`: idle HTTP connections kept per AWS endpoint and
+/// for how long. Bounded so that a burst of calls (thousands of sessions
+/// ending at once) does not leave thousands of idle connections (and file
+/// descriptors) behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpPool {
+    /// Idle connections kept per endpoint.
+    pub max_idle_per_host: usize,
+    /// How long an idle connection is kept.
+    pub idle_timeout: Duration,
+}
+
+impl Default for HttpPool {
+    fn default() -> Self {
+        Self {
+            max_idle_per_host: 32,
+            idle_timeout: Duration::from_secs(20),
+        }
+    }
 }
 
 /// One `[[aws.accounts]]`.

@@ -99,6 +99,7 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
         config.aws.region.clone(),
         config.aws.endpoint.clone(),
         signed,
+        config.aws.http_pool,
     )
     .await;
     let fleet = Fleet::from_config(&config.aws, config.inventory.cache, &aws).await;

@@ -23,6 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_config::{BehaviorVersion, SdkConfig};
+
+use crate::config::HttpPool;
 use aws_sdk_ssm::config::Region;
 use aws_sdk_ssm::config::timeout::TimeoutConfig;
 use aws_sdk_ssm::types::{InstanceInformation, InstanceInformationStringFilter};
@@ -167,12 +169,21 @@ pub struct Ssm {
 /// The AWS configuration from the standard chain (environment, profile,
 /// SSO, IMDS, …), with an optional region and endpoint override; with
 /// `real_credentials` false a fixed dummy key only `ssmgate sim` accepts.
+/// Its HTTP client keeps at most `pool` idle connections per endpoint.
 pub async fn load_config(
     region: Option<String>,
     endpoint: Option<String>,
     real_credentials: bool,
+    pool: HttpPool,
 ) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let http = aws_smithy_http_client::Builder::new()
+        .pool_max_idle_per_host(pool.max_idle_per_host)
+        .pool_idle_timeout(pool.idle_timeout)
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
     if !real_credentials {
         loader = loader.credentials_provider(aws_sdk_ssm::config::Credentials::new(
             "SSMGATESIM",

@@ -11,8 +11,8 @@ use super::users::{RawCa, RawUser};
 use super::{
     AccountConfig, AwsConfig, AwsCredentials, Config, DEFAULT_ALLOWED_DOCUMENTS, DEFAULT_DOCUMENT,
     DEFAULT_EXAMPLE_REASON, DEFAULT_GRANT_MAX_SECS, DEFAULT_GRANT_SECS, DEFAULT_REASON_HINT,
-    DEFAULT_REASON_PATTERN, DatabaseConfig, InventoryConfig, JustificationConfig, MAX_GRANT_SECS,
-    MaxStartups, PolicyConfig, ServerConfig, SessionsConfig, check_document,
+    DEFAULT_REASON_PATTERN, DatabaseConfig, HttpPool, InventoryConfig, JustificationConfig,
+    MAX_GRANT_SECS, MaxStartups, PolicyConfig, ServerConfig, SessionsConfig, check_document,
 };
 use crate::recording::{RecorderOptions, RecordingMode};
 
@@ -91,6 +91,8 @@ struct RawAws {
     credentials: Option<String>,
     session_role_arn: Option<String>,
     accounts: Vec<RawAccount>,
+    http_pool_max_idle: Option<usize>,
+    http_pool_idle_secs: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -557,12 +559,35 @@ impl RawAws {
                 "with [[aws.accounts]], each account's role_arn is assumed per user instead; remove session_role_arn".into(),
             ));
         }
+        let default_pool = HttpPool::default();
+        let max_idle_per_host = self
+            .http_pool_max_idle
+            .unwrap_or(default_pool.max_idle_per_host);
+        if max_idle_per_host > 1024 {
+            return Err((
+                "aws.http_pool_max_idle".into(),
+                format!("must be at most 1024 (got {max_idle_per_host})"),
+            ));
+        }
+        let idle_secs = self
+            .http_pool_idle_secs
+            .unwrap_or(default_pool.idle_timeout.as_secs());
+        if !(1..=3600).contains(&idle_secs) {
+            return Err((
+                "aws.http_pool_idle_secs".into(),
+                format!("must be between 1 and 3600 (got {idle_secs})"),
+            ));
+        }
         Ok(AwsConfig {
             region: self.region,
             endpoint: self.endpoint,
             credentials,
             session_role_arn: self.session_role_arn,
             accounts,
+            http_pool: HttpPool {
+                max_idle_per_host,
+                idle_timeout: Duration::from_secs(idle_secs),
+            },
         })
     }
 }

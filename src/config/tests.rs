@@ -53,6 +53,10 @@ fn minimal_config_has_defaults() {
     assert!(!c.justification.required);
     assert!(c.justification.pattern.is_match("abc"));
     assert!(!c.justification.pattern.is_match("ab"));
+    assert_eq!(c.justification.grant_default.as_secs(), 3600);
+    assert_eq!(c.justification.grant_max.as_secs(), 28_800);
+    assert_eq!(c.aws.http_pool.max_idle_per_host, 32);
+    assert_eq!(c.aws.http_pool.idle_timeout.as_secs(), 20);
     assert_eq!(c.sessions.default_document, DEFAULT_DOCUMENT);
     assert_eq!(c.sessions.allowed_documents.len(), 5);
     assert!(c.sessions.allows("AWS-StartSSHSession"));
@@ -269,6 +273,26 @@ fn bad_sections() {
             "[server]\nlisten = \"localhost\"\n",
             "server.listen",
             "must be an IP address and port",
+        ),
+        (
+            "[aws]\nhttp_pool_max_idle = 5000\n",
+            "aws.http_pool_max_idle",
+            "at most 1024",
+        ),
+        (
+            "[aws]\nhttp_pool_idle_secs = 0\n",
+            "aws.http_pool_idle_secs",
+            "between 1 and 3600",
+        ),
+        (
+            "[justification]\ngrant_max_secs = 700000\n",
+            "justification.grant_max_secs",
+            "at most 604800",
+        ),
+        (
+            "[justification]\ngrant_default_secs = 30\n",
+            "justification.grant_default_secs",
+            "between 60 and grant_max_secs",
         ),
         (
             "[server]\nmax_auth_tries = 0\n",

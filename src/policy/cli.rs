@@ -149,6 +149,7 @@ pub async fn explain(opts: &ExplainOptions) -> anyhow::Result<String> {
         config.aws.region.clone(),
         config.aws.endpoint.clone(),
         config.aws.credentials == AwsCredentials::Chain,
+        config.aws.http_pool,
     )
     .await;
     let fleet = Fleet::from_config(&config.aws, config.inventory.cache, &shared).await;
