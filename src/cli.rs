@@ -93,6 +93,25 @@ pub struct BenchArgs {
     /// MiB moved per throughput measurement (per scp for `ssh`).
     #[arg(long, default_value_t = 64)]
     pub mib: usize,
+    /// Sessions to open and hold, one SSH connection each.
+    #[arg(long, default_value_t = 1000, help_heading = "bench scale")]
+    pub sessions: usize,
+    /// What each session is: a forward to an echo server on the instance,
+    /// a shell without a terminal, or a long-running command (`cat`).
+    #[arg(long, value_enum, default_value = "port", help_heading = "bench scale")]
+    pub kind: ScaleKind,
+    /// Sessions being opened at once during the ramp.
+    #[arg(long, default_value_t = 32, help_heading = "bench scale")]
+    pub in_flight: usize,
+    /// Seconds over which idle CPU is measured (with none and with N open).
+    #[arg(long, default_value_t = 10, help_heading = "bench scale")]
+    pub idle_secs: u64,
+    /// Skip reading the gateway's memory again 60 s after the close.
+    #[arg(long, help_heading = "bench scale")]
+    pub no_settle: bool,
+    /// Keep the temporary directory (configs, logs, database) and print its path.
+    #[arg(long, help_heading = "bench scale")]
+    pub keep: bool,
 }
 
 /// Benchmarks.
@@ -106,6 +125,22 @@ pub enum BenchTarget {
     /// Real OpenSSH through the gateway and the simulator vs a real sshd:
     /// scp throughput, session set-up time, keystroke echo latency.
     Ssh,
+    /// N idle sessions through a gateway and a simulator in processes of
+    /// their own: memory and CPU per session, open latency with N open,
+    /// echoes, the close drain, warnings in the logs.
+    Scale,
+}
+
+/// What each session of `ssmgate bench scale` is.
+#[cfg(feature = "demo")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScaleKind {
+    /// A direct-tcpip forward to an echo server (port forwarding).
+    Port,
+    /// A shell without a terminal.
+    Shell,
+    /// A long-running command (`cat`).
+    Exec,
 }
 
 /// `ssmgate policy`.

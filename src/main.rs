@@ -40,6 +40,17 @@ fn main() -> ExitCode {
                 BenchTarget::Datachannel => ssmgate::bench::datachannel(args.mib).await,
                 BenchTarget::Policy => ssmgate::bench::policy::run(),
                 BenchTarget::Ssh => ssmgate::bench::ssh(args.mib).await,
+                BenchTarget::Scale => {
+                    ssmgate::bench::scale(ssmgate::bench::ScaleOptions {
+                        sessions: args.sessions,
+                        kind: args.kind,
+                        in_flight: args.in_flight,
+                        idle_secs: args.idle_secs,
+                        settle: !args.no_settle,
+                        keep: args.keep,
+                    })
+                    .await
+                }
             },
             Command::Policy(args) => run_policy(args).await,
             Command::Sessions(args) => Ok(ssmgate::sessions::run(args).await?),

@@ -4,7 +4,9 @@
 
 pub mod datachannel;
 pub mod policy;
+pub mod scale;
 pub mod ssh;
 
 pub use datachannel::datachannel;
+pub use scale::{ScaleOptions, scale};
 pub use ssh::ssh;
