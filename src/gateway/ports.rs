@@ -23,7 +23,7 @@ use crate::aws::SsmApi;
 use crate::gateway::error::GatewayError;
 use crate::gateway::pipe::pipe_port;
 use crate::gateway::record::{EndCause, end_of};
-use crate::gateway::session::{Gateway, Link, Opened, terminate};
+use crate::gateway::session::{Gateway, Link, Opened, terminate_later};
 use crate::gateway::terminal::Ended;
 use crate::inventory::Target;
 use crate::recording::{EndReason, SessionTap};
@@ -95,7 +95,6 @@ impl SharedPort {
     /// one connection ends as that connection did (`last`).
     async fn close(&self, cause: &EndCause, last: &Ended) {
         self.port.close().await;
-        terminate(self.api.as_ref(), &self.ssm_session_id).await;
         let (reason, exit) = match self.port.mode() {
             PortMode::Mux { .. } => (EndReason::ClientClosed, None),
             PortMode::Stream | PortMode::Basic => end_of(last),
@@ -103,6 +102,8 @@ impl SharedPort {
         if let Some(tap) = self.tap.lock().await.take() {
             tap.finish(cause.resolve(reason), exit).await;
         }
+        // Paced, without holding up the record.
+        terminate_later(self.api.clone(), self.ssm_session_id.clone());
     }
 }
 

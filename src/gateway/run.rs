@@ -10,7 +10,7 @@ use crate::config::BackendKind;
 use crate::gateway::backend::{Carried, Carrier, SsmDocuments};
 use crate::gateway::error::GatewayError;
 use crate::gateway::record::end_of;
-use crate::gateway::session::{Gateway, Opened, terminate};
+use crate::gateway::session::{Gateway, Opened, terminate_later};
 use crate::gateway::terminal::{Ended, Terminal};
 use crate::request::{Kind, SessionRequest};
 
@@ -70,13 +70,14 @@ impl Gateway {
             Ok(ended) => ended.clone(),
             Err(e) => Ended::Error(e.to_string()),
         };
-        // An SSM shell or command that ended by itself ended its session.
-        if !(plan.backend == BackendKind::Ssm && matches!(ended, Ended::TargetExited { .. })) {
-            terminate(api.as_ref(), &ssm_session_id).await;
-        }
         tracing::info!(gateway_session = %req.id, ssm_session = %ssm_session_id, backend = plan.backend.as_str(), ended = ?ended, "session ended");
         let (reason, exit_status) = end_of(&ended);
         tap.finish(end_cause.resolve(reason), exit_status).await;
+        // An SSM shell or command that ended by itself ended its session;
+        // otherwise end it, paced, without holding up the record.
+        if !(plan.backend == BackendKind::Ssm && matches!(ended, Ended::TargetExited { .. })) {
+            terminate_later(api.clone(), ssm_session_id.clone());
+        }
         result
     }
 }

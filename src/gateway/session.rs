@@ -478,12 +478,32 @@ impl Gateway {
     }
 }
 
+/// Most TerminateSession calls in flight at once, process-wide. Thousands
+/// of sessions can end together (a client network drops, a replica drains);
+/// calling for all of them at once only meets AWS's throttling and the
+/// operation timeout (seen: 626 time-outs for 7,000 closes). The SDK's own
+/// retry (with backoff) handles the throttling a paced queue still meets.
+const TERMINATE_CONCURRENCY: usize = 16;
+
+/// The pace of TerminateSession calls (see [`TERMINATE_CONCURRENCY`]).
+static TERMINATING: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(TERMINATE_CONCURRENCY);
+
 /// Ends an SSM session (TerminateSession) through the API that started
-/// it; failures are logged.
+/// it, paced with every other call of the process; failures are logged.
 pub async fn terminate(api: &dyn SsmApi, ssm_session_id: &str) {
+    // The semaphore is never closed, so acquiring cannot fail; without a
+    // permit the call simply goes unpaced.
+    let _permit = TERMINATING.acquire().await.ok();
     if let Err(e) = api.terminate_session(ssm_session_id).await {
         tracing::warn!(ssm_session = %ssm_session_id, error = %e, "TerminateSession failed");
     }
+}
+
+/// [`terminate`] in the background: the session's end is recorded without
+/// waiting for AWS.
+pub fn terminate_later(api: Arc<dyn SsmApi>, ssm_session_id: String) {
+    tokio::spawn(async move { terminate(api.as_ref(), &ssm_session_id).await });
 }
 
 async fn wait_ready(events: &mut Events) -> Result<SessionInfo, GatewayError> {
