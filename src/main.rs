@@ -8,6 +8,12 @@ use clap::Parser;
 use ssmgate::cli::BenchTarget;
 use ssmgate::cli::{CaArgs, CaCommand, Cli, Command, PolicyArgs, PolicyCommand, ServeArgs};
 
+/// jemalloc with background purging: memory freed when sessions end goes
+/// back to the OS within seconds (glibc's malloc kept it; see Cargo.toml).
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(e) = ssmgate::logging::install(ssmgate::logging::filter_from_env(), std::io::stderr)
