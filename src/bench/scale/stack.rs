@@ -313,6 +313,19 @@ impl Db {
         ))
     }
 
+    /// The latest end time recorded (as the gateway timed it).
+    pub(super) async fn last_end(&mut self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        let (last,): (Option<String>,) = sqlx::query_as("SELECT MAX(ended_at) FROM sessions")
+            .fetch_one(&mut self.0)
+            .await
+            .context("reading the last end")?;
+        Ok(last.and_then(|t| {
+            chrono::DateTime::parse_from_rfc3339(&t)
+                .ok()
+                .map(|t| t.with_timezone(&chrono::Utc))
+        }))
+    }
+
     /// Polls (bounded by `limit`) until `done(total, ended)`; the time it
     /// took, or `None` with the last counts.
     pub(super) async fn wait_until(
