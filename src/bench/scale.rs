@@ -130,6 +130,8 @@ struct Run {
 #[derive(Debug, Clone, Copy, Default)]
 struct Snapshot {
     gateway_rss: u64,
+    /// This process (the load client and the echo server).
+    bench_rss: u64,
     sim_rss: u64,
     gateway_fds: usize,
     sim_fds: usize,
@@ -188,6 +190,7 @@ impl Run {
         Snapshot {
             gateway_rss: rss_kib(gw).unwrap_or(0),
             sim_rss: rss_kib(sim).unwrap_or(0),
+            bench_rss: rss_kib(std::process::id()).unwrap_or(0),
             gateway_fds: open_fds(gw).unwrap_or(0),
             sim_fds: open_fds(sim).unwrap_or(0),
         }
@@ -340,6 +343,10 @@ impl Run {
         row(
             "simulator RSS per session",
             format!("{:.1} KiB", per_session(at_n.sim_rss, before.sim_rss)),
+        );
+        row(
+            "load client RSS per session (russh client, echo)",
+            format!("{:.1} KiB", per_session(at_n.bench_rss, before.bench_rss)),
         );
         row(
             "open files with N open: gateway / simulator",
