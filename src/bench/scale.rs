@@ -315,7 +315,11 @@ impl Run {
         row(
             "recorded as live in the database",
             match recorded {
-                Some(_) => format!("{}", counts.0 - counts.1),
+                Some(after) => format!(
+                    "{} ({:.1} s after the ramp)",
+                    counts.0 - counts.1,
+                    after.as_secs_f64()
+                ),
                 None => format!("{} of {opened} after {RECORD_LIMIT:?}", counts.0 - counts.1),
             },
         );
