@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Notify};
 use uuid::Uuid;
 
 use super::chain::ChainWriter;
@@ -49,6 +49,9 @@ pub(crate) struct Inner {
     bytes_out: AtomicU64,
     next_conn: AtomicU64,
     finished: AtomicBool,
+    /// Woken when a chunk starts (its first event): the age timer runs
+    /// only then, so an idle session costs no wake-ups.
+    started_chunk: Arc<Notify>,
 }
 
 /// Records one session's events. Finish it with [`SessionTap::finish`];
@@ -83,18 +86,27 @@ impl SessionTap {
             bytes_out: AtomicU64::new(0),
             next_conn: AtomicU64::new(0),
             finished: AtomicBool::new(false),
+            started_chunk: Arc::new(Notify::new()),
         });
         recorder.register(id, Arc::downgrade(&inner));
         let weak = Arc::downgrade(&inner);
+        let started_chunk = inner.started_chunk.clone();
+        // Seals a chunk once its first event is CHUNK_AGE old. It sleeps
+        // until a chunk starts (a permit waits if one started meanwhile),
+        // so thousands of idle sessions cost no timer wake-ups.
         let ticker = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(CHUNK_AGE / 2);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
+                started_chunk.notified().await;
+                tokio::time::sleep(CHUNK_AGE).await;
                 let Some(inner) = weak.upgrade() else { return };
                 inner
                     .seal_if(|p| p.first_at.is_some_and(|t| t.elapsed() >= CHUNK_AGE))
                     .await;
+                // A chunk started during the sleep but is not old yet:
+                // time it again.
+                if inner.pending.lock().await.first_at.is_some() {
+                    inner.started_chunk.notify_one();
+                }
             }
         });
         Self { inner, ticker }
@@ -230,7 +242,10 @@ impl Inner {
             return;
         }
         p.bytes += data.len();
-        p.first_at.get_or_insert_with(Instant::now);
+        if p.first_at.is_none() {
+            p.first_at = Some(Instant::now());
+            self.started_chunk.notify_one();
+        }
         p.events.push(Event {
             offset_ms,
             kind,
