@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
 
@@ -34,6 +35,12 @@ pub enum ConnectError {
     WebSocket(#[from] tokio_tungstenite::tungstenite::Error),
 }
 
+/// The WebSocket's read buffer. tungstenite's default (128 KiB) is filled
+/// to its full size on every read, so each session would hold 128 KiB of
+/// real memory for it; a data-channel message is at most ~1.2 KiB (1,024
+/// payload bytes plus the header), and 16 of them fit in 32 KiB.
+const READ_BUFFER: usize = 32 * 1024;
+
 /// Dials `stream_url` and sends the open frame with `token`.
 pub async fn connect(
     stream_url: &str,
@@ -43,7 +50,11 @@ pub async fn connect(
     use futures_util::SinkExt;
     let (mut ws, _response) = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
-        tokio_tungstenite::connect_async(stream_url),
+        tokio_tungstenite::connect_async_with_config(
+            stream_url,
+            Some(WebSocketConfig::default().read_buffer_size(READ_BUFFER)),
+            false,
+        ),
     )
     .await
     .map_err(|_| ConnectError::Timeout(HANDSHAKE_TIMEOUT))??;
