@@ -198,13 +198,11 @@ impl ReasonGrants {
         Ok(revoked)
     }
 
-    /// The newest of `user`'s live grants that covers a target known by
-    /// any of `names` (all grants without a pattern cover every target;
-    /// with no names, only those do) and whose reason still passes the
-    /// rule. `Err` when the database could not be asked.
-    pub async fn find(&self, user: &str, names: &[String]) -> Result<Option<Granted>, StoreError> {
-        let live = self.live(user).await?;
-        Ok(live.iter().find_map(|g| {
+    /// The newest of the `live` grants that covers a target known by any
+    /// of `names` (grants without a pattern cover every target; with no
+    /// names, only those do) and whose reason still passes the rule.
+    pub fn choose(&self, live: &[GrantRow], names: &[String]) -> Option<Granted> {
+        live.iter().find_map(|g| {
             let covers = match &g.target_pattern {
                 None => true,
                 Some(p) => {
@@ -216,6 +214,6 @@ impl ReasonGrants {
                 reason,
                 source: ReasonSource::Grant(g.id),
             })
-        }))
+        })
     }
 }

@@ -74,12 +74,20 @@ pub async fn granted(
     let Some(grants) = ctx.gateway.grants() else {
         return Ok(None);
     };
-    let names = match target {
-        Some(t) => ctx.gateway.target_names(t).await,
-        None => Vec::new(),
-    };
-    match grants.find(&user.user.name, &names).await {
-        Ok(found) => Ok(found.map(|g| Chosen::some(g.reason, g.source))),
+    match grants.live(&user.user.name).await {
+        Ok(live) => {
+            // Resolving the target (an SSM lookup when not cached) only
+            // when a grant's pattern needs its id and name.
+            let names = match target {
+                Some(t) if live.iter().any(|g| g.target_pattern.is_some()) => {
+                    ctx.gateway.target_names(t).await
+                }
+                _ => Vec::new(),
+            };
+            Ok(grants
+                .choose(&live, &names)
+                .map(|g| Chosen::some(g.reason, g.source)))
+        }
         Err(e) => {
             tracing::warn!(user = %user.user.name, error = %e, "reason grants could not be read");
             if ctx.justification.required {
