@@ -94,6 +94,7 @@ contract!(
     concurrent_writers,
     reconnect_keeps_data,
     chunk_batches_are_all_or_nothing,
+    mixed_batches_are_all_or_nothing,
     reason_grants,
 );
 

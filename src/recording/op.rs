@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::codec::{decode_events, encode_events};
 use super::records::{AuditEvent, EventChunk, SessionEnd, SessionRecord};
 use super::seal::Seal;
-use super::store::{Store, StoreError};
+use super::store::{Store, StoreError, Write};
 
 /// A write to the store. Every op is idempotent, so replaying one that may
 /// have landed already is harmless.
@@ -84,11 +84,16 @@ impl Op {
 
     /// Writes the op to `store`.
     pub async fn apply(&self, store: &dyn Store) -> Result<(), StoreError> {
+        store.write(&[self.as_write()]).await
+    }
+
+    /// The op as a [`Write`] (several go to the store in one transaction).
+    pub fn as_write(&self) -> Write<'_> {
         match self {
-            Op::Session(s) => store.insert_session(s).await,
-            Op::Chunk(c) => store.append_chunk(c).await,
-            Op::Finish(id, end) => store.finish_session(*id, end).await,
-            Op::Audit(a) => store.insert_audit(a).await,
+            Op::Session(s) => Write::Session(s),
+            Op::Chunk(c) => Write::Chunk(c),
+            Op::Finish(id, end) => Write::Finish(*id, end),
+            Op::Audit(a) => Write::Audit(a),
         }
     }
 

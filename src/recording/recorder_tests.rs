@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::recording::recorder::{Recorder, RecorderOptions};
 use crate::recording::records::*;
-use crate::recording::store::{Store, StoreError};
+use crate::recording::store::{Store, StoreError, Write};
 use crate::recording::{SealKeys, chain, check_audit_chain, check_session, connect};
 
 /// Checks every audit chain in the store: intact, and closed unless `open`
@@ -97,21 +97,9 @@ impl Store for Switch {
         self.gate().await?;
         self.inner.migrate().await
     }
-    async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+    async fn write(&self, writes: &[Write<'_>]) -> Result<(), StoreError> {
         self.gate().await?;
-        self.inner.insert_session(s).await
-    }
-    async fn finish_session(&self, id: Uuid, end: &SessionEnd) -> Result<(), StoreError> {
-        self.gate().await?;
-        self.inner.finish_session(id, end).await
-    }
-    async fn append_chunk(&self, chunk: &EventChunk) -> Result<(), StoreError> {
-        self.gate().await?;
-        self.inner.append_chunk(chunk).await
-    }
-    async fn insert_audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
-        self.gate().await?;
-        self.inner.insert_audit(e).await
+        self.inner.write(writes).await
     }
     async fn get_session(&self, id: Uuid) -> Result<Option<SessionRecord>, StoreError> {
         self.inner.get_session(id).await

@@ -14,9 +14,9 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 use uuid::Uuid;
 
 use super::dialect::{Dialect, Statements};
-use super::records::{AuditEvent, EventChunk, GrantRow, SessionEnd, SessionFilter, SessionRecord};
+use super::records::{AuditEvent, EventChunk, GrantRow, SessionFilter, SessionRecord};
 use super::rows::{AuditRow, ChunkRow, EndRow, SessionRow, same_start};
-use super::store::{Store, StoreError, is_fk_violation, to_u64};
+use super::store::{Store, StoreError, Write, is_fk_violation, to_u64};
 
 /// A Rust value that a column of `DB` takes and gives back.
 pub(crate) trait Param<DB: Database>:
@@ -216,145 +216,144 @@ where
         Ok(())
     }
 
-    async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
-        let r = SessionRow::from_record(s)?;
-        let end = r.end.as_ref();
-        let done = sqlx::query(DB::statements().insert_session.as_str())
-            .bind(DB::id(r.id))
-            .bind(&r.ssm_session_id)
-            .bind(&r.user_name)
-            .bind(&r.auth_method)
-            .bind(&r.key_fingerprint)
-            .bind(&r.cert_key_id)
-            .bind(&r.cert_serial)
-            .bind(&r.cert_ca_fingerprint)
-            .bind(&r.source_ip)
-            .bind(r.source_port)
-            .bind(&r.client_version)
-            .bind(&r.target_id)
-            .bind(&r.target_name)
-            .bind(&r.document)
-            .bind(&r.parameters)
-            .bind(&r.justification)
-            .bind(&r.aws_reason)
-            .bind(&r.decision)
-            .bind(&r.policy_ids)
-            .bind(&r.kind)
-            .bind(&r.recording)
-            .bind(DB::time(r.started_at))
-            .bind(end.map(|e| DB::time(e.ended_at)))
-            .bind(end.map(|e| e.end_reason.clone()))
-            .bind(end.and_then(|e| e.exit_status))
-            .bind(end.map(|e| e.bytes_in))
-            .bind(end.map(|e| e.bytes_out))
-            .bind(&r.chain_head)
-            .bind(&r.start_seal)
-            .bind(end.and_then(|e| e.end_seal.clone()))
-            .bind(end.and_then(|e| e.chunk_count))
-            .bind(&r.backend)
-            .bind(&r.os_user)
-            .execute(&self.pool)
-            .await?;
-        if DB::rows_affected(&done) == 0 {
-            match self.get_session(s.id).await? {
-                Some(stored) if same_start(&stored, s) => {}
-                _ => return Err(StoreError::SessionConflict(s.id)),
-            }
-        }
-        Ok(())
-    }
-
-    async fn finish_session(&self, id: Uuid, end: &SessionEnd) -> Result<(), StoreError> {
-        let e = EndRow::from_end(end)?;
-        let done = sqlx::query(DB::statements().finish_session.as_str())
-            .bind(DB::id(id))
-            .bind(DB::time(e.ended_at))
-            .bind(&e.end_reason)
-            .bind(e.exit_status)
-            .bind(e.bytes_in)
-            .bind(e.bytes_out)
-            .bind(&e.chain_head)
-            .bind(e.chunk_count)
-            .bind(&e.end_seal)
-            .execute(&self.pool)
-            .await?;
-        if DB::rows_affected(&done) == 0 {
-            return Err(StoreError::SessionNotFound(id));
-        }
-        Ok(())
-    }
-
-    async fn append_chunk(&self, chunk: &EventChunk) -> Result<(), StoreError> {
-        self.append_chunks(std::slice::from_ref(chunk)).await
-    }
-
-    async fn append_chunks(&self, chunks: &[EventChunk]) -> Result<(), StoreError> {
+    async fn write(&self, writes: &[Write<'_>]) -> Result<(), StoreError> {
         let sql = DB::statements();
         let mut tx = match DB::DIALECT.begin_write {
             Some(statement) => self.pool.begin_with(statement).await?,
             None => self.pool.begin().await?,
         };
-        for chunk in chunks {
-            // Store the chunk; advance the session's head when it is the
-            // latest (see Store::append_chunk).
-            let c = ChunkRow::from_chunk(chunk)?;
-            let inserted = sqlx::query(sql.insert_chunk.as_str())
-                .bind(DB::id(c.session_id))
-                .bind(c.seq)
-                .bind(DB::time(c.created_at))
-                .bind(&c.events)
-                .bind(&c.prev_hash)
-                .bind(&c.hash)
-                .bind(&c.seal)
-                .execute(&mut *tx)
-                .await;
-            let inserted = match inserted {
-                Ok(done) => DB::rows_affected(&done) == 1,
-                Err(e) if is_fk_violation(&e) => {
-                    return Err(StoreError::SessionNotFound(c.session_id));
+        for write in writes {
+            match *write {
+                Write::Session(s) => {
+                    let r = SessionRow::from_record(s)?;
+                    let end = r.end.as_ref();
+                    let done = sqlx::query(sql.insert_session.as_str())
+                        .bind(DB::id(r.id))
+                        .bind(&r.ssm_session_id)
+                        .bind(&r.user_name)
+                        .bind(&r.auth_method)
+                        .bind(&r.key_fingerprint)
+                        .bind(&r.cert_key_id)
+                        .bind(&r.cert_serial)
+                        .bind(&r.cert_ca_fingerprint)
+                        .bind(&r.source_ip)
+                        .bind(r.source_port)
+                        .bind(&r.client_version)
+                        .bind(&r.target_id)
+                        .bind(&r.target_name)
+                        .bind(&r.document)
+                        .bind(&r.parameters)
+                        .bind(&r.justification)
+                        .bind(&r.aws_reason)
+                        .bind(&r.decision)
+                        .bind(&r.policy_ids)
+                        .bind(&r.kind)
+                        .bind(&r.recording)
+                        .bind(DB::time(r.started_at))
+                        .bind(end.map(|e| DB::time(e.ended_at)))
+                        .bind(end.map(|e| e.end_reason.clone()))
+                        .bind(end.and_then(|e| e.exit_status))
+                        .bind(end.map(|e| e.bytes_in))
+                        .bind(end.map(|e| e.bytes_out))
+                        .bind(&r.chain_head)
+                        .bind(&r.start_seal)
+                        .bind(end.and_then(|e| e.end_seal.clone()))
+                        .bind(end.and_then(|e| e.chunk_count))
+                        .bind(&r.backend)
+                        .bind(&r.os_user)
+                        .execute(&mut *tx)
+                        .await?;
+                    if DB::rows_affected(&done) == 0 {
+                        // Stored already: the same start is a replay.
+                        let stored = sqlx::query(sql.get_session.as_str())
+                            .bind(DB::id(s.id))
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        match stored.as_ref().map(Rows::<DB>::session).transpose()? {
+                            Some(stored) if same_start(&stored, s) => {}
+                            _ => return Err(StoreError::SessionConflict(s.id)),
+                        }
+                    }
                 }
-                Err(e) => return Err(e.into()),
-            };
-            if inserted {
-                sqlx::query(sql.advance_head.as_str())
-                    .bind(DB::id(c.session_id))
-                    .bind(&c.hash)
-                    .bind(c.seq)
-                    .execute(&mut *tx)
-                    .await?;
-                continue;
-            }
-            let stored: Vec<u8> = sqlx::query_scalar(sql.chunk_hash.as_str())
-                .bind(DB::id(c.session_id))
-                .bind(c.seq)
-                .fetch_one(&mut *tx)
-                .await?;
-            if stored != c.hash {
-                return Err(StoreError::ChunkConflict {
-                    session_id: c.session_id,
-                    seq: c.seq,
-                });
+                Write::Finish(id, end) => {
+                    let e = EndRow::from_end(end)?;
+                    let done = sqlx::query(sql.finish_session.as_str())
+                        .bind(DB::id(id))
+                        .bind(DB::time(e.ended_at))
+                        .bind(&e.end_reason)
+                        .bind(e.exit_status)
+                        .bind(e.bytes_in)
+                        .bind(e.bytes_out)
+                        .bind(&e.chain_head)
+                        .bind(e.chunk_count)
+                        .bind(&e.end_seal)
+                        .execute(&mut *tx)
+                        .await?;
+                    if DB::rows_affected(&done) == 0 {
+                        return Err(StoreError::SessionNotFound(id));
+                    }
+                }
+                Write::Chunk(chunk) => {
+                    // Store the chunk; advance the session's head when it is
+                    // the latest (see Store::append_chunk).
+                    let c = ChunkRow::from_chunk(chunk)?;
+                    let inserted = sqlx::query(sql.insert_chunk.as_str())
+                        .bind(DB::id(c.session_id))
+                        .bind(c.seq)
+                        .bind(DB::time(c.created_at))
+                        .bind(&c.events)
+                        .bind(&c.prev_hash)
+                        .bind(&c.hash)
+                        .bind(&c.seal)
+                        .execute(&mut *tx)
+                        .await;
+                    let inserted = match inserted {
+                        Ok(done) => DB::rows_affected(&done) == 1,
+                        Err(e) if is_fk_violation(&e) => {
+                            return Err(StoreError::SessionNotFound(c.session_id));
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
+                    if inserted {
+                        sqlx::query(sql.advance_head.as_str())
+                            .bind(DB::id(c.session_id))
+                            .bind(&c.hash)
+                            .bind(c.seq)
+                            .execute(&mut *tx)
+                            .await?;
+                        continue;
+                    }
+                    let stored: Vec<u8> = sqlx::query_scalar(sql.chunk_hash.as_str())
+                        .bind(DB::id(c.session_id))
+                        .bind(c.seq)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    if stored != c.hash {
+                        return Err(StoreError::ChunkConflict {
+                            session_id: c.session_id,
+                            seq: c.seq,
+                        });
+                    }
+                }
+                Write::Audit(e) => {
+                    let a = AuditRow::from_event(e)?;
+                    sqlx::query(sql.insert_audit.as_str())
+                        .bind(DB::id(a.id))
+                        .bind(DB::time(a.at))
+                        .bind(&a.kind)
+                        .bind(&a.user_name)
+                        .bind(a.session_id.map(DB::id))
+                        .bind(&a.source_ip)
+                        .bind(&a.detail)
+                        .bind(a.chain_id.map(DB::id))
+                        .bind(a.chain_seq)
+                        .bind(&a.seal)
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
         }
         tx.commit().await?;
-        Ok(())
-    }
-
-    async fn insert_audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
-        let a = AuditRow::from_event(e)?;
-        sqlx::query(DB::statements().insert_audit.as_str())
-            .bind(DB::id(a.id))
-            .bind(DB::time(a.at))
-            .bind(&a.kind)
-            .bind(&a.user_name)
-            .bind(a.session_id.map(DB::id))
-            .bind(&a.source_ip)
-            .bind(&a.detail)
-            .bind(a.chain_id.map(DB::id))
-            .bind(a.chain_seq)
-            .bind(&a.seal)
-            .execute(&self.pool)
-            .await?;
         Ok(())
     }
 

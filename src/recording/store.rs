@@ -175,38 +175,62 @@ impl Default for StoreOptions {
 ///
 /// Every write is idempotent, so a writer that is unsure whether a write
 /// landed (timeout, spool replay) may simply repeat it.
+/// One write of a recording, borrowed: what [`Store::write`] applies.
+/// Every kind is idempotent.
+#[derive(Debug, Clone, Copy)]
+pub enum Write<'a> {
+    /// A session's row at its start.
+    Session(&'a SessionRecord),
+    /// A sealed chunk of a session's events.
+    Chunk(&'a EventChunk),
+    /// How a session ended.
+    Finish(Uuid, &'a SessionEnd),
+    /// An audit event.
+    Audit(&'a AuditEvent),
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Applies the pending migrations (also done by [`connect`]).
     async fn migrate(&self) -> Result<(), StoreError>;
 
+    /// Applies writes in order, in one transaction: all or none. Each is
+    /// as the single-write method of its kind below describes.
+    async fn write(&self, writes: &[Write<'_>]) -> Result<(), StoreError>;
+
     /// Records a session at its start. Repeating it with the same content is
     /// a no-op; with other content it is [`StoreError::SessionConflict`].
-    async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError>;
+    async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+        self.write(&[Write::Session(s)]).await
+    }
 
     /// Records how a session ended; `end.chain_head` (when set) becomes the
     /// session's chain head; `end.chunk_count` and `end.seal` are stored
-    /// with it.
-    async fn finish_session(&self, id: Uuid, end: &SessionEnd) -> Result<(), StoreError>;
+    /// with it. An unknown session is [`StoreError::SessionNotFound`].
+    async fn finish_session(&self, id: Uuid, end: &SessionEnd) -> Result<(), StoreError> {
+        self.write(&[Write::Finish(id, end)]).await
+    }
 
     /// Stores one chunk and, when it is the session's latest, makes its
     /// hash the session's chain head (in the same transaction). Idempotent
     /// on `(session_id, seq)`: the same chunk again is a no-op, another
     /// hash for a stored seq is [`StoreError::ChunkConflict`], an unknown
     /// session is [`StoreError::SessionNotFound`].
-    async fn append_chunk(&self, chunk: &EventChunk) -> Result<(), StoreError>;
+    async fn append_chunk(&self, chunk: &EventChunk) -> Result<(), StoreError> {
+        self.write(&[Write::Chunk(chunk)]).await
+    }
 
     /// Stores consecutive chunks (of one or several sessions) in one
     /// transaction: all or none. Each is as [`Store::append_chunk`].
     async fn append_chunks(&self, chunks: &[EventChunk]) -> Result<(), StoreError> {
-        for chunk in chunks {
-            self.append_chunk(chunk).await?;
-        }
-        Ok(())
+        let writes: Vec<Write<'_>> = chunks.iter().map(Write::Chunk).collect();
+        self.write(&writes).await
     }
 
     /// Records an audit event; idempotent on its id. `detail` must be JSON.
-    async fn insert_audit(&self, e: &AuditEvent) -> Result<(), StoreError>;
+    async fn insert_audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
+        self.write(&[Write::Audit(e)]).await
+    }
 
     /// One session with its end and chain head.
     async fn get_session(&self, id: Uuid) -> Result<Option<SessionRecord>, StoreError>;

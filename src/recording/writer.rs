@@ -2,7 +2,8 @@
 //! store, one at a time and in the order they were queued.
 //!
 //! It runs in one of two modes:
-//! - **direct**: each op goes straight to the store;
+//! - **direct**: ops go straight to the store, those queued together in
+//!   one transaction;
 //! - **spooling**: entered when a write finds the store unavailable (or
 //!   slower than the write timeout), or when the queue in memory grows past
 //!   half the budget (the store is slower than the sessions). Every op is
@@ -81,9 +82,7 @@ impl Writer {
                     Msg::Op(op, permit) => {
                         let mut ops = vec![op];
                         let mut permits = vec![permit];
-                        if matches!(ops[0], Op::Chunk(_)) {
-                            carry = gather_chunks(&mut rx, &mut ops, &mut permits);
-                        }
+                        carry = gather(&mut rx, &mut ops, &mut permits);
                         spooling = self.write_direct(&ops).await;
                         for p in permits {
                             self.release(p);
@@ -173,7 +172,7 @@ impl Writer {
         }
     }
 
-    /// Writes ops (one, or consecutive chunks in one transaction); true
+    /// Writes ops (those queued together, in one transaction); true
     /// when they had to be spooled (switch to spooling): the store is
     /// unavailable, or the sessions queued more than the threshold while
     /// the write was in flight (the store is slow; the abandoned write is
@@ -202,7 +201,7 @@ impl Writer {
                 false
             }
             Some(Err(_)) => {
-                // One chunk of the batch was refused and the transaction
+                // One op of the batch was refused and the transaction
                 // rolled back: write them one by one to keep the others.
                 for (i, op) in ops.iter().enumerate() {
                     match self.write(op).await {
@@ -226,22 +225,12 @@ impl Writer {
         true
     }
 
-    /// One op, or a batch of chunks in one transaction.
+    /// Ops in one transaction.
     async fn write_many(&self, ops: &[Op]) -> Result<(), StoreError> {
-        if let [op] = ops {
-            return self.write(op).await;
-        }
-        let chunks: Vec<_> = ops
-            .iter()
-            .filter_map(|op| match op {
-                Op::Chunk(c) => Some(c.clone()),
-                _ => None,
-            })
-            .collect();
-        let result =
-            tokio::time::timeout(self.timing.write_timeout, self.store.append_chunks(&chunks))
-                .await
-                .unwrap_or(Err(StoreError::ConnectTimedOut(self.timing.write_timeout)));
+        let writes: Vec<_> = ops.iter().map(Op::as_write).collect();
+        let result = tokio::time::timeout(self.timing.write_timeout, self.store.write(&writes))
+            .await
+            .unwrap_or(Err(StoreError::ConnectTimedOut(self.timing.write_timeout)));
         if result.is_ok() {
             self.state
                 .written
@@ -360,14 +349,17 @@ impl Writer {
     }
 }
 
-/// Most chunks written in one transaction, and most bytes of events.
-const BATCH_OPS: usize = 64;
+/// Most ops written in one transaction, and most bytes of events. Many
+/// sessions opening or closing at once queue several small rows each
+/// (start, decisions, end); one commit for many of them is what keeps the
+/// store up with them (SQLite syncs its file on every commit).
+const BATCH_OPS: usize = 256;
 const BATCH_BYTES: usize = 8 << 20;
 
-/// Takes the chunks queued right behind the first one in `ops` (without
+/// Takes the ops queued right behind the first one in `ops` (without
 /// waiting), up to the batch limits; returns the first message that is not
-/// a chunk, to be handled next.
-fn gather_chunks(
+/// an op, to be handled next.
+fn gather(
     rx: &mut mpsc::UnboundedReceiver<Msg>,
     ops: &mut Vec<Op>,
     permits: &mut Vec<OwnedSemaphorePermit>,
@@ -375,7 +367,7 @@ fn gather_chunks(
     let mut bytes: usize = ops.iter().map(Op::weight).sum();
     while ops.len() < BATCH_OPS && bytes < BATCH_BYTES {
         match rx.try_recv() {
-            Ok(Msg::Op(op @ Op::Chunk(_), permit)) => {
+            Ok(Msg::Op(op, permit)) => {
                 bytes += op.weight();
                 ops.push(op);
                 permits.push(permit);

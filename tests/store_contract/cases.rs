@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use ssmgate::recording::codec::{decode_events, encode_events};
+use ssmgate::recording::store::Write;
 use ssmgate::recording::{
     AuditKind, EndReason, EventKind, LinkError, SessionFilter, SessionRecord, Store, StoreError,
     verify,
@@ -486,6 +487,64 @@ pub async fn chunk_batches_are_all_or_nothing(db: &Db) {
     let stored_a = store.get_session(a.id).await.unwrap().unwrap();
     assert_eq!(stored_a.chain_head, head_a);
     verify(&stored_a, &store.chunks(a.id).await.unwrap()).unwrap();
+}
+
+/// Mixed writes in one transaction, as the writer gathers them when many
+/// sessions open and close at once: applied in order (a chunk right after
+/// its session's row, the end after both), replayable, and all or nothing
+/// when one of them is refused.
+pub async fn mixed_batches_are_all_or_nothing(db: &Db) {
+    let store = db.store().await;
+    let a = full_session("alice", "i-01", t0());
+    let b = full_session("bob", "i-02", t0());
+    let (ca, head_a) = chain(&a, 2);
+    let end_a = end(t0() + Duration::seconds(5), head_a);
+    let audit_a = audit(AuditKind::SessionStart, Some(a.id), t0(), "{}");
+    let batch = [
+        Write::Session(&a),
+        Write::Audit(&audit_a),
+        Write::Chunk(&ca[0]),
+        Write::Session(&b),
+        Write::Chunk(&ca[1]),
+        Write::Finish(a.id, &end_a),
+    ];
+    store.write(&batch).await.unwrap();
+    // A spool replay of the same writes changes nothing.
+    store.write(&batch).await.unwrap();
+    let stored_a = store.get_session(a.id).await.unwrap().unwrap();
+    assert_eq!(stored_a.chain_head, head_a);
+    assert!(stored_a.end.is_some());
+    verify(&stored_a, &store.chunks(a.id).await.unwrap()).unwrap();
+    assert_eq!(store.audit_for_session(a.id).await.unwrap(), vec![audit_a]);
+    assert!(
+        store
+            .get_session(b.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .end
+            .is_none()
+    );
+
+    // The end of an unknown session is refused, and the session row and
+    // audit event written before it in the same batch are not stored.
+    let c = full_session("carol", "i-03", t0());
+    let audit_c = audit(AuditKind::SessionStart, Some(c.id), t0(), "{}");
+    let stray = Uuid::new_v4();
+    let err = store
+        .write(&[
+            Write::Session(&c),
+            Write::Audit(&audit_c),
+            Write::Finish(stray, &end_a),
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::SessionNotFound(id) if id == stray),
+        "{err}"
+    );
+    assert_eq!(store.get_session(c.id).await.unwrap(), None);
+    assert!(store.audit_for_session(c.id).await.unwrap().is_empty());
 }
 
 /// Reason grants: stored whole, listed newest first while live, per user;
