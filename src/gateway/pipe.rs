@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use ssm_datachannel::read_size::ReadSize;
 use ssm_datachannel::{CloseReason, Event, PortStream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -248,12 +249,18 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut buf = vec![0u8; 32 * 1024];
+    // A page while idle, up to 32 KiB while reads fill it.
+    let mut size = ReadSize::up_to(32 * 1024);
+    let mut buf = vec![0; size.get()];
     loop {
+        if buf.len() < size.get() {
+            buf.resize(size.get(), 0);
+        }
         let n = from.read(&mut buf).await?;
         if n == 0 {
             return Ok(());
         }
+        size.read(n);
         to.write_all(buf.get(..n).unwrap_or_default()).await?;
         count.fetch_add(n as u64, Ordering::Relaxed);
     }

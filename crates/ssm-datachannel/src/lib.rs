@@ -25,6 +25,7 @@ pub mod io;
 pub mod message;
 pub mod payloads;
 pub mod port;
+pub mod read_size;
 pub mod reliable;
 pub mod secret;
 pub mod session_type;

@@ -13,8 +13,10 @@ use tokio::time::{Instant, sleep_until};
 use super::frame::{self, Cmd};
 use super::session::{Shared, WRITE_QUEUE_LIMIT};
 use super::{Keepalive, SmuxError};
+use crate::read_size::ReadSize;
 
-/// Spare room kept in the transport read buffer.
+/// Most spare room kept in the transport read buffer (it starts at a page
+/// and grows while reads fill it: see [`ReadSize`]).
 const READ_CHUNK: usize = 64 * 1024;
 /// Flush the transport at least this often under sustained load.
 const FLUSH_EVERY: usize = 256 * 1024;
@@ -34,7 +36,8 @@ pub(super) async fn reader<R: AsyncRead + Unpin>(shared: Arc<Shared>, mut reader
 
 /// Reads and applies frames until the transport or the peer fails.
 async fn read_loop<R: AsyncRead + Unpin>(shared: &Shared, reader: &mut R) -> SmuxError {
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut size = ReadSize::up_to(READ_CHUNK);
+    let mut buf = BytesMut::new();
     loop {
         loop {
             let mut frame = match frame::decode(&mut buf) {
@@ -46,10 +49,10 @@ async fn read_loop<R: AsyncRead + Unpin>(shared: &Shared, reader: &mut R) -> Smu
                 return reason;
             }
         }
-        buf.reserve(READ_CHUNK);
+        buf.reserve(size.get());
         match reader.read_buf(&mut buf).await {
             Ok(0) => return SmuxError::TransportEof,
-            Ok(_) => {}
+            Ok(n) => size.read(n),
             Err(e) => return SmuxError::from_io(&e),
         }
     }
