@@ -68,6 +68,15 @@ async fn a_full_gateway_refuses_new_sessions_with_one_line() {
         show(&refused)
     );
     assert!(!String::from_utf8_lossy(&refused.stdout).contains("ok"));
+    // Audited as a refusal by a limit (and logged at WARN beside it).
+    let full: Vec<_> = fx
+        .audit_rows()
+        .await
+        .into_iter()
+        .filter(|(kind, _, detail)| kind == "decision_deny" && detail.contains("gateway is full"))
+        .collect();
+    assert_eq!(full.len(), 1, "{full:?}");
+    assert!(full[0].2.contains("\"limit\":true"), "{full:?}");
 
     // The sessions that were open finish normally.
     for holder in holders {
