@@ -163,7 +163,12 @@ impl Gateway {
         req: &SessionRequest,
         client: C,
     ) -> Result<Forwarded, GatewayError> {
-        let (shared, target, stream) = match self.connect(ports, req).await {
+        // The set-up (policy, StartSession, the data channel's handshake)
+        // and the close are boxed: an async fn's future is as large as its
+        // largest step for its whole life, and this one lives as long as
+        // the forward, idle or not (thousands at once). Boxed, the pipe's
+        // state is what an idle forward holds.
+        let (shared, target, stream) = match Box::pin(self.connect(ports, req)).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::info!(gateway_session = %req.id, user = %req.user.name, error = %e, "forward refused");
@@ -175,15 +180,15 @@ impl Gateway {
         };
         let client = client.accept().await;
         let conn = match shared.tap.lock().await.as_ref() {
-            Some(tap) => Some(tap.conn_open().await),
+            Some(tap) => Some(Box::pin(tap.conn_open()).await),
             None => None,
         };
         let (up, down, ended) = pipe_port(client, stream).await;
         if let (Some(tap), Some(conn)) = (shared.tap.lock().await.as_ref(), conn) {
-            tap.conn_close(conn, up, down).await;
+            Box::pin(tap.conn_close(conn, up, down)).await;
         }
         if shared.leave() {
-            shared.close(&ports.cause, &ended).await;
+            Box::pin(shared.close(&ports.cause, &ended)).await;
         }
         Ok(Forwarded {
             target,

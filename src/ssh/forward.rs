@@ -98,7 +98,9 @@ pub async fn run(
     };
     let kind = Kind::Port { port };
     // A forward carries no environment: the login's prompt or a grant.
-    let chosen = match reasons::given(&ctx, &user, None, Some(&target)).await {
+    // Boxed, as the set-up in `run_forward`: this future lives as long as
+    // the forward, and would otherwise be as large as its largest step.
+    let chosen = match Box::pin(reasons::given(&ctx, &user, None, Some(&target))).await {
         Ok(Some(chosen)) => chosen,
         Ok(None) if ctx.justification.required => {
             let text = reasons::missing(&ctx, &user, kind.action());

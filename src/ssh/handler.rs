@@ -183,11 +183,17 @@ impl ConnectionHandler {
     }
 
     async fn audit(&self, kind: AuditKind, user: &str, detail: serde_json::Value) {
-        self.ctx
-            .gateway
-            .recorder()
-            .audit(kind, Some(user), None, Some(self.peer.ip()), detail)
-            .await;
+        // Boxed: the handler's futures live inside russh's per-connection
+        // future, which is as large as the largest of them for as long as
+        // the connection lasts (see `gateway::ports::run_forward`).
+        Box::pin(self.ctx.gateway.recorder().audit(
+            kind,
+            Some(user),
+            None,
+            Some(self.peer.ip()),
+            detail,
+        ))
+        .await;
     }
 
     fn finish_auth(&mut self) -> Auth {

@@ -296,7 +296,18 @@ impl ChannelTask {
     /// Re-opens the socket after it failed: ResumeSession for a new token,
     /// the same StreamUrl, a new open frame; then everything unacknowledged
     /// is sent again. Sequence numbers and buffers carry over.
-    async fn reconnect(&mut self, cause: String) -> Result<(), Stop> {
+    ///
+    /// Boxed: the WebSocket and TLS connect is by far the largest step of
+    /// the task, and an async fn's future is as large as its largest step
+    /// for its whole life; every idle session would carry it otherwise.
+    fn reconnect(
+        &mut self,
+        cause: String,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Stop>> + Send + '_>> {
+        Box::pin(self.reconnect_now(cause))
+    }
+
+    async fn reconnect_now(&mut self, cause: String) -> Result<(), Stop> {
         if self.closing.is_some() {
             return Err(Stop(CloseReason::Local));
         }
