@@ -249,7 +249,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    // A page while idle, up to 32 KiB while reads fill it.
+    // 1 KiB while idle, up to 32 KiB while reads fill it.
     let mut size = ReadSize::up_to(32 * 1024);
     let mut buf = vec![0; size.get()];
     loop {

@@ -1,7 +1,8 @@
 //! [`ReadSize`]: how much room to give the next read of a stream, starting
-//! at one page and doubling while reads fill it. An idle session (most of
-//! them, at scale) keeps a 4 KiB buffer per direction instead of one sized
-//! for bulk transfers; a bulk one reaches the full size after a few reads.
+//! at 1 KiB (a data-channel message carries at most 1,024 payload bytes)
+//! and doubling while reads fill it. An idle session (most of them, at
+//! scale) keeps 1 KiB per direction instead of a buffer sized for bulk
+//! transfers; a bulk one reaches the full size after a few reads.
 
 /// The room to give the next read: [`ReadSize::MIN`] at first, doubled
 /// (up to the maximum) each time a read fills it.
@@ -12,8 +13,8 @@ pub struct ReadSize {
 }
 
 impl ReadSize {
-    /// Where every stream starts: one page.
-    pub const MIN: usize = 4 * 1024;
+    /// Where every stream starts.
+    pub const MIN: usize = 1024;
 
     /// Starts at [`ReadSize::MIN`] (or `max` when smaller), grows to `max`.
     pub fn up_to(max: usize) -> Self {
@@ -44,9 +45,12 @@ mod tests {
     #[test]
     fn grows_while_reads_fill_it_and_stops_at_the_maximum() {
         let mut size = ReadSize::up_to(32 * 1024);
-        assert_eq!(size.get(), 4096);
+        assert_eq!(size.get(), 1024);
         size.read(100);
-        assert_eq!(size.get(), 4096);
+        assert_eq!(size.get(), 1024);
+        size.read(1024);
+        assert_eq!(size.get(), 2048);
+        size.read(2048);
         size.read(4096);
         assert_eq!(size.get(), 8192);
         size.read(8192);
@@ -54,6 +58,6 @@ mod tests {
         assert_eq!(size.get(), 32 * 1024);
         size.read(32 * 1024);
         assert_eq!(size.get(), 32 * 1024);
-        assert_eq!(ReadSize::up_to(1000).get(), 1000);
+        assert_eq!(ReadSize::up_to(500).get(), 500);
     }
 }

@@ -15,7 +15,7 @@ use super::session::{Shared, WRITE_QUEUE_LIMIT};
 use super::{Keepalive, SmuxError};
 use crate::read_size::ReadSize;
 
-/// Most spare room kept in the transport read buffer (it starts at a page
+/// Most spare room kept in the transport read buffer (it starts at 1 KiB
 /// and grows while reads fill it: see [`ReadSize`]).
 const READ_CHUNK: usize = 64 * 1024;
 /// Flush the transport at least this often under sustained load.
