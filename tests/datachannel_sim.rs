@@ -54,7 +54,7 @@ async fn collect(mut events: Events) -> Outcome {
 async fn wait_ready(events: &mut Events) -> SessionInfo {
     loop {
         match tokio::time::timeout(Duration::from_secs(20), events.recv()).await {
-            Ok(Some(Event::Ready(info))) => return info,
+            Ok(Some(Event::Ready(info))) => return *info,
             Ok(Some(Event::Closed(r))) => panic!("closed before ready: {r:?}"),
             Ok(Some(_)) => {}
             other => panic!("no Ready event: {other:?}"),

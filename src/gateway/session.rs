@@ -510,7 +510,7 @@ async fn wait_ready(events: &mut Events) -> Result<SessionInfo, GatewayError> {
     let wait = async {
         loop {
             match events.recv().await {
-                Some(Event::Ready(info)) => return Ok(info),
+                Some(Event::Ready(info)) => return Ok(*info),
                 Some(Event::Closed(reason)) => {
                     return Err(GatewayError::NotReady(match reason {
                         CloseReason::ChannelClosed { output } if output.is_empty() => {

@@ -39,13 +39,13 @@ pub enum ConnectError {
 /// on every read, so each session holds all of it in real memory, idle or
 /// not (its default, 128 KiB, was most of a session's memory). A
 /// data-channel message from AWS is at most ~1.2 KiB (1,024 payload bytes
-/// plus the header): 4 KiB takes three per read. Measured with `bench
-/// scale` at 2,000 idle sessions, gateway RSS per session: 164 KiB at 32
-/// KiB, 147.5 at 16, 136 at 8 (before other savings); `bench datachannel`
-/// 1 KiB payloads moved as fast at 4 KiB as at 8 within the noise (medians
-/// of 3 alternating runs: downloads 66.7 vs 60.8 MB/s, uploads 110.1 vs
-/// 107.4); 16 KiB payloads (not what AWS sends) 7-9 % slower.
-const READ_BUFFER: usize = 4 * 1024;
+/// plus the header): 8 KiB takes six per read. Measured with `bench scale`
+/// at 2,000 idle sessions, gateway RSS per session: 164 KiB at 32 KiB,
+/// 147.5 at 16, 136 at 8 (before other savings). 4 KiB saved 4 KiB more
+/// per session but cost `bench ssh` downloads through `-J` 2.72 s of CPU
+/// per GiB in the gateway + simulator (beyond the relay) against 0.96 s at
+/// 8 KiB, 86.7 % of the OpenSSH bastion against 98.6 %.
+const READ_BUFFER: usize = 8 * 1024;
 
 /// Dials `stream_url` and sends the open frame with `token`.
 pub async fn connect(

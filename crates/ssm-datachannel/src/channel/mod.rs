@@ -132,7 +132,9 @@ pub struct SessionInfo {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// The session is ready for input (after the handshake, if any).
-    Ready(SessionInfo),
+    /// Boxed: it comes once, and every slot of the event queue is as large
+    /// as the largest event.
+    Ready(Box<SessionInfo>),
     /// Terminal or port bytes.
     Output(Bytes),
     /// Standard error of an exec session.

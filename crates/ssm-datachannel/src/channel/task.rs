@@ -82,7 +82,7 @@ impl ChannelTask {
 
     async fn run_loop(&mut self) -> Result<(), Stop> {
         if self.ready {
-            self.emit(Event::Ready(self.info.clone()));
+            self.emit(Event::Ready(Box::new(self.info.clone())));
         }
         let mut tick = tokio::time::interval(RESEND_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -240,7 +240,7 @@ impl ChannelTask {
                 self.info.customer_message = done.customer_message;
                 if !self.ready {
                     self.ready = true;
-                    self.emit(Event::Ready(self.info.clone()));
+                    self.emit(Event::Ready(Box::new(self.info.clone())));
                 }
                 Ok(())
             }
