@@ -31,13 +31,16 @@ impl Gateway {
             link,
             tap,
             ..
-        } = self.open(req).await?;
+        } = Box::pin(self.open(req)).await?;
+        // The set-up above and the record below are boxed: this future lives
+        // as long as the session, and an async fn's future is as large as
+        // its largest step for its whole life (see `ports::run_forward`).
         let carrier: &dyn Carrier = match (plan.backend, self.sshd_carrier()) {
             (BackendKind::Sshd, Some(c)) => c.as_ref(),
             _ => &SsmDocuments,
         };
         if let Some(pty) = &t.pty {
-            tap.resize(pty.cols, pty.rows).await;
+            Box::pin(tap.resize(pty.cols, pty.rows)).await;
             if req.kind == Kind::Shell {
                 let name = target
                     .name
@@ -72,7 +75,7 @@ impl Gateway {
         };
         tracing::info!(gateway_session = %req.id, ssm_session = %ssm_session_id, backend = plan.backend.as_str(), ended = ?ended, "session ended");
         let (reason, exit_status) = end_of(&ended);
-        tap.finish(end_cause.resolve(reason), exit_status).await;
+        Box::pin(tap.finish(end_cause.resolve(reason), exit_status)).await;
         // An SSM shell or command that ended by itself ended its session;
         // otherwise end it, paced, without holding up the record.
         if !(plan.backend == BackendKind::Ssm && matches!(ended, Ended::TargetExited { .. })) {

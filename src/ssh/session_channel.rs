@@ -151,48 +151,63 @@ pub async fn run(
         && let Kind::Exec { command } = &kind
         && let Some(command) = GrantCommand::parse(command)
     {
-        return reason_command::run(&ctx, &user, command, &mut out).await;
+        return Box::pin(reason_command::run(&ctx, &user, command, &mut out)).await;
     }
     // Bytes typed beyond the answers to the gateway's own prompts; the
     // session gets them first.
     let mut typeahead: Vec<u8> = Vec::new();
-    let chosen =
-        match reasons::given(&ctx, &user, req.reason.as_deref(), user.target.as_ref()).await {
-            Ok(Some(chosen)) => chosen,
-            Ok(None) if ctx.justification.required && req.pty.is_some() => {
-                // As long as a login may take: an unanswered prompt must
-                // not hold a session slot for ever.
-                let asked = tokio::time::timeout(
-                    ctx.server.login_grace,
-                    ask_reason(&ctx, &mut rd, &mut out, &mut typeahead),
-                )
-                .await;
-                match asked {
-                    Ok(Some(reason)) => reason,
-                    Ok(None) => {
-                        return out
-                            .fail("ssmgate: no reason given; nothing was opened.\r\n")
-                            .await;
-                    }
-                    Err(_) => {
-                        return out
-                            .fail("\r\nssmgate: no reason given in time; nothing was opened.\r\n")
-                            .await;
-                    }
+    let chosen = match Box::pin(reasons::given(
+        &ctx,
+        &user,
+        req.reason.as_deref(),
+        user.target.as_ref(),
+    ))
+    .await
+    {
+        Ok(Some(chosen)) => chosen,
+        Ok(None) if ctx.justification.required && req.pty.is_some() => {
+            // As long as a login may take: an unanswered prompt must
+            // not hold a session slot for ever.
+            let asked = tokio::time::timeout(
+                ctx.server.login_grace,
+                ask_reason(&ctx, &mut rd, &mut out, &mut typeahead),
+            )
+            .await;
+            match asked {
+                Ok(Some(reason)) => reason,
+                Ok(None) => {
+                    return out
+                        .fail("ssmgate: no reason given; nothing was opened.\r\n")
+                        .await;
+                }
+                Err(_) => {
+                    return out
+                        .fail("\r\nssmgate: no reason given in time; nothing was opened.\r\n")
+                        .await;
                 }
             }
-            Ok(None) if ctx.justification.required => {
-                let text = reasons::missing(&ctx, &user, kind.action());
-                return out.fail(&format!("{text}\r\n")).await;
-            }
-            Ok(None) => Chosen::none(),
-            Err(text) => return out.fail(&format!("{text}\r\n")).await,
-        };
+        }
+        Ok(None) if ctx.justification.required => {
+            let text = reasons::missing(&ctx, &user, kind.action());
+            return out.fail(&format!("{text}\r\n")).await;
+        }
+        Ok(None) => Chosen::none(),
+        Err(text) => return out.fail(&format!("{text}\r\n")).await,
+    };
     let target = match &user.target {
         Some(t) => t.clone(),
         None => match (&kind, &req.pty) {
             (Kind::Shell, Some(_)) => {
-                match picker::pick(&ctx, &user, &chosen, &mut rd, &mut out, &mut typeahead).await {
+                match Box::pin(picker::pick(
+                    &ctx,
+                    &user,
+                    &chosen,
+                    &mut rd,
+                    &mut out,
+                    &mut typeahead,
+                ))
+                .await
+                {
                     Some(t) => t,
                     None => return,
                 }
