@@ -6,6 +6,7 @@ pub mod datachannel;
 pub mod policy;
 pub mod scale;
 pub mod ssh;
+mod stats;
 
 pub use datachannel::datachannel;
 pub use scale::{ScaleOptions, scale};

@@ -26,6 +26,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 
+use super::stats::percentile;
 use crate::cli::ScaleKind;
 use client::{Client, Open, Timing};
 use stack::{Limits, Stack, children, cpu_secs, open_fds, rss_kib};
@@ -698,29 +699,9 @@ fn p50_p95_max(samples: &[Duration]) -> String {
     )
 }
 
-/// Nearest-rank percentile (`p` in 0..=1); zero for no samples.
-fn percentile(samples: &[Duration], p: f64) -> Duration {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    let rank = ((p * sorted.len() as f64).ceil() as usize).max(1);
-    sorted
-        .get(rank.min(sorted.len()).saturating_sub(1))
-        .copied()
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentiles_are_nearest_rank() {
-        let samples: Vec<Duration> = (1..=100).rev().map(Duration::from_millis).collect();
-        assert_eq!(percentile(&samples, 0.5), Duration::from_millis(50));
-        assert_eq!(percentile(&samples, 0.95), Duration::from_millis(95));
-        assert_eq!(percentile(&samples, 1.0), Duration::from_millis(100));
-        assert_eq!(percentile(&[], 0.5), Duration::ZERO);
-    }
 
     #[test]
     fn the_cap_leaves_room_for_every_process() {

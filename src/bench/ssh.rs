@@ -27,6 +27,7 @@ use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio::time::timeout;
 
+use super::stats::{median, percentile};
 use crate::demo::stack::current_user;
 use crate::demo::stack::{Instance, Stack, User};
 use setup::{TempDir, client_config_text, openssh_version, own_cpu, relay, run_bounded, tree_cpu};
@@ -497,23 +498,6 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// Nearest-rank percentile (`p` in 0..=1); zero for no samples.
-fn percentile(samples: &[Duration], p: f64) -> Duration {
-    let mut sorted = samples.to_vec();
-    sorted.sort();
-    let rank = ((p * sorted.len() as f64).ceil() as usize).max(1);
-    sorted
-        .get(rank.min(sorted.len()).saturating_sub(1))
-        .copied()
-        .unwrap_or_default()
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
-}
-
 /// Incompressible bytes (xorshift), so no layer gains from compression.
 fn pseudo_random(len: usize) -> Vec<u8> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -531,22 +515,6 @@ fn pseudo_random(len: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentiles_are_nearest_rank() {
-        let samples: Vec<Duration> = (1..=100).rev().map(Duration::from_millis).collect();
-        assert_eq!(percentile(&samples, 0.5), Duration::from_millis(50));
-        assert_eq!(percentile(&samples, 0.99), Duration::from_millis(99));
-        assert_eq!(percentile(&samples, 1.0), Duration::from_millis(100));
-        assert_eq!(percentile(&samples[..1], 0.99), Duration::from_millis(100));
-        assert_eq!(percentile(&[], 0.5), Duration::ZERO);
-    }
-
-    #[test]
-    fn median_of_odd_and_empty() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[]), 0.0);
-    }
 
     #[test]
     fn payload_has_the_length_asked_and_does_not_repeat_early() {
