@@ -24,6 +24,8 @@
 //! max_sessions_per_user = 32                 # open channels of one user over all connections (>= 1)
 //! idle_timeout_secs = 900                    # close a session idle this long; 0 = off
 //! max_session_secs = 28800                   # close a session after this long; 0 = off
+//! drain_secs = 30                            # on SIGTERM: stop accepting, tell open sessions, wait
+//!                                            # this long for them to end, then end the rest (0-3600)
 //!
 //! [aws]
 //! region = "us-east-1"                       # default: the standard AWS chain's region
@@ -103,6 +105,23 @@
 //!                                            # database share this file. `ssmgate sessions verify`
 //!                                            # reads it (see README "Tamper evidence")
 //!
+//! [log]
+//! format = "text"                            # "text" or "json" (one JSON object per line)
+//! level = "info"                             # tracing filter, e.g. "ssmgate=debug,info"; env
+//!                                            # SSMGATE_LOG (or RUST_LOG), when set, replaces it
+//!
+//! [admin]
+//! listen = "127.0.0.1:9090"                  # HTTP: /healthz, /readyz, /metrics; off when absent
+//! ready_spool_mib = 64                       # /readyz with the database unreachable stays ready while
+//! ready_spool_age_secs = 300                 # the spool holds at most this much, none older (1-86400)
+//!
+//! [cluster]                                  # replicas sharing one database
+//! heartbeat_secs = 5                         # heartbeat, and look for kills, locks, orphans (1-300)
+//! orphan_after_secs = 30                     # a replica silent this long is gone: its sessions are
+//!                                            # shown as orphaned (>= 2 x heartbeat_secs)
+//! orphan_close_after_secs = 120              # … and are closed in the record by another replica
+//! advertise = "gw-1.example.com:2222"        # shown for this replica (default: host name:SSH port)
+//!
 //! [[users]]                                  # at least one
 //! name = "alice"                             # ^[a-z_][a-z0-9_.-]{0,31}$, unique; the SSH login name
 //! groups = ["sre"]                           # optional; each [A-Za-z0-9_.-]{1,64}
@@ -181,6 +200,12 @@ pub struct Config {
     pub recording: crate::recording::RecorderOptions,
     /// `[sshd_backend]`.
     pub sshd_backend: SshdBackendConfig,
+    /// `[log]`.
+    pub log: LogConfig,
+    /// `[admin]`.
+    pub admin: AdminConfig,
+    /// `[cluster]`.
+    pub cluster: ClusterConfig,
     /// `[[users]]`, in file order (names are unique).
     pub users: Vec<UserConfig>,
     /// Every `[[user_ca]]` key: CAs trusted to sign user certificates.
@@ -210,6 +235,9 @@ pub struct ServerConfig {
     pub idle_timeout: Option<Duration>,
     /// Close sessions after this long (`None` = never).
     pub max_session: Option<Duration>,
+    /// On SIGTERM, how long open sessions may go on before they are
+    /// ended (0: at once).
+    pub drain: Duration,
 }
 
 /// sshd's `MaxStartups start:rate:full`: below `start` unauthenticated
@@ -522,10 +550,12 @@ fn read_key_file(path: &Path) -> Result<Vec<PublicKey>, String> {
     Ok(keys)
 }
 
+mod ops;
 mod raw;
 mod sshd_backend;
 mod users;
 
+pub use ops::{AdminConfig, ClusterConfig, LogConfig, LogFormat};
 pub use sshd_backend::{BackendKind, SshdBackendConfig};
 
 #[cfg(test)]

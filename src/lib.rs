@@ -37,6 +37,7 @@ pub mod gateway;
 pub mod inventory;
 pub mod keyfile;
 pub mod logging;
+pub mod ops;
 pub mod policy;
 pub mod private_files;
 pub mod recording;

@@ -40,6 +40,12 @@ pub(super) struct RawConfig {
     user_ca: Vec<RawCa>,
     #[serde(default)]
     sshd_backend: super::sshd_backend::RawSshdBackend,
+    #[serde(default)]
+    log: super::ops::RawLog,
+    #[serde(default)]
+    admin: super::ops::RawAdmin,
+    #[serde(default)]
+    cluster: super::ops::RawCluster,
 }
 
 #[derive(Deserialize)]
@@ -55,6 +61,7 @@ struct RawServer {
     max_sessions_per_user: u32,
     idle_timeout_secs: u64,
     max_session_secs: u64,
+    drain_secs: u64,
 }
 
 /// `max_startups = 64` or `max_startups = "16:30:64"` (sshd's
@@ -79,6 +86,7 @@ impl Default for RawServer {
             max_sessions_per_user: 32,
             idle_timeout_secs: 900,
             max_session_secs: 28800,
+            drain_secs: 30,
         }
     }
 }
@@ -341,6 +349,9 @@ impl RawConfig {
             database: database_from_env(self.database).build(base_dir)?,
             recording: self.recording.build(base_dir)?,
             sshd_backend: self.sshd_backend.build(base_dir)?,
+            log: self.log.build()?,
+            admin: self.admin.build()?,
+            cluster: self.cluster.build()?,
             users,
             user_cas,
         })
@@ -392,6 +403,12 @@ impl RawServer {
             self.max_sessions_per_connection.into(),
         )?;
         at_least_one("max_sessions_per_user", self.max_sessions_per_user.into())?;
+        if self.drain_secs > 3600 {
+            return Err((
+                "server.drain_secs".into(),
+                "must be at most 3600".into(),
+            ));
+        }
         let optional = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
         Ok(ServerConfig {
             listen,
@@ -404,6 +421,7 @@ impl RawServer {
             max_sessions_per_user: self.max_sessions_per_user,
             idle_timeout: optional(self.idle_timeout_secs),
             max_session: optional(self.max_session_secs),
+            drain: Duration::from_secs(self.drain_secs),
         })
     }
 }

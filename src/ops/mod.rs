@@ -1,0 +1,10 @@
+//! Operating the gateway: the admin HTTP listener (health, readiness,
+//! Prometheus metrics), the metrics themselves, the registry of this
+//! process's live sessions (to end one on request or on shutdown) and the
+//! cluster of replicas sharing one database (heartbeats, kill requests,
+//! user locks, orphaned sessions).
+
+pub mod admin;
+pub mod cluster;
+pub mod live;
+pub mod metrics;
