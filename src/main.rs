@@ -16,9 +16,10 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = ssmgate::logging::install(ssmgate::logging::filter_from_env(), std::io::stderr)
-    {
-        eprintln!("ssmgate: cannot set up logging: {e}");
+    // `serve` and `migrate` log as their config's `[log]` says, once it is
+    // loaded; the other subcommands in text.
+    if !matches!(cli.command, Command::Serve(_) | Command::Migrate(_)) {
+        install_logging(&ssmgate::config::LogConfig::default());
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -73,8 +74,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// Installs the process's log output: `log`'s format, its level unless
+/// `SSMGATE_LOG` or `RUST_LOG` says otherwise.
+fn install_logging(log: &ssmgate::config::LogConfig) {
+    let filter = ssmgate::logging::filter_or(&log.level);
+    if let Err(e) = ssmgate::logging::install_as(log.format, filter, std::io::stderr) {
+        eprintln!("ssmgate: cannot set up logging: {e}");
+    }
+}
+
 async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = ssmgate::config::Config::load(&args.config)?;
+    install_logging(&config.log);
     let stop = ssmgate::signals::Stop::install()?;
     let gateway = ssmgate::serve::start(&config).await?;
     say(&format!(
@@ -82,7 +93,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         gateway.addr, gateway.host_key_fingerprint
     ));
     stop.wait().await;
-    eprintln!("ssmgate: stopping");
+    tracing::info!("stopping");
     gateway.shutdown().await;
     Ok(())
 }
@@ -161,6 +172,7 @@ async fn run_policy(args: PolicyArgs) -> anyhow::Result<()> {
 
 async fn run_migrate(args: ServeArgs) -> anyhow::Result<()> {
     let config = ssmgate::config::Config::load(&args.config)?;
+    install_logging(&config.log);
     let shown = ssmgate::recording::redact_url(&config.database.url);
     ssmgate::recording::connect(&config.database.url)
         .await

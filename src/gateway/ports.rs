@@ -219,7 +219,10 @@ impl Gateway {
             self.preflight_on(&riding, target.clone()).await?;
             if shared.try_join() {
                 match shared.port.open_stream().await {
-                    Ok(stream) => return Ok((shared, target, stream)),
+                    Ok(stream) => {
+                        crate::logging::record_ssm_session(&shared.ssm_session_id);
+                        return Ok((shared, target, stream));
+                    }
                     Err(e) => {
                         if shared.leave() {
                             shared

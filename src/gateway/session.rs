@@ -424,6 +424,7 @@ impl Gateway {
         };
         let api = self.session_api(req, &target, &plan).await?;
         let started = api.start_session(&start).await?;
+        crate::logging::record_ssm_session(&started.session_id);
         let tap = self
             .recorder
             .begin(session_record(&Started {
@@ -503,7 +504,9 @@ pub async fn terminate(api: &dyn SsmApi, ssm_session_id: &str) {
 /// [`terminate`] in the background: the session's end is recorded without
 /// waiting for AWS.
 pub fn terminate_later(api: Arc<dyn SsmApi>, ssm_session_id: String) {
-    tokio::spawn(async move { terminate(api.as_ref(), &ssm_session_id).await });
+    // In the session's span (the caller's), so its line carries the ids.
+    let call = async move { terminate(api.as_ref(), &ssm_session_id).await };
+    tokio::spawn(tracing::Instrument::in_current_span(call));
 }
 
 async fn wait_ready(events: &mut Events) -> Result<SessionInfo, GatewayError> {

@@ -83,6 +83,7 @@ pub async fn run(
     req: Request,
     channel: Channel<Msg>,
     reply: ChannelOpenHandle,
+    gateway_session: Uuid,
 ) {
     let Ok(port) = u16::try_from(req.port) else {
         return reply
@@ -111,7 +112,7 @@ pub async fn run(
         Err(text) => return reply.reject(refusal(text)).await,
     };
     let request = SessionRequest {
-        id: Uuid::new_v4(),
+        id: gateway_session,
         user: user.user.clone(),
         auth: user.auth.clone(),
         source: user.source,

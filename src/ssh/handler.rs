@@ -23,6 +23,8 @@ use russh::server::{
     Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Response, Session, VerifiedPublicKey,
 };
 use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet};
+use tracing::Instrument;
+use uuid::Uuid;
 
 use super::auth::Rejection;
 use super::context::ServerContext;
@@ -441,10 +443,14 @@ impl russh::server::Handler for ConnectionHandler {
         };
         reply.accept().await;
         let ctx = self.ctx.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
-            session_channel::run(ctx, user, channel, handle).await;
-        });
+        let id = Uuid::new_v4();
+        tokio::spawn(
+            async move {
+                let _slot = slot;
+                session_channel::run(ctx, user, channel, handle, id).await;
+            }
+            .instrument(crate::logging::session_span(id)),
+        );
         Ok(())
     }
 
@@ -491,10 +497,14 @@ impl russh::server::Handler for ConnectionHandler {
             port,
         };
         let (ctx, ports) = (self.ctx.clone(), self.ports.clone());
-        tokio::spawn(async move {
-            let _slot = slot;
-            forward::run(ctx, user, ports, request, channel, reply).await;
-        });
+        let id = Uuid::new_v4();
+        tokio::spawn(
+            async move {
+                let _slot = slot;
+                forward::run(ctx, user, ports, request, channel, reply, id).await;
+            }
+            .instrument(crate::logging::session_span(id)),
+        );
         Ok(())
     }
 

@@ -71,12 +71,14 @@ struct Requests {
     document: Option<String>,
 }
 
-/// Runs the channel until it closes.
+/// Runs the channel until it closes; a session it opens has the id
+/// `gateway_session` (the one its log lines carry).
 pub async fn run(
     ctx: Arc<ServerContext>,
     user: Arc<Authenticated>,
     channel: Channel<Msg>,
     handle: Handle,
+    gateway_session: Uuid,
 ) {
     let id = channel.id();
     let (mut rd, wr) = channel.split();
@@ -219,7 +221,7 @@ pub async fn run(
         },
     };
     let request = SessionRequest {
-        id: Uuid::new_v4(),
+        id: gateway_session,
         user: user.user.clone(),
         auth: user.auth.clone(),
         source: user.source,
