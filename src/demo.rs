@@ -80,6 +80,7 @@ pub async fn start(options: DemoOptions) -> Result<Demo> {
     let service =
         http_service("hello from db-1, through ssmgate and SSM port forwarding\n").await?;
     let os_user = stack::current_user().await;
+    let admin = free_local_port()?;
     let stack = Stack::builder(&dir)
         .keygen(Keygen::Builtin)
         .key(USER_KEY)
@@ -112,6 +113,9 @@ pub async fn start(options: DemoOptions) -> Result<Demo> {
         .justification("^.{3,}$", "a few words on why, e.g. 'checking disk space'")
         .user(User::new("demo").group("developers").key(USER_KEY))
         .policy("demo.cedar", DEMO_POLICIES)
+        .extra(&format!(
+            "[admin]\nlisten = \"127.0.0.1:{admin}\"   # /healthz, /readyz, /metrics\n"
+        ))
         .start()
         .await?;
     write_client_files(
@@ -151,6 +155,13 @@ when { resource.hasTag("env") && resource.getTag("env") == "prod" }
 unless { context has reason && context.reason like "INC-*" };
 "#;
 
+/// A port on 127.0.0.1 that is free now (for the admin listener, so the
+/// config file names a fixed one).
+fn free_local_port() -> Result<u16> {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(probe.local_addr()?.port())
+}
+
 fn write_client_files(
     dir: &Path,
     gateway: SocketAddr,
@@ -184,7 +195,7 @@ pub fn instructions(demo: &Demo) -> String {
     let base = format!("ssh -F {d}/ssh_config");
     let mut t = format!(
         "ssmgate demo is running (directory {d}).\n\
-         Gateway 127.0.0.1:{port}, host key {fp}; SSM simulator at {sim}.\n\
+         Gateway 127.0.0.1:{port}, host key {fp}; SSM simulator at {sim}.\n{admin}\
          Instances: web-1 (online, shell), db-1 (online, HTTP on port {DB_SERVICE_PORT}), offline-1 (not connected).\n\
          User: demo, key {d}/demo_user_key. Access needs a reason (any 3+ characters).\n\n\
          Shell on web-1 (the gateway asks for the reason on your terminal):\n  {base} ssmgate-demo -l demo+web-1\n\n\
@@ -197,6 +208,9 @@ pub fn instructions(demo: &Demo) -> String {
          {base} -o 'SetEnv=SSMGATE_REASON=\"INC-123 checking load\"' ssmgate-demo -l demo+db-1 uptime\n",
         fp = demo.gateway.host_key_fingerprint,
         sim = demo.sim.endpoint(),
+        admin = demo.gateway.admin_addr.map_or(String::new(), |a| format!(
+            "Metrics: http://{a}/metrics (health: http://{a}/healthz, readiness: http://{a}/readyz).\n"
+        )),
     );
     if demo.sshd.is_some() {
         let why = "-o SetEnv=SSMGATE_REASON=demo-run";

@@ -14,6 +14,7 @@ use crate::gateway::Gateway;
 use crate::gateway::grants::ReasonGrants;
 use crate::inventory::Fleet;
 use crate::keyfile;
+use crate::ops::admin::{AdminServer, Readiness};
 use crate::policy::PolicyEngine;
 use crate::policy::reload::{ReloadHook, ReloadReport};
 use crate::recording::{AuditKind, Recorder};
@@ -61,6 +62,12 @@ pub struct RunningGateway {
     pub recorder: Recorder,
     /// Open channels per connection and per user.
     pub session_limits: Arc<SessionLimits>,
+    /// Where the admin listener (`/healthz`, `/readyz`, `/metrics`)
+    /// listens, when `[admin] listen` is set.
+    pub admin_addr: Option<SocketAddr>,
+    /// What `/readyz` reports; [`Readiness::set_draining`] on shutdown.
+    pub readiness: Arc<Readiness>,
+    admin: Option<AdminServer>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -72,6 +79,9 @@ impl RunningGateway {
             let _ = stop.send(());
         }
         let _ = (&mut self.task).await;
+        if let Some(admin) = self.admin.take() {
+            admin.shutdown().await;
+        }
         self.recorder
             .audit(
                 AuditKind::Admin,
@@ -166,6 +176,23 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
         addr: listen,
         source,
     })?;
+    let readiness = Readiness::new();
+    readiness.set_ssh_bound(true);
+    readiness.set_policies_loaded(true);
+    let admin = match config.admin.listen {
+        Some(at) => Some(
+            crate::ops::admin::start(
+                at,
+                &config.admin,
+                readiness.clone(),
+                recorder.clone(),
+                store.clone(),
+            )
+            .await
+            .map_err(|source| ServeError::Bind { addr: at, source })?,
+        ),
+        None => None,
+    };
     let (stop, stopped) = oneshot::channel::<()>();
     let (watch_stop, watch_stopped) = oneshot::channel::<()>();
     let watcher = policy.spawn_watcher(
@@ -204,6 +231,9 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
         host_key_openssh: public.to_openssh().unwrap_or_default(),
         recorder,
         session_limits,
+        admin_addr: admin.as_ref().map(|a| a.addr),
+        readiness,
+        admin,
         stop: Some(stop),
         task,
     })

@@ -242,15 +242,15 @@ impl Ssm {
         let mut out = Vec::new();
         let mut next: Option<String> = None;
         for _ in 0..MAX_PAGES {
-            let page = self
+            let call = self
                 .client
                 .describe_instance_information()
                 .max_results(PAGE_SIZE)
                 .set_filters(filter.clone().map(|f| vec![f]))
                 .set_next_token(next.take())
-                .send()
-                .await
-                .map_err(|e| from_sdk(e, CallContext::default()))?;
+                .send();
+            let sent = async { call.await.map_err(|e| from_sdk(e, CallContext::default())) };
+            let page = crate::ops::metrics::ssm_call("DescribeInstanceInformation", sent).await?;
             out.extend(
                 page.instance_information_list()
                     .iter()
@@ -288,7 +288,8 @@ impl SsmApi for Ssm {
         for (key, values) in &req.parameters {
             call = call.parameters(key, values.clone());
         }
-        let out = call.send().await.map_err(|e| from_sdk(e, ctx))?;
+        let sent = async { call.send().await.map_err(|e| from_sdk(e, ctx)) };
+        let out = crate::ops::metrics::ssm_call("StartSession", sent).await?;
         let missing = |member: &str| SsmError::Other {
             service: Service::Ssm,
             code: "ResponseError".to_owned(),
@@ -308,23 +309,20 @@ impl SsmApi for Ssm {
     }
 
     async fn resume_session(&self, session_id: &str) -> Result<Option<Secret>, SsmError> {
-        let out = self
-            .client
-            .resume_session()
-            .session_id(session_id)
-            .send()
-            .await
-            .map_err(|e| from_sdk(e, CallContext::default()))?;
+        let call = self.client.resume_session().session_id(session_id).send();
+        let sent = async { call.await.map_err(|e| from_sdk(e, CallContext::default())) };
+        let out = crate::ops::metrics::ssm_call("ResumeSession", sent).await?;
         Ok(out.token_value().filter(|t| !t.is_empty()).map(Secret::new))
     }
 
     async fn terminate_session(&self, session_id: &str) -> Result<(), SsmError> {
-        self.client
+        let call = self
+            .client
             .terminate_session()
             .session_id(session_id)
-            .send()
-            .await
-            .map_err(|e| from_sdk(e, CallContext::default()))?;
+            .send();
+        let sent = async { call.await.map_err(|e| from_sdk(e, CallContext::default())) };
+        crate::ops::metrics::ssm_call("TerminateSession", sent).await?;
         Ok(())
     }
 
@@ -349,7 +347,8 @@ impl SsmApi for Ssm {
     }
 
     async fn managed_instance_tags(&self, id: &str) -> Result<TagMap, SsmError> {
-        tags::managed_instance(&self.client, id).await
+        let call = tags::managed_instance(&self.client, id);
+        crate::ops::metrics::ssm_call("ListTagsForResource", call).await
     }
 
     async fn ec2_instance_tags(&self, ids: &[String]) -> Result<HashMap<String, TagMap>, SsmError> {
@@ -365,7 +364,8 @@ impl SsmApi for Ssm {
             .home
             .get_or_try_init(|| identity::caller_home(&self.sts))
             .await?;
-        tags::ec2_instances(&self.tagging, home, region, ids).await
+        let call = tags::ec2_instances(&self.tagging, home, region, ids);
+        crate::ops::metrics::ssm_call("GetResources", call).await
     }
 }
 
@@ -386,6 +386,8 @@ impl SsmResumer {
 #[async_trait::async_trait]
 impl Resumer for SsmResumer {
     async fn resume(&self, session_id: &str) -> Result<Option<Secret>, ResumeError> {
-        Ok(self.api.resume_session(session_id).await?)
+        let resumed = self.api.resume_session(session_id).await;
+        crate::ops::metrics::datachannel_resume(resumed.as_ref().ok().map(Option::is_some));
+        Ok(resumed?)
     }
 }

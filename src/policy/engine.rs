@@ -153,7 +153,15 @@ impl PolicyEngine {
     /// that cannot be turned into Cedar terms is denied with the error in
     /// [`Decision::errors`].
     pub fn authorize(&self, req: &AuthzRequest<'_>) -> Decision {
+        let started = std::time::Instant::now();
         let decision = self.decide(req);
+        let (allowed, errors) = (decision.allowed, !decision.errors.is_empty());
+        crate::ops::metrics::policy_decision(
+            req.action.as_str(),
+            allowed,
+            errors,
+            started.elapsed(),
+        );
         tracing::info!(
             user = %req.principal.user.name,
             action = %req.action,

@@ -115,6 +115,9 @@ pub struct State {
     pub spool_bytes: AtomicU64,
     /// Ops waiting in the spool.
     pub spool_ops: AtomicU64,
+    /// When the oldest write waiting in the spool was spooled, at the
+    /// latest (ms since the Unix epoch; 0 when the spool is empty).
+    pub spool_since_ms: AtomicU64,
 }
 
 /// A copy of the recorder's counters.
@@ -319,11 +322,12 @@ impl Recorder {
             "ssm_session_id": record.ssm_session_id,
             "document": record.document,
         });
-        let (id, user, ip, mode) = (
+        let (id, user, ip, mode, kind) = (
             record.id,
             record.user.clone(),
             record.source_ip,
             record.recording,
+            record.kind,
         );
         self.submit(Op::Session(Box::new(record))).await;
         self.audit(
@@ -334,7 +338,14 @@ impl Recorder {
             detail,
         )
         .await;
-        SessionTap::new(self.clone(), id, user, ip, mode == RecordingMode::Full)
+        SessionTap::new(
+            self.clone(),
+            id,
+            user,
+            ip,
+            mode == RecordingMode::Full,
+            kind,
+        )
     }
 
     /// Fail-closed check before a new session: refuses while the store is
@@ -445,6 +456,14 @@ impl Recorder {
             let _ = h.await;
         }
         self.shared.budget.close();
+    }
+
+    /// How long the oldest write waiting in the spool has waited, at
+    /// most; `None` when the spool is empty.
+    pub fn spool_oldest_age(&self) -> Option<Duration> {
+        let since = self.shared.state.spool_since_ms.load(Ordering::Relaxed);
+        let since = std::time::UNIX_EPOCH + Duration::from_millis((since > 0).then_some(since)?);
+        Some(since.elapsed().unwrap_or_default())
     }
 
     /// The counters now.

@@ -73,6 +73,13 @@ impl Store for Switch {
         self.gate().await?;
         self.inner.live_grants(user, now).await
     }
+    async fn count_live_grants(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        self.gate().await?;
+        self.inner.count_live_grants(now).await
+    }
     async fn revoke_grants(
         &self,
         user: &str,

@@ -60,6 +60,9 @@ pub struct Spool {
     frames: u64,
     /// Where the frame after the one [`Spool::peek`] read starts.
     peeked_next: Option<u64>,
+    /// When the spool last went from empty to not empty (for a spool left
+    /// by an earlier run: when it was opened): no waiting write is older.
+    pending_since: Option<std::time::SystemTime>,
 }
 
 impl std::fmt::Debug for Spool {
@@ -100,6 +103,12 @@ impl Spool {
         self.write_pos - self.read_pos
     }
 
+    /// When the oldest waiting write was spooled, at the latest; `None`
+    /// when empty.
+    pub fn pending_since(&self) -> Option<std::time::SystemTime> {
+        self.pending_since
+    }
+
     /// Appends an op (written to the OS, not yet synced: see [`Spool::sync`]).
     pub async fn push(&mut self, op: &Op) -> Result<(), SpoolError> {
         let body = op.encode();
@@ -113,6 +122,8 @@ impl Spool {
         blocking(move || file.write_all_at(&frame, at).map_err(|e| io(&path, e))).await?;
         self.write_pos += n;
         self.frames += 1;
+        self.pending_since
+            .get_or_insert_with(std::time::SystemTime::now);
         Ok(())
     }
 
@@ -164,6 +175,7 @@ impl Spool {
             .await?;
             self.read_pos = HEADER;
             self.write_pos = HEADER;
+            self.pending_since = None;
         }
         Ok(())
     }
@@ -231,6 +243,7 @@ fn open_blocking(dir: &Path) -> Result<Spool, SpoolError> {
         write_pos: pos,
         frames,
         peeked_next: None,
+        pending_since: (frames > 0).then(std::time::SystemTime::now),
     })
 }
 

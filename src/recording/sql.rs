@@ -486,6 +486,16 @@ where
         rows.into_iter().map(grant_row).collect()
     }
 
+    async fn count_live_grants(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM reason_grants WHERE expires_at > $1 AND revoked_at IS NULL",
+        )
+        .bind(grant_time(now))
+        .fetch_one(&self.pool)
+        .await?;
+        to_u64("live grant count", n)
+    }
+
     async fn revoke_grants(
         &self,
         user: &str,

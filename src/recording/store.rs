@@ -284,6 +284,10 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Vec<GrantRow>, StoreError>;
 
+    /// How many grants, of every user, are neither expired at `now` nor
+    /// revoked (the `ssmgate_reason_grants_live` metric).
+    async fn count_live_grants(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
     /// Revokes `user`'s live grants at `now` (only `id`, when given);
     /// returns the ids revoked.
     async fn revoke_grants(

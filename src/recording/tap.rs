@@ -49,6 +49,8 @@ pub(crate) struct Inner {
     bytes_out: AtomicU64,
     next_conn: AtomicU64,
     finished: AtomicBool,
+    /// Its metrics (opened, live, bytes, ended).
+    metrics: crate::ops::metrics::SessionMetrics,
     /// Woken when a chunk starts (its first event): the age timer runs
     /// only then, so an idle session costs no wake-ups.
     started_chunk: Arc<Notify>,
@@ -68,6 +70,7 @@ impl SessionTap {
         user: String,
         source_ip: IpAddr,
         content: bool,
+        kind: super::records::SessionKind,
     ) -> Self {
         let inner = Arc::new(Inner {
             recorder: recorder.clone(),
@@ -86,6 +89,7 @@ impl SessionTap {
             bytes_out: AtomicU64::new(0),
             next_conn: AtomicU64::new(0),
             finished: AtomicBool::new(false),
+            metrics: crate::ops::metrics::SessionMetrics::opened(kind),
             started_chunk: Arc::new(Notify::new()),
         });
         recorder.register(id, Arc::downgrade(&inner));
@@ -127,6 +131,7 @@ impl SessionTap {
         self.inner
             .bytes_out
             .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.inner.metrics.bytes_out(data.len() as u64);
         if self.inner.content {
             self.inner.push(EventKind::Output, data.clone()).await;
         }
@@ -137,6 +142,7 @@ impl SessionTap {
         self.inner
             .bytes_in
             .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.inner.metrics.bytes_in(data.len() as u64);
         if self.inner.content {
             self.inner.push(EventKind::Input, data.clone()).await;
         }
@@ -147,6 +153,7 @@ impl SessionTap {
     pub fn count(&self, bytes_in: u64, bytes_out: u64) {
         self.inner.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
         self.inner.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
+        self.inner.metrics.bytes(bytes_in, bytes_out);
     }
 
     /// The terminal was resized.
@@ -191,6 +198,7 @@ impl SessionTap {
     pub async fn conn_close(&self, id: u64, bytes_in: u64, bytes_out: u64) {
         self.inner.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
         self.inner.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
+        self.inner.metrics.bytes(bytes_in, bytes_out);
         self.inner
             .push(
                 EventKind::ConnClose {
@@ -282,6 +290,7 @@ impl Inner {
             return;
         }
         self.recorder.unregister(self.id);
+        self.metrics.ended(reason);
         let mut p = self.pending.lock().await;
         self.seal(&mut p).await;
         let end = SessionEnd {

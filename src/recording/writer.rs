@@ -346,6 +346,14 @@ impl Writer {
         self.state
             .spool_ops
             .store(self.spool.pending_ops(), Ordering::Relaxed);
+        let since = self
+            .spool
+            .pending_since()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        let since_ms = since.map_or(0, |d| {
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+        });
+        self.state.spool_since_ms.store(since_ms, Ordering::Relaxed);
     }
 }
 

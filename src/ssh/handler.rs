@@ -167,10 +167,11 @@ impl ConnectionHandler {
     /// The prompt is over (answered or skipped): the key must follow.
     fn key_next(&mut self) -> Auth {
         self.prompt_done = true;
-        Auth::Reject {
+        let auth = Auth::Reject {
             proceed_with_methods: Some(MethodSet::from(&[MethodKind::PublicKey][..])),
             partial_success: true,
-        }
+        };
+        crate::ops::metrics::auth("keyboard-interactive", auth)
     }
 
     async fn refused(&self, user: &str, why: Rejection) -> Auth {
@@ -241,6 +242,7 @@ impl ConnectionHandler {
         {
             Ok(slot) => Ok(slot),
             Err(limit) => {
+                crate::ops::metrics::session_refused(&limit);
                 tracing::warn!(peer = %self.peer, user = %user.user.name, kind, reason = %limit, "channel refused: session limit");
                 self.audit(
                     AuditKind::DecisionDeny,
@@ -278,7 +280,7 @@ impl russh::server::Handler for ConnectionHandler {
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
         let Some(login) = self.login(user).await? else {
-            return Ok(Auth::reject());
+            return Ok(crate::ops::metrics::auth("publickey", Auth::reject()));
         };
         // Spare the signature when this key cannot pass anyway. russh offers
         // a certificate's inner key here, so with trusted CAs any key may
@@ -289,7 +291,11 @@ impl russh::server::Handler for ConnectionHandler {
             .check_key(&login.user, offer.public_key)
             .is_ok()
             || self.ctx.identities.trusts_any_ca();
-        Ok(if maybe { Auth::Accept } else { Auth::reject() })
+        Ok(if maybe {
+            Auth::Accept
+        } else {
+            crate::ops::metrics::auth("publickey", Auth::reject())
+        })
     }
 
     async fn auth_publickey(
@@ -300,12 +306,11 @@ impl russh::server::Handler for ConnectionHandler {
         let Some(login) = self.login(user).await? else {
             return Ok(Auth::reject());
         };
-        Ok(
-            match self.ctx.identities.check_key(&login.user, key.public_key) {
-                Ok(method) => self.first_factor_passed(&login.user, method),
-                Err(why) => self.refused(&login.user, why).await,
-            },
-        )
+        let auth = match self.ctx.identities.check_key(&login.user, key.public_key) {
+            Ok(method) => self.first_factor_passed(&login.user, method),
+            Err(why) => self.refused(&login.user, why).await,
+        };
+        Ok(crate::ops::metrics::auth("publickey", auth))
     }
 
     async fn auth_openssh_certificate(
@@ -322,10 +327,11 @@ impl russh::server::Handler for ConnectionHandler {
             self.peer.ip(),
             SystemTime::now(),
         );
-        Ok(match checked {
+        let auth = match checked {
             Ok(method) => self.first_factor_passed(&login.user, method),
             Err(why) => self.refused(&login.user, why).await,
-        })
+        };
+        Ok(crate::ops::metrics::auth("certificate", auth))
     }
 
     async fn auth_none(&mut self, user: &str) -> Result<Auth, Self::Error> {
@@ -335,7 +341,7 @@ impl russh::server::Handler for ConnectionHandler {
 
     async fn auth_password(&mut self, user: &str, _password: &str) -> Result<Auth, Self::Error> {
         self.login(user).await?;
-        Ok(Auth::reject())
+        Ok(crate::ops::metrics::auth("password", Auth::reject()))
     }
 
     async fn auth_keyboard_interactive<'a>(
@@ -346,7 +352,10 @@ impl russh::server::Handler for ConnectionHandler {
     ) -> Result<Auth, Self::Error> {
         // Asked before the key only (after it, the user is already in).
         if self.login(user).await?.is_none() || self.first_factor.is_some() || self.prompt_done {
-            return Ok(Auth::reject());
+            return Ok(crate::ops::metrics::auth(
+                "keyboard-interactive",
+                Auth::reject(),
+            ));
         }
         let Some(mut response) = response else {
             return Ok(Self::prompt(format!(
@@ -380,7 +389,10 @@ impl russh::server::Handler for ConnectionHandler {
                         serde_json::json!({ "reason": "reason for access refused too often", "source_port": self.peer.port() }),
                     )
                     .await;
-                    return Ok(Auth::reject());
+                    return Ok(crate::ops::metrics::auth(
+                        "keyboard-interactive",
+                        Auth::reject(),
+                    ));
                 }
                 Ok(Self::prompt(format!("That reason is not accepted: {rule}")))
             }

@@ -69,6 +69,7 @@ impl StartupLimits {
         }
         state.total += 1;
         state.by_source.insert(source, from_source + 1);
+        crate::ops::metrics::preauth_connections(1.0);
         Ok(StartupGuard {
             limits: self.clone(),
             source,
@@ -102,6 +103,7 @@ impl Drop for StartupGuard {
     fn drop(&mut self) {
         let mut state = self.limits.state.lock().unwrap_or_else(|p| p.into_inner());
         state.total = state.total.saturating_sub(1);
+        crate::ops::metrics::preauth_connections(-1.0);
         if let Some(n) = state.by_source.get_mut(&self.source) {
             *n = n.saturating_sub(1);
             if *n == 0 {

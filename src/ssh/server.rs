@@ -83,6 +83,7 @@ impl SshServer {
             let guard = match self.limits.try_acquire(peer.ip()) {
                 Ok(guard) => guard,
                 Err(why) => {
+                    crate::ops::metrics::connection_refused(&why);
                     tracing::warn!(%peer, reason = %why, "dropping a new connection");
                     continue;
                 }
