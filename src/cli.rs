@@ -38,8 +38,11 @@ pub enum Command {
     Bench(BenchArgs),
     /// Check, test and explain the Cedar access policies.
     Policy(PolicyArgs),
-    /// Inspect, replay, export and verify recorded sessions.
+    /// Inspect, replay, export and verify recorded sessions; list the live
+    /// ones across replicas and end one.
     Sessions(SessionsArgs),
+    /// Lock a user out (refuse new sessions, end the live ones) or unlock.
+    Users(UsersArgs),
     /// The user CA of the sshd backend, which targets' sshd must trust.
     Ca(CaArgs),
 }
@@ -276,6 +279,61 @@ pub enum SessionsCommand {
     /// trail's); exit 1 if anything was tampered with, 3 if the key file is
     /// missing or lacks a key that sealed something.
     Verify(SessionsVerifyArgs),
+    /// End a live session, on whichever replica runs it (audited with who
+    /// asked and why); exit 1 if it was not ended in time.
+    Kill(SessionsKillArgs),
+}
+
+/// `ssmgate sessions kill`.
+#[derive(Debug, Args)]
+pub struct SessionsKillArgs {
+    /// The session id, or a unique prefix of it (at least 4 hex digits).
+    pub id: String,
+    /// Why (recorded with the end and shown to the user).
+    #[arg(long, default_value = "ended by an administrator")]
+    pub reason: String,
+    /// Seconds to wait for the replica to end it.
+    #[arg(long, default_value_t = 10)]
+    pub wait: u64,
+}
+
+/// `ssmgate users`.
+#[derive(Debug, Args)]
+pub struct UsersArgs {
+    /// The gateway's configuration file, whose `[database] url` is read.
+    #[arg(long, short, global = true, default_value = "ssmgate.toml")]
+    pub config: PathBuf,
+    /// The session database URL (wins over --config).
+    #[arg(
+        long,
+        global = true,
+        env = "SSMGATE_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
+    #[command(subcommand)]
+    pub command: UsersCommand,
+}
+
+/// `ssmgate users …` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Refuse NAME's new sessions on every replica and end the live ones,
+    /// until `unlock`.
+    Lock {
+        /// The user (as in `[[users]] name`).
+        name: String,
+        /// Why (recorded, and shown to the user).
+        #[arg(long, default_value = "locked by an administrator")]
+        reason: String,
+    },
+    /// Let NAME start sessions again.
+    Unlock {
+        /// The user.
+        name: String,
+    },
+    /// List locked users.
+    Locked,
 }
 
 /// `ssmgate sessions list`.

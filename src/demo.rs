@@ -44,7 +44,7 @@ pub struct Demo {
 
 /// Starts the demo and waits for Ctrl-C.
 pub async fn run(options: DemoOptions) -> Result<()> {
-    let stop = crate::signals::Stop::install()?;
+    let mut stop = crate::signals::Stop::install()?;
     let demo = start(options).await?;
     println!("{}", instructions(&demo));
     stop.wait().await;

@@ -61,6 +61,7 @@ fn main() -> ExitCode {
             },
             Command::Policy(args) => run_policy(args).await,
             Command::Sessions(args) => Ok(ssmgate::sessions::run(args).await?),
+            Command::Users(args) => Ok(ssmgate::sessions::users::run(args).await?),
             Command::Ca(args) => run_ca(args),
         }
     });
@@ -86,13 +87,18 @@ fn install_logging(log: &ssmgate::config::LogConfig) {
 async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = ssmgate::config::Config::load(&args.config)?;
     install_logging(&config.log);
-    let stop = ssmgate::signals::Stop::install()?;
-    let gateway = ssmgate::serve::start(&config).await?;
+    let mut stop = ssmgate::signals::Stop::install()?;
+    let mut gateway = ssmgate::serve::start(&config).await?;
     say(&format!(
         "ssmgate: listening on {} (host key {})",
         gateway.addr, gateway.host_key_fingerprint
     ));
     stop.wait().await;
+    tracing::info!(
+        drain_secs = config.server.drain.as_secs(),
+        "stopping: draining (a second signal stops at once)"
+    );
+    gateway.drain(config.server.drain, stop.wait()).await;
     tracing::info!("stopping");
     gateway.shutdown().await;
     Ok(())

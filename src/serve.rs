@@ -6,7 +6,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::{AwsCredentials, Config};
@@ -15,6 +18,8 @@ use crate::gateway::grants::ReasonGrants;
 use crate::inventory::Fleet;
 use crate::keyfile;
 use crate::ops::admin::{AdminServer, Readiness};
+use crate::ops::cluster::Cluster;
+use crate::ops::live::{LiveSessions, StopCause};
 use crate::policy::PolicyEngine;
 use crate::policy::reload::{ReloadHook, ReloadReport};
 use crate::recording::{AuditKind, Recorder};
@@ -67,18 +72,84 @@ pub struct RunningGateway {
     pub admin_addr: Option<SocketAddr>,
     /// What `/readyz` reports; [`Readiness::set_draining`] on shutdown.
     pub readiness: Arc<Readiness>,
+    /// This process's live sessions.
+    pub live: Arc<LiveSessions>,
+    /// This replica among those on the database.
+    pub cluster: Arc<Cluster>,
     admin: Option<AdminServer>,
+    /// Stops accepting SSH connections.
+    stop_accepting: Option<oneshot::Sender<()>>,
+    /// Disconnects every client (after `stop_accepting`).
     stop: Option<oneshot::Sender<()>>,
+    cluster_stop: watch::Sender<bool>,
+    cluster_task: Option<JoinHandle<()>>,
     task: JoinHandle<()>,
 }
 
 impl RunningGateway {
+    /// The first half of a graceful stop: stops accepting connections,
+    /// makes `/readyz` fail, tells every open session channel once, and
+    /// waits up to `within` for the sessions to end by themselves (or
+    /// until `cut_short` resolves: a second SIGTERM). Then ends those left
+    /// (recorded as `terminated`, cause `shutdown`). [`shutdown`]
+    /// (Self::shutdown) does the rest. Returns how many were ended.
+    pub async fn drain(&mut self, within: Duration, cut_short: impl Future<Output = ()>) -> usize {
+        self.readiness.set_draining();
+        if let Some(stop) = self.stop_accepting.take() {
+            let _ = stop.send(());
+        }
+        let open = self.live.len();
+        tracing::info!(
+            sessions = open,
+            drain_secs = within.as_secs(),
+            "draining: no new connections; waiting for open sessions to end"
+        );
+        if open > 0 && !within.is_zero() {
+            self.live.notify(&format!(
+                "ssmgate: this gateway is shutting down; this session will be ended in {} s. Reconnect to reach another gateway.",
+                within.as_secs()
+            ));
+        }
+        let live = self.live.clone();
+        let emptied = async move {
+            while !live.is_empty() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        tokio::select! {
+            () = emptied => {}
+            () = tokio::time::sleep(within) => {}
+            () = cut_short => tracing::info!("draining cut short"),
+        }
+        let ended = self.live.stop_all(&StopCause::Shutdown);
+        if ended > 0 {
+            tracing::info!(sessions = ended, "draining: ending the sessions still open");
+            // Each ends its pipe, tells its user and records its end.
+            let live = self.live.clone();
+            let _ = tokio::time::timeout(Duration::from_secs(5), async move {
+                while !live.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+            .await;
+        }
+        ended
+    }
+
     /// Disconnects everyone, records the sessions' ends, and stops.
     pub async fn shutdown(mut self) {
+        self.readiness.set_draining();
+        if let Some(stop) = self.stop_accepting.take() {
+            let _ = stop.send(());
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         let _ = (&mut self.task).await;
+        let _ = self.cluster_stop.send(true);
+        if let Some(task) = self.cluster_task.take() {
+            let _ = task.await;
+        }
         if let Some(admin) = self.admin.take() {
             admin.shutdown().await;
         }
@@ -121,6 +192,18 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
             source,
         })?;
     let recorder = Recorder::start(store.clone(), config.recording.clone()).await?;
+    let cluster = Cluster::register(
+        store.clone(),
+        recorder.clone(),
+        LiveSessions::new(),
+        config.cluster.clone(),
+        advertised(config, config.server.listen),
+    )
+    .await
+    .map_err(|source| ServeError::Store {
+        url: crate::recording::redact_url(url),
+        source,
+    })?;
     let policy = Arc::new(PolicyEngine::load_with(
         &config.policy.dir,
         &config.policy.example_reason,
@@ -135,7 +218,8 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
         store.clone(),
         recorder.clone(),
         &config.justification,
-    ));
+    ))
+    .with_cluster(cluster.clone());
     if config.sshd_backend.enabled {
         let backend = &config.sshd_backend;
         let (ca, generated) =
@@ -193,6 +277,10 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
         ),
         None => None,
     };
+    cluster.set_address(advertised(config, addr));
+    let (cluster_stop, cluster_stopped) = watch::channel(false);
+    let cluster_task = cluster.spawn(cluster_stopped);
+    let (stop_accepting, accepting_stopped) = oneshot::channel::<()>();
     let (stop, stopped) = oneshot::channel::<()>();
     let (watch_stop, watch_stopped) = oneshot::channel::<()>();
     let watcher = policy.spawn_watcher(
@@ -213,12 +301,13 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
                 "version": env!("CARGO_PKG_VERSION"),
                 "host_key": host_key_fingerprint,
                 "policies": policy.snapshot().policies.len(),
+                "replica": cluster.id(),
             }),
         )
         .await;
     let task = tokio::spawn(async move {
         server
-            .run(async {
+            .run_until(accepting_stopped, async {
                 let _ = stopped.await;
             })
             .await;
@@ -234,9 +323,27 @@ pub async fn start(config: &Config) -> Result<RunningGateway, ServeError> {
         admin_addr: admin.as_ref().map(|a| a.addr),
         readiness,
         admin,
+        live: cluster.live().clone(),
+        cluster,
+        stop_accepting: Some(stop_accepting),
         stop: Some(stop),
+        cluster_stop,
+        cluster_task: Some(cluster_task),
         task,
     })
+}
+
+/// The address shown for this replica: `[cluster] advertise`, or the host
+/// name and the SSH port.
+fn advertised(config: &Config, addr: SocketAddr) -> String {
+    if let Some(a) = &config.cluster.advertise {
+        return a.clone();
+    }
+    let host = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    format!("{host}:{}", addr.port())
 }
 
 /// Records each policy reload (or rejected reload) in the audit trail.

@@ -1,5 +1,7 @@
 //! Stopping on SIGINT, SIGTERM or SIGQUIT, with the handlers installed up
-//! front so that a signal arriving right after start-up is not lost.
+//! front so that a signal arriving right after start-up is not lost. The
+//! first signal starts a graceful drain; [`Stop::wait`] again waits for a
+//! second, which ends it at once.
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -20,8 +22,8 @@ impl Stop {
         })
     }
 
-    /// Waits for any of the signals.
-    pub async fn wait(mut self) {
+    /// Waits for any of the signals (again after the first).
+    pub async fn wait(&mut self) {
         tokio::select! {
             _ = self.int.recv() => {}
             _ = self.term.recv() => {}

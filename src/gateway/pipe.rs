@@ -2,6 +2,7 @@
 //! through the client-side messages of [`crate::gateway::terminal`],
 //! forwarded connections as byte streams. Nothing here knows SSH.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -163,25 +164,31 @@ const NO_STDIN: &[u8] = b"\r\nssmgate: this command has no standard input throug
 /// How long the target may still send after the client has finished.
 const LINGER: Duration = Duration::from_secs(1);
 
-/// Pipes a forwarded connection to its port stream until it ends. Returns
-/// bytes moved (client → target, target → client) and how it ended. A
-/// stream that cannot pass a half-close on (stream or basic mode) ends
-/// when the target's side ends, or shortly after the client's: the target
-/// (an sshd) would otherwise wait for more input forever.
-pub async fn pipe_port<S>(client: S, mut stream: PortStream) -> (u64, u64, Ended)
+/// Pipes a forwarded connection to its port stream until it ends, or
+/// until `stop` resolves (the session was killed or the gateway is
+/// shutting down: then it ends as `Ended::ClientClosed`, which the caller
+/// overrides with the stop's cause). Returns bytes moved (client → target,
+/// target → client, counted as they go, so true after a stop too) and how
+/// it ended. A stream that cannot pass a half-close on (stream or basic
+/// mode) ends when the target's side ends, or shortly after the client's:
+/// the target (an sshd) would otherwise wait for more input forever.
+pub async fn pipe_port<S>(
+    client: S,
+    mut stream: PortStream,
+    stop: impl Future<Output = ()>,
+) -> (u64, u64, Ended)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    if stream.passes_half_close() {
-        let (up, down, result) = copy_counted(client, &mut stream).await;
-        let ended = match result {
-            Ok(()) => Ended::ClientClosed,
-            Err(e) => Ended::Error(e.to_string()),
-        };
-        return (up, down, ended);
-    }
     let (up, down) = (AtomicU64::new(0), AtomicU64::new(0));
-    let ended = {
+    let half_close = stream.passes_half_close();
+    let run = async {
+        if half_close {
+            return match copy_counted_into(client, &mut stream, (&up, &down)).await {
+                Ok(()) => Ended::ClientClosed,
+                Err(e) => Ended::Error(e.to_string()),
+            };
+        }
         let (mut target_rd, mut target_wr) = tokio::io::split(&mut stream);
         let (mut client_rd, mut client_wr) = tokio::io::split(client);
         let upload = pump(&mut client_rd, &mut target_wr, &up);
@@ -202,8 +209,12 @@ where
             }
         }
     };
+    let ended = tokio::select! {
+        ended = run => ended,
+        () = stop => Ended::ClientClosed,
+    };
     let ended = match (ended, stream.close_error()) {
-        (Ended::TargetExited { .. }, Some(e)) => Ended::Error(e),
+        (Ended::TargetExited { .. }, Some(e)) if !half_close => Ended::Error(e),
         (ended, _) => ended,
     };
     (
@@ -223,23 +234,36 @@ where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
-    let (mut a_rd, mut a_wr) = tokio::io::split(a);
-    let (mut b_rd, mut b_wr) = tokio::io::split(b);
     let (up, down) = (AtomicU64::new(0), AtomicU64::new(0));
-    let upload = async {
-        pump(&mut a_rd, &mut b_wr, &up).await?;
-        b_wr.shutdown().await
-    };
-    let download = async {
-        pump(&mut b_rd, &mut a_wr, &down).await?;
-        a_wr.shutdown().await
-    };
-    let result = tokio::try_join!(upload, download).map(|_| ());
+    let result = copy_counted_into(a, b, (&up, &down)).await;
     (
         up.load(Ordering::Relaxed),
         down.load(Ordering::Relaxed),
         result,
     )
+}
+
+/// [`copy_counted`] into the caller's counters (a → b, b → a).
+async fn copy_counted_into<A, B>(
+    a: A,
+    b: B,
+    (up, down): (&AtomicU64, &AtomicU64),
+) -> std::io::Result<()>
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut a_rd, mut a_wr) = tokio::io::split(a);
+    let (mut b_rd, mut b_wr) = tokio::io::split(b);
+    let upload = async {
+        pump(&mut a_rd, &mut b_wr, up).await?;
+        b_wr.shutdown().await
+    };
+    let download = async {
+        pump(&mut b_rd, &mut a_wr, down).await?;
+        a_wr.shutdown().await
+    };
+    tokio::try_join!(upload, download).map(|_| ())
 }
 
 /// Copies until EOF, counting bytes as they go (so the count survives

@@ -26,6 +26,7 @@ use crate::gateway::record::{EndCause, end_of};
 use crate::gateway::session::{Gateway, Link, Opened, terminate_later};
 use crate::gateway::terminal::Ended;
 use crate::inventory::Target;
+use crate::ops::live::StopCause;
 use crate::recording::{EndReason, SessionTap};
 use crate::request::{Kind, SessionRequest};
 
@@ -69,6 +70,8 @@ struct SharedPort {
     session_id: Uuid,
     /// Connections riding on it now; 0 once it is closing, for good.
     users: Mutex<usize>,
+    /// Why the gateway stopped it, when it did.
+    stop: Mutex<Option<StopCause>>,
 }
 
 impl SharedPort {
@@ -90,6 +93,12 @@ impl SharedPort {
         *users == 0
     }
 
+    /// Remembers why the gateway stops it (the first cause wins).
+    fn stopped(&self, cause: StopCause) {
+        let mut stop = self.stop.lock().unwrap_or_else(|p| p.into_inner());
+        stop.get_or_insert(cause);
+    }
+
     /// Ends the session: on the wire, TerminateSession, and its recording.
     /// A shared (smux) session ends because its clients left; a session of
     /// one connection ends as that connection did (`last`).
@@ -99,8 +108,16 @@ impl SharedPort {
             PortMode::Mux { .. } => (EndReason::ClientClosed, None),
             PortMode::Stream | PortMode::Basic => end_of(last),
         };
+        let stop = self.stop.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let (reason, exit, why) = match stop {
+            Some(stop) => (stop.end_reason(), None, Some(stop.record_text())),
+            None => {
+                let (reason, why) = cause.resolve_caused(reason);
+                (reason, exit, why)
+            }
+        };
         if let Some(tap) = self.tap.lock().await.take() {
-            tap.finish(cause.resolve(reason), exit).await;
+            tap.finish_caused(reason, exit, why).await;
         }
         // Paced, without holding up the record.
         terminate_later(self.api.clone(), self.ssm_session_id.clone());
@@ -183,7 +200,15 @@ impl Gateway {
             Some(tap) => Some(Box::pin(tap.conn_open()).await),
             None => None,
         };
-        let (up, down, ended) = pipe_port(client, stream).await;
+        // Registered while it pipes: a kill, a user lock or the end of a
+        // shutdown's drain stops every connection riding on the session.
+        let mut live = self.live().register(shared.session_id, &req.user.name);
+        let (up, down, ended) = pipe_port(client, stream, async {
+            let cause = live.stopped().await;
+            shared.stopped(cause);
+        })
+        .await;
+        drop(live);
         if let (Some(tap), Some(conn)) = (shared.tap.lock().await.as_ref(), conn) {
             Box::pin(tap.conn_close(conn, up, down)).await;
         }
@@ -253,6 +278,7 @@ impl Gateway {
             session_id: tap.id(),
             tap: tokio::sync::Mutex::new(Some(tap)),
             users: Mutex::new(1),
+            stop: Mutex::new(None),
         });
         let stream = match shared.port.open_stream().await {
             Ok(stream) => stream,

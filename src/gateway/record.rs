@@ -78,6 +78,7 @@ pub fn session_record(s: &Started<'_>) -> SessionRecord {
         start_seal: None,
         backend: Some(s.plan.backend.as_str().to_owned()),
         os_user: s.plan.os_user.clone(),
+        replica: None,
     }
 }
 
@@ -119,26 +120,39 @@ pub fn end_of(ended: &Ended) -> (EndReason, Option<i32>) {
 
 /// Why the gateway itself ended a connection (maximum duration, idle
 /// timeout, shutdown), set before it disconnects, so that the sessions the
-/// cut ends are recorded with that reason rather than as closed by the
-/// client.
+/// cut ends are recorded with that reason (and cause) rather than as closed
+/// by the client.
 #[derive(Debug, Default)]
-pub struct EndCause(std::sync::Mutex<Option<EndReason>>);
+pub struct EndCause(std::sync::Mutex<Option<(EndReason, Option<&'static str>)>>);
 
 impl EndCause {
     /// Remembers why the connection is being cut (the first cause wins).
     pub fn set(&self, reason: EndReason) {
-        let mut cause = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        cause.get_or_insert(reason);
+        self.set_caused(reason, None);
+    }
+
+    /// [`set`](Self::set), with the cause recorded with the end
+    /// (`shutdown`).
+    pub fn set_caused(&self, reason: EndReason, cause: Option<&'static str>) {
+        let mut c = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        c.get_or_insert((reason, cause));
     }
 
     /// The reason to record for a session that ended as `seen` on this
     /// connection: the gateway's cause wins over what the cut looks like
     /// from the pipe (the client side closing, or an error).
     pub fn resolve(&self, seen: EndReason) -> EndReason {
+        self.resolve_caused(seen).0
+    }
+
+    /// [`resolve`](Self::resolve), with the cause to record.
+    pub fn resolve_caused(&self, seen: EndReason) -> (EndReason, Option<String>) {
         let cause = *self.0.lock().unwrap_or_else(|e| e.into_inner());
         match (cause, seen) {
-            (Some(c), EndReason::ClientClosed | EndReason::Error) => c,
-            _ => seen,
+            (Some((c, text)), EndReason::ClientClosed | EndReason::Error) => {
+                (c, text.map(str::to_owned))
+            }
+            _ => (seen, None),
         }
     }
 }

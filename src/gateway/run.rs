@@ -12,6 +12,7 @@ use crate::gateway::error::GatewayError;
 use crate::gateway::record::end_of;
 use crate::gateway::session::{Gateway, Opened, terminate_later};
 use crate::gateway::terminal::{Ended, Terminal};
+use crate::ops::live::StopCause;
 use crate::request::{Kind, SessionRequest};
 
 impl Gateway {
@@ -61,21 +62,56 @@ impl Gateway {
                 t.output.stderr(Bytes::from(banner)).await;
             }
         }
-        let end_cause = t.end_cause;
+        let Terminal {
+            pty,
+            env,
+            input,
+            output,
+            end_cause,
+        } = t;
+        // Registered while it runs: `sessions kill`, `users lock` and the
+        // end of a shutdown's drain stop it through the guard.
+        let mut live = self
+            .live()
+            .register_with(req.id, &req.user.name, output.notifier());
         let session = Carried {
             req,
             target: &target,
             plan: &plan,
             tap: &tap,
         };
-        let result = carrier.carry(session, link, t).await;
+        let t = Terminal {
+            pty,
+            env,
+            input,
+            output: &mut *output,
+            end_cause,
+        };
+        let (result, stopped) = tokio::select! {
+            r = carrier.carry(session, link, t) => (r, None),
+            cause = live.stopped() => (Ok(Ended::ClientClosed), Some(cause)),
+        };
+        drop(live);
         let ended = match &result {
             Ok(ended) => ended.clone(),
             Err(e) => Ended::Error(e.to_string()),
         };
-        tracing::info!(gateway_session = %req.id, ssm_session = %ssm_session_id, backend = plan.backend.as_str(), ended = ?ended, "session ended");
-        let (reason, exit_status) = end_of(&ended);
-        Box::pin(tap.finish(end_cause.resolve(reason), exit_status)).await;
+        tracing::info!(gateway_session = %req.id, ssm_session = %ssm_session_id, backend = plan.backend.as_str(), ended = ?ended, stopped = ?stopped.as_ref().map(StopCause::record_text), "session ended");
+        let (reason, exit_status, cause) = match &stopped {
+            Some(stop) => {
+                output
+                    .stderr(Bytes::from(format!("\r\n{}\r\n", stop.user_text())))
+                    .await;
+                output.finish(None).await;
+                (stop.end_reason(), None, Some(stop.record_text()))
+            }
+            None => {
+                let (reason, exit_status) = end_of(&ended);
+                let (reason, cause) = end_cause.resolve_caused(reason);
+                (reason, exit_status, cause)
+            }
+        };
+        Box::pin(tap.finish_caused(reason, exit_status, cause)).await;
         // An SSM shell or command that ended by itself ended its session;
         // otherwise end it, paced, without holding up the record.
         if !(plan.backend == BackendKind::Ssm && matches!(ended, Ended::TargetExited { .. })) {

@@ -43,6 +43,10 @@ pub struct Gateway {
     sshd: Option<Arc<dyn Carrier>>,
     /// Reason grants, when a grant store is attached.
     grants: Option<Arc<ReasonGrants>>,
+    /// This process's live sessions, to end one on request.
+    live: Arc<crate::ops::live::LiveSessions>,
+    /// The replicas on the same database (user locks), when joined.
+    cluster: Option<Arc<crate::ops::cluster::Cluster>>,
 }
 
 /// What preflight found: the target, the plan, and the ids of the
@@ -98,7 +102,22 @@ impl Gateway {
             sshd_config: SshdBackendConfig::disabled(),
             sshd: None,
             grants: None,
+            live: crate::ops::live::LiveSessions::new(),
+            cluster: None,
         }
+    }
+
+    /// Joins the replicas on the database: their user locks refuse new
+    /// sessions, and the cluster's registry of live sessions is this one.
+    pub fn with_cluster(mut self, cluster: Arc<crate::ops::cluster::Cluster>) -> Self {
+        self.live = cluster.live().clone();
+        self.cluster = Some(cluster);
+        self
+    }
+
+    /// This process's live sessions (kill, lock, shutdown act on them).
+    pub fn live(&self) -> &Arc<crate::ops::live::LiveSessions> {
+        &self.live
     }
 
     /// Keeps reason grants with `grants`.
@@ -319,6 +338,32 @@ impl Gateway {
         req: &SessionRequest,
         target: Target,
     ) -> Result<Preflight, GatewayError> {
+        if let Some(lock) = self
+            .cluster
+            .as_ref()
+            .and_then(|c| c.lock_of(&req.user.name))
+        {
+            self.recorder
+                .audit(
+                    AuditKind::DecisionDeny,
+                    Some(&req.user.name),
+                    Some(req.id),
+                    Some(req.source.ip()),
+                    serde_json::json!({
+                        "request_id": req.id.to_string(),
+                        "target": target.id,
+                        "action": req.kind.action().as_str(),
+                        "locked": true,
+                        "locked_by": lock.locked_by,
+                        "message": lock.reason,
+                    }),
+                )
+                .await;
+            return Err(GatewayError::Denied {
+                message: format!("your access is locked by an administrator: {}", lock.reason),
+                needs_reason: false,
+            });
+        }
         let mut plan = self.plan(req, &target)?;
         // Deny by default, before any call that starts anything.
         let mut decision = self.authorize(req, &target, &plan);

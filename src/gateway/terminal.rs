@@ -66,6 +66,12 @@ pub trait ClientOutput: Send {
     async fn eof(&mut self);
     /// The end: how it exited (if known), EOF if not sent yet, close.
     async fn finish(&mut self, exit: Option<Exit>);
+
+    /// A way to put a line on the client's stderr from elsewhere while the
+    /// session runs (a shutdown notice); `None` when there is none.
+    fn notifier(&self) -> Option<crate::ops::live::Notifier> {
+        None
+    }
 }
 
 /// How a session ended, for logs and the record.

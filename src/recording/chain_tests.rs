@@ -38,6 +38,7 @@ fn session(id: Uuid) -> SessionRecord {
         start_seal: None,
         backend: None,
         os_user: None,
+        replica: None,
     }
 }
 

@@ -75,6 +75,7 @@ fn sealed(n: usize) -> Sealed {
         chain_head: w.head(),
         chunk_count: Some(n as u64),
         seal: None,
+        cause: None,
     };
     end.seal = Some(seal_end(k, s.id, &end));
     let chain = Uuid::new_v4();

@@ -73,7 +73,8 @@ const SESSION_COLUMNS: &str = "id, ssm_session_id, user_name, auth_method, \
      key_fingerprint, cert_key_id, cert_serial, cert_ca_fingerprint, source_ip, source_port, \
      client_version, target_id, target_name, document, parameters, justification, aws_reason, \
      decision, policy_ids, kind, recording, started_at, ended_at, end_reason, exit_status, \
-     bytes_in, bytes_out, chain_head, start_seal, end_seal, chunk_count, backend, os_user";
+     bytes_in, bytes_out, chain_head, start_seal, end_seal, chunk_count, backend, os_user, \
+     replica_id, end_cause";
 
 /// The JSON columns of `sessions`.
 const SESSION_JSON: &[&str] = &["parameters", "policy_ids"];
@@ -133,7 +134,7 @@ impl Statements {
             ),
             finish_session: "UPDATE sessions SET ended_at = $2, end_reason = $3, \
                  exit_status = $4, bytes_in = $5, bytes_out = $6, \
-                 chain_head = COALESCE($7, chain_head), chunk_count = $8, end_seal = $9 \
+                 chain_head = COALESCE($7, chain_head), chunk_count = $8, end_seal = $9, end_cause = $10 \
                  WHERE id = $1"
                 .to_owned(),
             get_session: format!("SELECT {sessions} FROM sessions WHERE id = $1"),
@@ -201,7 +202,7 @@ mod tests {
         for (statement, part) in [
             (&s.insert_session, "$14, $15::json, $16"),
             (&s.insert_session, "$18, $19::json, $20"),
-            (&s.insert_session, "$33) ON CONFLICT (id) DO NOTHING"),
+            (&s.insert_session, "$35) ON CONFLICT (id) DO NOTHING"),
             (
                 &s.get_session,
                 "document, parameters::text AS parameters, justification",
@@ -222,12 +223,13 @@ mod tests {
 
     #[test]
     fn both_bind_every_column_once() {
-        assert_eq!(SESSION_COLUMNS.split(", ").count(), 33);
+        assert_eq!(SESSION_COLUMNS.split(", ").count(), 35);
         assert_eq!(AUDIT_COLUMNS.split(", ").count(), 10);
         for d in [PG, LITE] {
             let s = Statements::new(&d);
-            assert!(s.insert_session.contains("os_user) VALUES ($1, $2"));
-            assert!(!s.insert_session.contains("$34"));
+            assert!(s.insert_session.contains("end_cause) VALUES ($1, $2"));
+            assert!(s.insert_session.contains("$35"));
+            assert!(!s.insert_session.contains("$36"));
         }
     }
 

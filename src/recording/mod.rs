@@ -34,6 +34,7 @@
 
 pub mod chain;
 pub mod check;
+pub mod cluster;
 pub mod codec;
 mod dialect;
 pub mod keys;
@@ -52,6 +53,7 @@ mod writer;
 
 pub use chain::{BrokenLink, ChainWriter, LinkError, verify};
 pub use check::{ChainReport, SessionReport, check_audit_chain, check_session};
+pub use cluster::{KillRow, LockRow, ReplicaRow};
 pub use keys::{KeyError, SealKey, SealKeys};
 pub use op::Op;
 pub use postgres::PgStore;

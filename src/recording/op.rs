@@ -240,6 +240,7 @@ pub(crate) mod tests {
             start_seal: None,
             backend: None,
             os_user: None,
+            replica: None,
         }
     }
 
@@ -279,6 +280,7 @@ pub(crate) mod tests {
                         key_id: "k1".into(),
                         mac: [9; 32],
                     }),
+                    cause: None,
                 },
             ),
             Op::Audit(AuditEvent {

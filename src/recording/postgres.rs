@@ -25,6 +25,52 @@ use super::store::{StoreError, StoreOptions};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// The `LISTEN`/`NOTIFY` channel of kill requests and user locks.
+const CLUSTER_CHANNEL: &str = "ssmgate_cluster";
+
+/// Forwards the cluster channel's notices to `tx` (coalesced: one pending
+/// is enough to wake the reader) until the reader goes away; reconnects
+/// after a failure, and wakes the reader then too (a notice sent while
+/// disconnected is lost: the reader rereads everything on a wake).
+async fn listen_cluster(pool: Pool<Postgres>, tx: tokio::sync::mpsc::Sender<()>) {
+    let mut failed = false;
+    while !tx.is_closed() {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                if !failed {
+                    tracing::warn!(error = %e, "cluster notices: cannot listen; polling until it works");
+                }
+                failed = true;
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(CLUSTER_CHANNEL).await {
+            tracing::warn!(error = %e, "cluster notices: LISTEN failed");
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            continue;
+        }
+        if std::mem::take(&mut failed) {
+            tracing::info!("cluster notices: listening again");
+        }
+        let _ = tx.try_send(());
+        loop {
+            tokio::select! {
+                _ = tx.closed() => return,
+                n = listener.recv() => match n {
+                    Ok(_) => { let _ = tx.try_send(()); }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cluster notices: connection lost; reconnecting");
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A store in a Postgres database.
 pub type PgStore = SqlStore<Postgres>;
 
@@ -87,6 +133,20 @@ impl Backend for Postgres {
 
     fn datetime(_what: &'static str, t: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
         Ok(t)
+    }
+
+    async fn notify_cluster(pool: &Pool<Postgres>) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(CLUSTER_CHANNEL)
+            .execute(pool)
+            .await?;
+        Ok(())
+    }
+
+    fn cluster_notices(pool: &Pool<Postgres>) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(listen_cluster(pool.clone(), tx));
+        Some(rx)
     }
 
     fn rows_affected(done: &PgQueryResult) -> u64 {

@@ -34,11 +34,11 @@ use uuid::Uuid;
 use super::keys::{KeyError, SealKeys};
 use super::op::Op;
 use super::records::{
-    AuditEvent, AuditKind, AuditLink, EndReason, RecordingMode, SessionRecord, now,
+    AuditEvent, AuditKind, AuditLink, EndReason, RecordingMode, SessionEnd, SessionRecord, now,
 };
 use super::seal::{seal_audit, seal_chunk, seal_end, seal_start};
 use super::spool::{Spool, SpoolError};
-use super::store::Store;
+use super::store::{Store, StoreError};
 use super::tap::{Inner as TapInner, SessionTap};
 use super::writer::{Msg, Timing, Writer};
 
@@ -236,6 +236,13 @@ impl Recorder {
         self.shared.chain_id
     }
 
+    /// The id this process is known by among the replicas sharing the
+    /// database: its audit chain's id (new at every start), so a replica's
+    /// sessions and its audit trail carry the same id.
+    pub fn replica_id(&self) -> Uuid {
+        self.shared.chain_id
+    }
+
     /// The id of the key new seals are made with.
     pub fn key_id(&self) -> &str {
         self.shared.keys.signer().id()
@@ -316,6 +323,8 @@ impl Recorder {
         if self.shared.options.mode == RecordingMode::Metadata {
             record.recording = RecordingMode::Metadata;
         }
+        // This process is the replica that runs it (see `replica_id`).
+        record.replica.get_or_insert(self.shared.chain_id);
         let detail = serde_json::json!({
             "target": record.target_id,
             "kind": record.kind.as_str(),
@@ -407,6 +416,36 @@ impl Recorder {
         self.live().len()
     }
 
+    /// Records the end of `s`, a session another replica ran and can no
+    /// longer end (it stopped heartbeating): `terminated` with `cause`,
+    /// covering the chunks stored (what the dead replica never wrote is
+    /// lost with it) and bytes unknown (0). Sealed like any end, so
+    /// `sessions verify` checks it.
+    pub async fn close_orphan(&self, s: &SessionRecord, cause: String) -> Result<(), StoreError> {
+        let chunks = self.shared.store.chunks(s.id).await?;
+        let end = SessionEnd {
+            ended_at: now(),
+            reason: EndReason::Terminated,
+            exit_status: None,
+            bytes_in: 0,
+            bytes_out: 0,
+            chain_head: chunks.last().map(|c| c.hash),
+            chunk_count: Some(chunks.len() as u64),
+            seal: None,
+            cause: Some(cause.clone()),
+        };
+        self.audit(
+            AuditKind::SessionEnd,
+            Some(&s.user),
+            Some(s.id),
+            Some(s.source_ip),
+            serde_json::json!({ "reason": "terminated", "cause": cause, "orphan": true }),
+        )
+        .await;
+        self.submit(Op::Finish(s.id, end)).await;
+        Ok(())
+    }
+
     /// Stops the writer after it has written (or spooled) everything
     /// queued. Sessions still being recorded get a few seconds to end by
     /// themselves; the rest are recorded as terminated.
@@ -419,7 +458,8 @@ impl Recorder {
         }
         let left: Vec<Weak<TapInner>> = self.live().drain().map(|(_, t)| t).collect();
         for tap in left.iter().filter_map(Weak::upgrade) {
-            tap.finish(EndReason::Terminated, None).await;
+            tap.finish(EndReason::Terminated, None, Some("shutdown".into()))
+                .await;
         }
         // The chain's last event says it is the last (a chain without it
         // was cut short: the process died, or its newest rows were deleted).

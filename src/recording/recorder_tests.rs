@@ -61,6 +61,50 @@ impl Switch {
 
 #[async_trait]
 impl Store for Switch {
+    async fn upsert_replica(&self, r: &crate::recording::ReplicaRow) -> Result<(), StoreError> {
+        self.gate().await?;
+        self.inner.upsert_replica(r).await
+    }
+    async fn replicas(&self) -> Result<Vec<crate::recording::ReplicaRow>, StoreError> {
+        self.gate().await?;
+        self.inner.replicas().await
+    }
+    async fn insert_kill(&self, k: &crate::recording::KillRow) -> Result<bool, StoreError> {
+        self.gate().await?;
+        self.inner.insert_kill(k).await
+    }
+    async fn pending_kills(
+        &self,
+        replica: Uuid,
+    ) -> Result<Vec<crate::recording::KillRow>, StoreError> {
+        self.gate().await?;
+        self.inner.pending_kills(replica).await
+    }
+    async fn get_kill(&self, id: Uuid) -> Result<Option<crate::recording::KillRow>, StoreError> {
+        self.gate().await?;
+        self.inner.get_kill(id).await
+    }
+    async fn complete_kill(
+        &self,
+        id: Uuid,
+        at: chrono::DateTime<chrono::Utc>,
+        outcome: &str,
+    ) -> Result<(), StoreError> {
+        self.gate().await?;
+        self.inner.complete_kill(id, at, outcome).await
+    }
+    async fn lock_user(&self, l: &crate::recording::LockRow) -> Result<bool, StoreError> {
+        self.gate().await?;
+        self.inner.lock_user(l).await
+    }
+    async fn unlock_user(&self, user: &str) -> Result<bool, StoreError> {
+        self.gate().await?;
+        self.inner.unlock_user(user).await
+    }
+    async fn user_locks(&self) -> Result<Vec<crate::recording::LockRow>, StoreError> {
+        self.gate().await?;
+        self.inner.user_locks().await
+    }
     async fn insert_grant(&self, g: &GrantRow) -> Result<(), StoreError> {
         self.gate().await?;
         self.inner.insert_grant(g).await

@@ -264,6 +264,11 @@ pub struct SessionRecord {
     /// The OS user it logged in as, when the gateway chose it (sshd).
     #[serde(default)]
     pub os_user: Option<String>,
+    /// The gateway replica that runs it (`ops::cluster`); `None` for
+    /// sessions recorded before replicas registered. Not sealed: it says
+    /// where to send a kill, not what happened.
+    #[serde(default)]
+    pub replica: Option<Uuid>,
 }
 
 impl SessionRecord {
@@ -298,6 +303,10 @@ pub struct SessionEnd {
     /// `None` for sessions recorded before sealing.
     #[serde(default)]
     pub seal: Option<Seal>,
+    /// Why the gateway ended it, when it did (`shutdown`, `killed by …:
+    /// …`, `user locked …`, `orphaned …`); sealed with the end.
+    #[serde(default)]
+    pub cause: Option<String>,
 }
 
 /// What happened at one moment of a session.

@@ -44,6 +44,7 @@ pub(crate) struct SessionRow {
     pub start_seal: Option<String>,
     pub backend: Option<String>,
     pub os_user: Option<String>,
+    pub replica_id: Option<Uuid>,
 }
 
 /// The end columns of a `sessions` row (all set, or all null).
@@ -57,6 +58,7 @@ pub(crate) struct EndRow {
     pub chain_head: Option<Vec<u8>>,
     pub chunk_count: Option<i64>,
     pub end_seal: Option<String>,
+    pub end_cause: Option<String>,
 }
 
 impl SessionRow {
@@ -93,6 +95,7 @@ impl SessionRow {
             start_seal: s.start_seal.as_ref().map(Seal::to_string),
             backend: s.backend.clone(),
             os_user: s.os_user.clone(),
+            replica_id: s.replica,
         })
     }
 
@@ -133,6 +136,7 @@ impl SessionRow {
             start_seal: parse_seal("start_seal", self.start_seal)?,
             backend: self.backend,
             os_user: self.os_user,
+            replica: self.replica_id,
         })
     }
 }
@@ -152,6 +156,7 @@ impl EndRow {
                 .map(|n| to_i64("chunk_count", n))
                 .transpose()?,
             end_seal: e.seal.as_ref().map(Seal::to_string),
+            end_cause: e.cause.clone(),
         })
     }
 
@@ -161,7 +166,7 @@ impl EndRow {
         end_reason: Option<String>,
         exit_status: Option<i32>,
         (bytes_in, bytes_out): (Option<i64>, Option<i64>),
-        (chunk_count, end_seal): (Option<i64>, Option<String>),
+        (chunk_count, end_seal, end_cause): (Option<i64>, Option<String>, Option<String>),
     ) -> Result<Option<Self>, StoreError> {
         let Some(ended_at) = ended_at else {
             return Ok(None);
@@ -176,6 +181,7 @@ impl EndRow {
             chain_head: None,
             chunk_count,
             end_seal,
+            end_cause,
         }))
     }
 
@@ -193,6 +199,7 @@ impl EndRow {
                 .map(|n| to_u64("chunk_count", n))
                 .transpose()?,
             seal: parse_seal("end_seal", self.end_seal)?,
+            cause: self.end_cause,
         })
     }
 }

@@ -286,6 +286,11 @@ pub fn end_tag(key: &SealKey, id: Uuid, e: &SessionEnd, head: Option<&[u8; 32]>)
         .opt(head, |c, h| {
             c.bytes(h);
         });
+    // Added later: only ends that have a cause include it, so the seals
+    // of older rows stay valid.
+    if let Some(cause) = &e.cause {
+        c.str("cause").str(cause);
+    }
     c.finish()
 }
 

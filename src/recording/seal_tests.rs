@@ -174,6 +174,7 @@ fn every_end_field_is_sealed() {
         chain_head: Some([4; 32]),
         chunk_count: Some(5),
         seal: None,
+        cause: None,
     };
     let base = end_tag(&k, id, &e, e.chain_head.as_ref());
     assert_eq!(seal_end(&k, id, &e).mac, base);

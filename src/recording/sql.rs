@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 use uuid::Uuid;
 
+use super::cluster::{ClusterSql, KillRow, LockRow, ReplicaRow};
 use super::dialect::{Dialect, Statements};
 use super::records::{AuditEvent, EventChunk, GrantRow, SessionFilter, SessionRecord};
 use super::rows::{AuditRow, ChunkRow, EndRow, SessionRow, same_start};
@@ -57,6 +58,19 @@ pub(crate) trait Backend: Database {
 
     /// The rows a statement changed.
     fn rows_affected(done: &Self::QueryResult) -> u64;
+
+    /// Wakes the replicas listening for cluster notices (Postgres
+    /// `NOTIFY`; nothing elsewhere).
+    fn notify_cluster(
+        _pool: &Pool<Self>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + '_ {
+        std::future::ready(Ok(()))
+    }
+
+    /// Listens for cluster notices (Postgres `LISTEN`); `None`: poll.
+    fn cluster_notices(_pool: &Pool<Self>) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        None
+    }
 
     /// Applies this backend's pending migrations.
     fn migrate(
@@ -117,8 +131,13 @@ where
             row.try_get("end_reason")?,
             row.try_get("exit_status")?,
             (row.try_get("bytes_in")?, row.try_get("bytes_out")?),
-            (row.try_get("chunk_count")?, row.try_get("end_seal")?),
+            (
+                row.try_get("chunk_count")?,
+                row.try_get("end_seal")?,
+                row.try_get("end_cause")?,
+            ),
         )?;
+        let replica: Option<DB::Id> = row.try_get("replica_id")?;
         SessionRow {
             id: DB::uuid("session id", row.try_get("id")?)?,
             ssm_session_id: row.try_get("ssm_session_id")?,
@@ -147,6 +166,7 @@ where
             start_seal: row.try_get("start_seal")?,
             backend: row.try_get("backend")?,
             os_user: row.try_get("os_user")?,
+            replica_id: replica.map(|r| DB::uuid("replica id", r)).transpose()?,
         }
         .into_record()
     }
@@ -261,6 +281,8 @@ where
                         .bind(end.and_then(|e| e.chunk_count))
                         .bind(&r.backend)
                         .bind(&r.os_user)
+                        .bind(r.replica_id.map(DB::id))
+                        .bind(end.and_then(|e| e.end_cause.clone()))
                         .execute(&mut *tx)
                         .await?;
                     if DB::rows_affected(&done) == 0 {
@@ -287,6 +309,7 @@ where
                         .bind(&e.chain_head)
                         .bind(e.chunk_count)
                         .bind(&e.end_seal)
+                        .bind(&e.end_cause)
                         .execute(&mut *tx)
                         .await?;
                     if DB::rows_affected(&done) == 0 {
@@ -423,6 +446,55 @@ where
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn upsert_replica(&self, r: &ReplicaRow) -> Result<(), StoreError> {
+        ClusterSql(&self.pool).upsert_replica(r).await
+    }
+
+    async fn replicas(&self) -> Result<Vec<ReplicaRow>, StoreError> {
+        ClusterSql(&self.pool).replicas().await
+    }
+
+    async fn insert_kill(&self, k: &KillRow) -> Result<bool, StoreError> {
+        ClusterSql(&self.pool).insert_kill(k).await
+    }
+
+    async fn pending_kills(&self, replica: Uuid) -> Result<Vec<KillRow>, StoreError> {
+        ClusterSql(&self.pool).pending_kills(replica).await
+    }
+
+    async fn get_kill(&self, id: Uuid) -> Result<Option<KillRow>, StoreError> {
+        ClusterSql(&self.pool).get_kill(id).await
+    }
+
+    async fn complete_kill(
+        &self,
+        id: Uuid,
+        at: DateTime<Utc>,
+        outcome: &str,
+    ) -> Result<(), StoreError> {
+        ClusterSql(&self.pool).complete_kill(id, at, outcome).await
+    }
+
+    async fn lock_user(&self, l: &LockRow) -> Result<bool, StoreError> {
+        ClusterSql(&self.pool).lock_user(l).await
+    }
+
+    async fn unlock_user(&self, user: &str) -> Result<bool, StoreError> {
+        ClusterSql(&self.pool).unlock_user(user).await
+    }
+
+    async fn user_locks(&self) -> Result<Vec<LockRow>, StoreError> {
+        ClusterSql(&self.pool).user_locks().await
+    }
+
+    async fn notify_cluster(&self) -> Result<(), StoreError> {
+        DB::notify_cluster(&self.pool).await
+    }
+
+    fn cluster_notices(&self) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        DB::cluster_notices(&self.pool)
     }
 
     async fn pin_host_key(

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::cluster::{KillRow, LockRow, ReplicaRow};
 use super::codec::DecodeError;
 use super::postgres::PgStore;
 use super::records::{AuditEvent, EventChunk, GrantRow, SessionEnd, SessionFilter, SessionRecord};
@@ -262,6 +263,51 @@ pub trait Store: Send + Sync {
 
     /// Checks that the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Registers a replica, or updates its heartbeat and stop time.
+    async fn upsert_replica(&self, r: &ReplicaRow) -> Result<(), StoreError>;
+
+    /// Every registered replica, oldest first.
+    async fn replicas(&self) -> Result<Vec<ReplicaRow>, StoreError>;
+
+    /// Stores a kill request; false when one with its id exists already
+    /// (a replica closing an orphan claims it with the session's id).
+    async fn insert_kill(&self, k: &KillRow) -> Result<bool, StoreError>;
+
+    /// The kill requests for `replica` not yet acted on, oldest first.
+    async fn pending_kills(&self, replica: Uuid) -> Result<Vec<KillRow>, StoreError>;
+
+    /// One kill request.
+    async fn get_kill(&self, id: Uuid) -> Result<Option<KillRow>, StoreError>;
+
+    /// Marks a kill request as acted on.
+    async fn complete_kill(
+        &self,
+        id: Uuid,
+        at: DateTime<Utc>,
+        outcome: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Locks a user; false when they were locked already.
+    async fn lock_user(&self, l: &LockRow) -> Result<bool, StoreError>;
+
+    /// Unlocks a user; false when they were not locked.
+    async fn unlock_user(&self, user: &str) -> Result<bool, StoreError>;
+
+    /// Every locked user.
+    async fn user_locks(&self) -> Result<Vec<LockRow>, StoreError>;
+
+    /// Tells every replica listening that kill requests or locks changed
+    /// (Postgres `NOTIFY`; SQLite has none: replicas poll).
+    async fn notify_cluster(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// A stream of such notices, where the database has them (Postgres
+    /// `LISTEN`, reconnecting on its own); `None` means poll.
+    fn cluster_notices(&self) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        None
+    }
 
     /// The host key pinned for `target_id` (an OpenSSH public key line),
     /// pinning `offered` first if the target has none yet (first use).

@@ -222,8 +222,20 @@ impl SessionTap {
     /// Seals what is pending, records the end with the chain head, and
     /// audits it.
     pub async fn finish(self, reason: EndReason, exit_status: Option<i32>) {
+        self.finish_caused(reason, exit_status, None).await;
+    }
+
+    /// [`finish`](Self::finish), with the cause when the gateway itself
+    /// ended the session (`shutdown`, `killed by …`), recorded and sealed
+    /// with the end.
+    pub async fn finish_caused(
+        self,
+        reason: EndReason,
+        exit_status: Option<i32>,
+        cause: Option<String>,
+    ) {
         self.ticker.abort();
-        self.inner.finish(reason, exit_status).await;
+        self.inner.finish(reason, exit_status, cause).await;
     }
 }
 
@@ -237,7 +249,7 @@ impl Drop for SessionTap {
         // end, so no session stays "live" forever.
         let inner = self.inner.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move { inner.finish(EndReason::Error, None).await });
+            rt.spawn(async move { inner.finish(EndReason::Error, None, None).await });
         }
     }
 }
@@ -285,7 +297,12 @@ impl Inner {
     }
 
     /// Records the end (once; later calls do nothing).
-    pub(crate) async fn finish(&self, reason: EndReason, exit_status: Option<i32>) {
+    pub(crate) async fn finish(
+        &self,
+        reason: EndReason,
+        exit_status: Option<i32>,
+        cause: Option<String>,
+    ) {
         if self.finished.swap(true, Ordering::SeqCst) {
             return;
         }
@@ -302,9 +319,11 @@ impl Inner {
             chain_head: p.chain.head(),
             chunk_count: u64::try_from(p.chain.next_seq()).ok(),
             seal: None,
+            cause,
         };
         let detail = serde_json::json!({
             "reason": reason.as_str(),
+            "cause": end.cause,
             "exit_status": exit_status,
             "bytes_in": end.bytes_in,
             "bytes_out": end.bytes_out,

@@ -7,10 +7,16 @@ use serde_json::{Value, json};
 use super::format::{bytes, duration, parse_since, printable, rfc3339, timestamp};
 use super::{Db, SessionsError, emit, target_label};
 use crate::cli::SessionsListArgs;
-use crate::recording::{SessionFilter, SessionRecord};
+use crate::ops::cluster::silent_since;
+use crate::recording::{ReplicaRow, SessionFilter, SessionRecord};
 
-/// Runs `sessions list`.
-pub async fn run(db: &Db, args: &SessionsListArgs) -> Result<(), SessionsError> {
+/// Runs `sessions list`; a replica silent for `orphan_after` is gone
+/// (its live sessions show as `orphaned`).
+pub async fn run(
+    db: &Db,
+    args: &SessionsListArgs,
+    orphan_after: std::time::Duration,
+) -> Result<(), SessionsError> {
     let since = match &args.since {
         Some(v) => Some(
             parse_since(v, Utc::now()).map_err(|why| SessionsError::Since {
@@ -28,17 +34,90 @@ pub async fn run(db: &Db, args: &SessionsListArgs) -> Result<(), SessionsError> 
         limit: (args.limit > 0).then_some(args.limit),
     };
     let sessions = db.list(&filter).await?;
+    let replicas = if args.live {
+        db.store().replicas().await.map_err(|e| db.err(e))?
+    } else {
+        Vec::new()
+    };
+    let placed = Placement {
+        replicas: &replicas,
+        orphan_after: chrono::Duration::from_std(orphan_after).unwrap_or(chrono::Duration::MAX),
+        now: Utc::now(),
+    };
     let text = if args.json {
         sessions
             .iter()
-            .map(|s| format!("{}\n", to_json(s)))
+            .map(|s| {
+                let mut j = to_json(s);
+                if args.live {
+                    let (replica, state) = placed.of(s);
+                    j["replica_address"] = json!(replica);
+                    j["state"] = json!(state);
+                }
+                format!("{j}\n")
+            })
             .collect()
     } else if sessions.is_empty() {
         "no sessions match\n".to_owned()
+    } else if args.live {
+        live_table(&sessions, &placed)
     } else {
         table(&sessions)
     };
     emit(&text)
+}
+
+/// Where live sessions run: the registered replicas, and when a silent
+/// one counts as gone.
+pub struct Placement<'a> {
+    /// Every registered replica.
+    pub replicas: &'a [ReplicaRow],
+    /// Silent this long: gone.
+    pub orphan_after: chrono::Duration,
+    /// Now.
+    pub now: chrono::DateTime<Utc>,
+}
+
+impl Placement<'_> {
+    /// The replica's address (or id) and `live` or `orphaned`.
+    pub fn of(&self, s: &SessionRecord) -> (String, &'static str) {
+        let Some(id) = s.replica else {
+            return ("-".into(), "live");
+        };
+        match self.replicas.iter().find(|r| r.id == id) {
+            Some(r) => {
+                let gone = r.stopped_at.is_some() || self.now - silent_since(r) > self.orphan_after;
+                let short: String = id.to_string().chars().take(8).collect();
+                (
+                    format!("{} ({short})", printable(&r.address)),
+                    if gone { "orphaned" } else { "live" },
+                )
+            }
+            None => (id.to_string(), "orphaned"),
+        }
+    }
+}
+
+/// The table of live sessions: the usual columns and where each runs.
+pub fn live_table(sessions: &[SessionRecord], placed: &Placement<'_>) -> String {
+    let header = [
+        "ID", "STARTED", "DURATION", "USER", "TARGET", "KIND", "REPLICA", "STATE",
+    ];
+    let rows = sessions.iter().map(|s| {
+        let mut r = row(s);
+        r.truncate(3);
+        let (replica, state) = placed.of(s);
+        r.extend([
+            printable(&s.user).into_owned(),
+            printable(target_label(s)).into_owned(),
+            s.kind.to_string(),
+            replica,
+            state.to_owned(),
+        ]);
+        r[2] = duration(placed.now - s.started_at);
+        r
+    });
+    render(&header, rows.collect())
 }
 
 /// The table, with a header row; columns padded to their widest cell.
@@ -46,8 +125,13 @@ pub fn table(sessions: &[SessionRecord]) -> String {
     let header = [
         "ID", "STARTED", "DURATION", "USER", "TARGET", "KIND", "END", "EXIT", "IN", "OUT",
     ];
+    render(&header, sessions.iter().map(row).collect())
+}
+
+/// `header` and `body` as aligned columns.
+fn render(header: &[&str], body: Vec<Vec<String>>) -> String {
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
-    rows.extend(sessions.iter().map(row));
+    rows.extend(body);
     let columns = header.len();
     let widths: Vec<usize> = (0..columns)
         .map(|c| {
@@ -145,6 +229,8 @@ pub fn to_json(s: &SessionRecord) -> Value {
         "ended_at": end.map(|e| rfc3339(e.ended_at)),
         "duration_secs": end.map(|e| (e.ended_at - s.started_at).as_seconds_f64()),
         "end_reason": end.map(|e| e.reason.as_str()),
+        "end_cause": end.and_then(|e| e.cause.as_deref()),
+        "replica": s.replica.map(|r| r.to_string()),
         "exit_status": end.and_then(|e| e.exit_status),
         "bytes_in": end.map(|e| e.bytes_in),
         "bytes_out": end.map(|e| e.bytes_out),

@@ -10,13 +10,17 @@
 //! - [`replay`]: output played back with its timing;
 //! - [`asciicast`]: the asciicast v2 export (with UTF-8 carrying);
 //! - [`verify`]: the chain and seal checks (with the recording key);
+//! - [`kill`]: ending a live session on the replica that runs it;
+//! - [`users`]: `ssmgate users lock | unlock | locked`;
 //! - [`format`]: shared formatting (times, durations, sizes) and `--since`.
 
 pub mod asciicast;
 pub mod format;
+pub mod kill;
 pub mod list;
 pub mod replay;
 pub mod show;
+pub mod users;
 pub mod verify;
 
 use std::io::Write;
@@ -116,6 +120,10 @@ pub enum SessionsError {
         /// The key ids, comma-separated.
         ids: String,
     },
+    /// An administrative request that cannot be carried out (the text
+    /// says why).
+    #[error("{0}")]
+    Refused(String),
     /// Writing the output failed.
     #[error("cannot write {what}: {source}")]
     Write {
@@ -155,10 +163,12 @@ pub async fn run(args: SessionsArgs) -> Result<(), SessionsError> {
         SessionsCommand::Replay(a) => db.audit_admin("sessions replay", Some(&a.id)).await,
         SessionsCommand::Export(a) => db.audit_admin("sessions export", Some(&a.id)).await,
         SessionsCommand::Verify(a) => db.audit_admin("sessions verify", a.id.as_deref()).await,
+        SessionsCommand::Kill(a) => db.audit_admin("sessions kill", Some(&a.id)).await,
         SessionsCommand::List(_) | SessionsCommand::Show(_) => {}
     }
     match args.command {
-        SessionsCommand::List(a) => list::run(&db, &a).await,
+        SessionsCommand::List(a) => list::run(&db, &a, orphan_after(&args.config)).await,
+        SessionsCommand::Kill(a) => kill::run(&db, &a, orphan_after(&args.config)).await,
         SessionsCommand::Show(a) => show::run(&db, &a.id).await,
         SessionsCommand::Replay(a) => replay::run(&db, &a).await,
         SessionsCommand::Export(a) => asciicast::run(&db, &a).await,
@@ -167,6 +177,26 @@ pub async fn run(args: SessionsArgs) -> Result<(), SessionsError> {
             None => Err(SessionsError::NoKey("no key file".into())),
         },
     }
+}
+
+/// Who runs this command: `USER@HOST` (the OS user, or its uid).
+pub fn operator() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| format!("uid {}", rustix::process::getuid().as_raw()));
+    let host = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    crate::untrusted::bounded_to(&format!("{user}@{host}"), 200)
+}
+
+/// After how long a silent replica is gone, from the config when it can
+/// be read (else the default).
+fn orphan_after(config: &Path) -> std::time::Duration {
+    Config::load(config)
+        .map(|c| c.cluster.orphan_after)
+        .unwrap_or_else(|_| crate::config::ClusterConfig::default().orphan_after)
 }
 
 /// The open store and its URL as shown in messages.
@@ -179,9 +209,7 @@ impl Db {
     /// Records an administrative action (who ran it: the OS user and host)
     /// in the audit trail; a failure to record it is reported, not fatal.
     async fn audit_admin(&self, action: &str, arg: Option<&str>) {
-        let os_user = std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| format!("uid {}", rustix::process::getuid().as_raw()));
+        let os_user = operator();
         let session_id = match arg {
             Some(a) => self.resolve(a).await.ok().map(|s| s.id),
             None => None,

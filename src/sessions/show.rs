@@ -53,6 +53,10 @@ pub fn render(
     lines.push(("target id", text(&s.target_id)));
     lines.push(("target name", opt(&s.target_name)));
     lines.push(("backend", opt(&s.backend)));
+    lines.push((
+        "replica",
+        s.replica.map_or_else(|| "-".to_owned(), |r| r.to_string()),
+    ));
     lines.push(("os user", opt(&s.os_user)));
     lines.push(("document", opt(&s.document)));
     lines.push(("parameters", opt(&s.parameters)));
@@ -79,6 +83,9 @@ pub fn render(
             lines.push(("ended", rfc3339(e.ended_at)));
             lines.push(("duration", duration(e.ended_at - s.started_at)));
             lines.push(("end reason", e.reason.to_string()));
+            if let Some(cause) = &e.cause {
+                lines.push(("end cause", text(cause)));
+            }
             lines.push((
                 "exit status",
                 e.exit_status

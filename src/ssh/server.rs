@@ -63,11 +63,28 @@ impl SshServer {
 
     /// Serves until `shutdown` resolves, then disconnects every client.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let stop = async {
+            shutdown.await;
+            let _ = tx.send(());
+        };
+        tokio::join!(stop, self.run_until(rx, std::future::ready(())));
+    }
+
+    /// Accepts connections until `stop_accepting` resolves (and closes the
+    /// listening socket then), serves those it has until `disconnect`
+    /// resolves, then disconnects every client — the two steps of a
+    /// graceful drain.
+    pub async fn run_until(
+        self,
+        stop_accepting: impl Future,
+        disconnect: impl Future<Output = ()>,
+    ) {
         let (stop_tx, stop_rx) = watch::channel(false);
-        tokio::pin!(shutdown);
+        tokio::pin!(stop_accepting);
         loop {
             let accepted = tokio::select! {
-                _ = &mut shutdown => break,
+                _ = &mut stop_accepting => break,
                 a = self.listener.accept() => a,
             };
             let (socket, peer) = match accepted {
@@ -103,6 +120,8 @@ impl SshServer {
                 stop_rx.clone(),
             ));
         }
+        drop(self.listener);
+        disconnect.await;
         let _ = stop_tx.send(true);
         // Give connections a moment to say goodbye.
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -174,7 +193,7 @@ async fn connection(
                 let _ = handle.disconnect(russh::Disconnect::ByApplication, "maximum session duration reached".into(), "en".into()).await;
             }
             _ = stop.changed() => {
-                cause.set(EndReason::Terminated);
+                cause.set_caused(EndReason::Terminated, Some("shutdown"));
                 let _ = handle.disconnect(russh::Disconnect::ByApplication, "the gateway is shutting down".into(), "en".into()).await;
             }
         }

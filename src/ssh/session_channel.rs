@@ -363,6 +363,18 @@ impl SshOutput {
 
 #[async_trait::async_trait]
 impl ClientOutput for SshOutput {
+    fn notifier(&self) -> Option<crate::ops::live::Notifier> {
+        let (handle, id) = self.exit_signals.clone()?;
+        Some(std::sync::Arc::new(move |text: std::sync::Arc<str>| {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let _ = handle
+                    .extended_data(id, 1, Bytes::from(format!("\r\n{text}\r\n")))
+                    .await;
+            });
+        }))
+    }
+
     async fn stdout(&mut self, data: Bytes) -> bool {
         self.wr.data_bytes(data).await.is_ok()
     }

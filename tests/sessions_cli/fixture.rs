@@ -118,6 +118,7 @@ pub fn session(
         start_seal: None,
         backend: None,
         os_user: None,
+        replica: None,
     }
 }
 
@@ -179,6 +180,7 @@ pub async fn record(
             chain_head: chain.head(),
             chunk_count: Some(chain.next_seq() as u64),
             seal: None,
+            cause: None,
         };
         end.seal = Some(seal_end(&key(), s.id, &end));
         store.finish_session(s.id, &end).await.unwrap();

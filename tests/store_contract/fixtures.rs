@@ -183,6 +183,7 @@ pub fn full_session(user: &str, target: &str, started_at: DateTime<Utc>) -> Sess
         }),
         backend: Some("sshd".into()),
         os_user: Some("ec2-user".into()),
+        replica: None,
     }
 }
 
@@ -216,6 +217,7 @@ pub fn bare_session(user: &str, target: &str, started_at: DateTime<Utc>) -> Sess
         start_seal: None,
         backend: None,
         os_user: None,
+        replica: None,
     }
 }
 
@@ -233,6 +235,7 @@ pub fn end(at: DateTime<Utc>, head: Option<[u8; 32]>) -> SessionEnd {
             key_id: "k.2_x-y".into(),
             mac: [0xe2; 32],
         }),
+        cause: None,
     }
 }
 
