@@ -95,6 +95,7 @@ impl RunningGateway {
     /// (Self::shutdown) does the rest. Returns how many were ended.
     pub async fn drain(&mut self, within: Duration, cut_short: impl Future<Output = ()>) -> usize {
         self.readiness.set_draining();
+        self.live.close();
         if let Some(stop) = self.stop_accepting.take() {
             let _ = stop.send(());
         }

@@ -7,6 +7,8 @@
 
 #[path = "store_contract/cases.rs"]
 mod cases;
+#[path = "store_contract/cluster.rs"]
+mod cluster;
 mod common;
 #[path = "store_contract/fixtures.rs"]
 mod fixtures;
@@ -80,6 +82,7 @@ macro_rules! contract {
 }
 
 use cases::*;
+use cluster::*;
 use sealing::*;
 
 contract!(
@@ -96,6 +99,7 @@ contract!(
     chunk_batches_are_all_or_nothing,
     mixed_batches_are_all_or_nothing,
     reason_grants,
+    cluster_rows,
 );
 
 #[tokio::test]

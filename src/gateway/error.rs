@@ -47,6 +47,9 @@ pub enum GatewayError {
     /// The session role could not be assumed for this user.
     #[error("the session's AWS identity could not be set up: {0}")]
     SessionRole(SsmError),
+    /// The gateway is draining for a shutdown: no new sessions.
+    #[error("this gateway is shutting down; reconnect to reach another one")]
+    ShuttingDown,
     /// A caller broke the gateway's contract (a bug, not a refusal).
     #[error("internal error: {0}")]
     Internal(&'static str),

@@ -83,6 +83,8 @@ struct Entry {
 #[derive(Default)]
 pub struct LiveSessions {
     entries: Mutex<HashMap<Uuid, Entry>>,
+    /// Draining for a shutdown: no new sessions.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for LiveSessions {
@@ -174,6 +176,17 @@ impl LiveSessions {
         ids.into_iter()
             .filter(|id| self.stop(*id, cause.clone()))
             .count()
+    }
+
+    /// From now on new sessions are refused (a shutdown's drain).
+    pub fn close(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether new sessions are refused.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Whether session `id` is live here.
