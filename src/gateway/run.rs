@@ -24,15 +24,25 @@ impl Gateway {
         req: &SessionRequest,
         t: Terminal<'_>,
     ) -> Result<Ended, GatewayError> {
-        let Opened {
-            target,
-            ssm_session_id,
-            api,
-            plan,
-            link,
-            tap,
-            ..
-        } = Box::pin(self.open(req)).await?;
+        let (
+            Opened {
+                target,
+                ssm_session_id,
+                api,
+                plan,
+                link,
+                tap,
+                ..
+            },
+            mut live,
+        ) = {
+            // Registered from here on, so that a kill or a drain that comes
+            // while the session opens is not missed (it fires at once).
+            let live = self
+                .live()
+                .register_with(req.id, &req.user.name, t.output.notifier());
+            (Box::pin(self.open(req)).await?, live)
+        };
         // The set-up above and the record below are boxed: this future lives
         // as long as the session, and an async fn's future is as large as
         // its largest step for its whole life (see `ports::run_forward`).
@@ -69,11 +79,6 @@ impl Gateway {
             output,
             end_cause,
         } = t;
-        // Registered while it runs: `sessions kill`, `users lock` and the
-        // end of a shutdown's drain stop it through the guard.
-        let mut live = self
-            .live()
-            .register_with(req.id, &req.user.name, output.notifier());
         let session = Carried {
             req,
             target: &target,
