@@ -185,6 +185,20 @@ async fn a_replica_killed_outright_leaves_orphans_that_another_closes() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    // Nothing runs it any more: a kill is refused, saying so (or, if B
+    // has closed it meanwhile, that it has ended).
+    let (out, _) = rig
+        .cli(&b.config, &["sessions", "kill", &id_a, "--reason", "INC-9"])
+        .await;
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(&format!(
+            "session {id_a} is orphaned: its replica {replica_a} is gone"
+        )) || said.contains("already ended"),
+        "{}",
+        show(&out)
+    );
     let sb = rig.live_record(&b.config, &on_b).await;
     assert_eq!(sb["state"], "live", "{sb}");
 
@@ -239,10 +253,19 @@ async fn a_replica_killed_outright_leaves_orphans_that_another_closes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_then_ends_the_rest_as_shutdown() {
     let rig = Rig::start().await;
-    let mut r = rig.replica("d", 3).await;
+    let admin = replicas::free_port();
+    let mut r = rig
+        .replica_with(
+            "d",
+            3,
+            &format!("[admin]\nlisten = \"127.0.0.1:{admin}\"\n"),
+        )
+        .await;
     let mut held = rig.hold(r.port, "held");
     held.running().await;
     let id = text(&rig.live_record(&r.config, &held).await["id"]).to_owned();
+    let (status, body) = replicas::http_get(admin, "/readyz").await;
+    assert_eq!(status, 200, "{body}");
 
     let signalled = Instant::now();
     r.terminate();
@@ -252,6 +275,11 @@ async fn sigterm_drains_then_ends_the_rest_as_shutdown() {
             5,
         )
         .await;
+    // Not ready while it drains (still alive).
+    let (status, body) = replicas::http_get(admin, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("draining"), "{body}");
+    assert_eq!(replicas::http_get(admin, "/healthz").await.0, 200);
     // No new connection while it drains.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let out = rig.echo(r.port).await;
@@ -383,4 +411,51 @@ async fn users_lock_ends_and_refuses_sessions_on_every_replica_until_unlock() {
     }
     let (out, _) = rig.cli(&a.config, &["users", "locked"]).await;
     assert_eq!(String::from_utf8_lossy(&out.stdout), "no user is locked\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_cuts_the_drain_short() {
+    let rig = Rig::start().await;
+    let mut r = rig.replica("d", 60).await;
+    let mut held = rig.hold(r.port, "held");
+    held.running().await;
+    let id = text(&rig.live_record(&r.config, &held).await["id"]).to_owned();
+
+    let signalled = Instant::now();
+    r.terminate();
+    held.stderr_has("this session will be ended in 60 s.", 5)
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!held.exited(), "ended before the second signal");
+    r.terminate();
+    held.ended(15).await;
+    let ended = signalled.elapsed();
+    let status = r.exit(30).await;
+    eprintln!(
+        "second SIGTERM after 1 s: the session ended {:.2} s after the first, the process exited with {status}",
+        ended.as_secs_f64()
+    );
+    assert!(ended < Duration::from_secs(10), "{ended:?}");
+    assert!(status.success(), "{status}");
+    assert!(
+        held.stderr()
+            .contains("ssmgate: the gateway is shutting down; this session has ended"),
+        "{:?}",
+        held.stderr()
+    );
+    let record = rig.ended_record(&r.config, &id, 10).await;
+    assert_eq!(record["end_reason"], "terminated", "{record}");
+    assert_eq!(record["end_cause"], "shutdown", "{record}");
+
+    // With nothing open, a drain does not wait.
+    let mut idle = rig.replica("idle", 60).await;
+    let signalled = Instant::now();
+    idle.terminate();
+    let status = idle.exit(30).await;
+    eprintln!(
+        "an idle replica exited {:.2} s after SIGTERM with {status}",
+        signalled.elapsed().as_secs_f64()
+    );
+    assert!(status.success(), "{status}");
+    assert!(signalled.elapsed() < Duration::from_secs(10));
 }

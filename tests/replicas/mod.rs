@@ -82,17 +82,22 @@ impl Rig {
     /// timings, `advertise = "replica-NAME"`, its own spool) and starts
     /// `ssmgate serve` on it.
     pub async fn replica(&self, name: &str, drain_secs: u64) -> Replica {
-        let config = self.config(name, drain_secs);
+        self.replica_with(name, drain_secs, "").await
+    }
+
+    /// [`Rig::replica`] with `extra` TOML sections appended.
+    pub async fn replica_with(&self, name: &str, drain_secs: u64, extra: &str) -> Replica {
+        let config = self.config(name, drain_secs, extra);
         Replica::start(name, &config).await
     }
 
     /// The config file of replica `name` (written).
-    pub fn config(&self, name: &str, drain_secs: u64) -> PathBuf {
+    pub fn config(&self, name: &str, drain_secs: u64, extra: &str) -> PathBuf {
         let server = format!("[server]\ndrain_secs = {drain_secs}\n");
         let text = format!(
             "{}\n[cluster]\nheartbeat_secs = {HEARTBEAT}\norphan_after_secs = {ORPHAN_AFTER}\n\
              orphan_close_after_secs = {ORPHAN_CLOSE_AFTER}\nadvertise = \"replica-{name}\"\n\n\
-             [recording]\nspool_dir = \"spool-{name}\"\n",
+             [recording]\nspool_dir = \"spool-{name}\"\n\n{extra}",
             self.base.replacen("[server]\n", &server, 1)
         );
         let path = self.path(&format!("replica-{name}.toml"));
@@ -450,4 +455,40 @@ pub fn show(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// A free port on 127.0.0.1 (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// `GET path` on `port`: the status code and the body.
+pub async fn http_get(port: u16, path: &str) -> (u16, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect to the admin listener");
+    conn.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .expect("send");
+    let mut text = String::new();
+    tokio::time::timeout(Duration::from_secs(10), conn.read_to_string(&mut text))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }
