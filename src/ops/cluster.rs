@@ -40,6 +40,9 @@ pub struct Cluster {
     me: RwLock<ReplicaRow>,
     /// Locked users (refreshed every poll).
     locks: RwLock<HashMap<String, LockRow>>,
+    /// Gone replicas found with no live session left: not looked at again
+    /// (a gone replica never gets new sessions).
+    swept: std::sync::Mutex<std::collections::HashSet<Uuid>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -75,6 +78,7 @@ impl Cluster {
             config,
             me: RwLock::new(me),
             locks: RwLock::new(HashMap::new()),
+            swept: std::sync::Mutex::new(std::collections::HashSet::new()),
         });
         cluster.refresh_locks().await?;
         Ok(cluster)
@@ -233,6 +237,7 @@ impl Cluster {
             .await?
             .into_iter()
             .filter(|r| r.id != me_id(self) && silent_since(r) < at - close_after)
+            .filter(|r| !self.swept().contains(&r.id))
             .map(|r| (r.id, r))
             .collect();
         if gone.is_empty() {
@@ -246,6 +251,13 @@ impl Cluster {
                 ..SessionFilter::default()
             })
             .await?;
+        let mut empty: std::collections::HashSet<Uuid> = gone.keys().copied().collect();
+        for s in &live {
+            if let Some(id) = s.replica {
+                empty.remove(&id);
+            }
+        }
+        self.swept().extend(empty);
         for s in live {
             let Some(r) = s.replica.and_then(|id| gone.get(&id)) else {
                 continue;
@@ -276,6 +288,10 @@ impl Cluster {
             self.recorder.close_orphan(&s, cause).await?;
         }
         Ok(())
+    }
+
+    fn swept(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<Uuid>> {
+        self.swept.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Records a clean stop (sessions still open are ended by then).
