@@ -192,6 +192,10 @@ async fn a_replica_killed_outright_leaves_orphans_that_another_closes() {
         .await;
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let said = String::from_utf8_lossy(&out.stderr);
+    eprintln!(
+        "kill of the orphan: {}",
+        said.trim().lines().last().unwrap_or_default()
+    );
     assert!(
         said.contains(&format!(
             "session {id_a} is orphaned: its replica {replica_a} is gone"
