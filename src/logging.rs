@@ -112,6 +112,8 @@ where
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
+        // Colours only for a person at a terminal, not a pipe or a file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .fmt_fields(fields)
 }
 

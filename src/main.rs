@@ -19,7 +19,12 @@ fn main() -> ExitCode {
     // `serve` and `migrate` log as their config's `[log]` says, once it is
     // loaded; the other subcommands in text.
     if !matches!(cli.command, Command::Serve(_) | Command::Migrate(_)) {
-        install_logging(&ssmgate::config::LogConfig::default());
+        // sqlx logs Postgres notices ("relation … already exists,
+        // skipping") at info: noise for a command-line tool.
+        install_logging(&ssmgate::config::LogConfig {
+            level: "info,sqlx=warn".into(),
+            ..ssmgate::config::LogConfig::default()
+        });
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -338,11 +338,14 @@ impl Gateway {
         req: &SessionRequest,
         target: Target,
     ) -> Result<Preflight, GatewayError> {
-        if let Some(lock) = self
-            .cluster
-            .as_ref()
-            .and_then(|c| c.lock_of(&req.user.name))
-        {
+        if self.live.is_closing() {
+            return Err(GatewayError::ShuttingDown);
+        }
+        let lock = match &self.cluster {
+            Some(c) => c.lock_now(&req.user.name).await,
+            None => None,
+        };
+        if let Some(lock) = lock {
             self.recorder
                 .audit(
                     AuditKind::DecisionDeny,

@@ -109,6 +109,20 @@ impl Cluster {
             .cloned()
     }
 
+    /// [`lock_of`](Self::lock_of) as the database says now (a lock or
+    /// unlock takes effect at once, not at the next poll); the last poll's
+    /// answer when the database does not answer within a second.
+    pub async fn lock_now(&self, user: &str) -> Option<LockRow> {
+        match tokio::time::timeout(Duration::from_secs(1), self.refresh_locks()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "cluster: user locks unreadable; using the last ones read")
+            }
+            Err(_) => tracing::debug!("cluster: user locks slow; using the last ones read"),
+        }
+        self.lock_of(user)
+    }
+
     /// Runs the heartbeat and the polls until `stop` turns true, then
     /// records a clean stop.
     pub fn spawn(self: &Arc<Self>, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {

@@ -22,6 +22,15 @@ pub async fn run(args: UsersArgs) -> Result<(), SessionsError> {
                     "--reason must be 1-500 characters without control characters".into(),
                 ));
             }
+            // Counted before the lock: the replicas end them at once.
+            let live = db
+                .list(&SessionFilter {
+                    user: Some(name.clone()),
+                    live_only: true,
+                    ..SessionFilter::default()
+                })
+                .await?
+                .len();
             let lock = LockRow {
                 user: name.clone(),
                 locked_at: now(),
@@ -31,14 +40,6 @@ pub async fn run(args: UsersArgs) -> Result<(), SessionsError> {
             let new = db.store().lock_user(&lock).await.map_err(|e| db.err(e))?;
             db.store().notify_cluster().await.map_err(|e| db.err(e))?;
             db.audit_admin("users lock", None).await;
-            let live = db
-                .list(&SessionFilter {
-                    user: Some(name.clone()),
-                    live_only: true,
-                    ..SessionFilter::default()
-                })
-                .await?
-                .len();
             emit(&format!(
                 "{name} {}; {live} live session(s) of theirs are being ended by their replicas\n",
                 if new {
