@@ -275,8 +275,10 @@ async fn readyz_fails_while_the_database_is_down_beyond_the_spool_budget() {
     assert_eq!(status, 200, "{body}");
 
     // On a busy machine a start-up write can outlast the 1 s write timeout
-    // and be spooled; wait until it has been replayed, so that the spool
-    // is empty when the database goes away.
+    // and be spooled; wait until everything queued is written or spooled
+    // and the spool replayed, so that it is empty when the database goes
+    // away.
+    fx.gw.recorder.flush().await;
     for _ in 0..100 {
         if fx.gw.recorder.stats().spool_bytes == 0 {
             break;
