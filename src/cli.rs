@@ -249,6 +249,15 @@ fn parse_action(s: &str) -> Result<Action, String> {
 /// `ssmgate sessions`.
 #[derive(Debug, Args)]
 pub struct SessionsArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    #[command(subcommand)]
+    pub command: SessionsCommand,
+}
+
+/// Where `sessions` and `users` find the session database.
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
     /// The gateway's configuration file, whose `[database] url` is read.
     #[arg(long, short, global = true, default_value = "ssmgate.toml")]
     pub config: PathBuf,
@@ -260,8 +269,6 @@ pub struct SessionsArgs {
         hide_env_values = true
     )]
     pub database: Option<String>,
-    #[command(subcommand)]
-    pub command: SessionsCommand,
 }
 
 /// `ssmgate sessions …` subcommands.
@@ -300,17 +307,8 @@ pub struct SessionsKillArgs {
 /// `ssmgate users`.
 #[derive(Debug, Args)]
 pub struct UsersArgs {
-    /// The gateway's configuration file, whose `[database] url` is read.
-    #[arg(long, short, global = true, default_value = "ssmgate.toml")]
-    pub config: PathBuf,
-    /// The session database URL (wins over --config).
-    #[arg(
-        long,
-        global = true,
-        env = "SSMGATE_DATABASE_URL",
-        hide_env_values = true
-    )]
-    pub database: Option<String>,
+    #[command(flatten)]
+    pub db: DatabaseArgs,
     #[command(subcommand)]
     pub command: UsersCommand,
 }

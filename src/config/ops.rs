@@ -120,9 +120,7 @@ impl RawLog {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.level) {
             return Err((
                 "log.level".into(),
-                format!(
-                    "must be a tracing filter such as \"info\" or \"ssmgate=debug,info\": {e}"
-                ),
+                format!("must be a tracing filter such as \"info\" or \"ssmgate=debug,info\": {e}"),
             ));
         }
         Ok(LogConfig {

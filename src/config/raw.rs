@@ -404,10 +404,7 @@ impl RawServer {
         )?;
         at_least_one("max_sessions_per_user", self.max_sessions_per_user.into())?;
         if self.drain_secs > 3600 {
-            return Err((
-                "server.drain_secs".into(),
-                "must be at most 3600".into(),
-            ));
+            return Err(("server.drain_secs".into(), "must be at most 3600".into()));
         }
         let optional = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
         Ok(ServerConfig {

@@ -346,22 +346,15 @@ impl Gateway {
             None => None,
         };
         if let Some(lock) = lock {
-            self.recorder
-                .audit(
-                    AuditKind::DecisionDeny,
-                    Some(&req.user.name),
-                    Some(req.id),
-                    Some(req.source.ip()),
-                    serde_json::json!({
-                        "request_id": req.id.to_string(),
-                        "target": target.id,
-                        "action": req.kind.action().as_str(),
-                        "locked": true,
-                        "locked_by": lock.locked_by,
-                        "message": lock.reason,
-                    }),
-                )
-                .await;
+            let detail = serde_json::json!({
+                "request_id": req.id.to_string(),
+                "target": target.id,
+                "action": req.kind.action().as_str(),
+                "locked": true,
+                "locked_by": lock.locked_by,
+                "message": lock.reason,
+            });
+            self.audit_denied(req, detail).await;
             return Err(GatewayError::Denied {
                 message: format!("your access is locked by an administrator: {}", lock.reason),
                 needs_reason: false,

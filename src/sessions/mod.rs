@@ -152,12 +152,12 @@ pub async fn run(args: SessionsArgs) -> Result<(), SessionsError> {
     let keys = match &args.command {
         SessionsCommand::Verify(a) => Some(verify::load_keys(
             a.key_file.as_deref(),
-            args.database.is_some(),
-            &args.config,
+            args.db.database.is_some(),
+            &args.db.config,
         )?),
         _ => None,
     };
-    let db = Db::open(args.database.as_deref(), &args.config).await?;
+    let db = Db::open(args.db.database.as_deref(), &args.db.config).await?;
     // Who looked at or checked recordings is itself part of the trail.
     match &args.command {
         SessionsCommand::Replay(a) => db.audit_admin("sessions replay", Some(&a.id)).await,
@@ -167,8 +167,8 @@ pub async fn run(args: SessionsArgs) -> Result<(), SessionsError> {
         SessionsCommand::List(_) | SessionsCommand::Show(_) => {}
     }
     match args.command {
-        SessionsCommand::List(a) => list::run(&db, &a, orphan_after(&args.config)).await,
-        SessionsCommand::Kill(a) => kill::run(&db, &a, orphan_after(&args.config)).await,
+        SessionsCommand::List(a) => list::run(&db, &a, orphan_after(&args.db.config)).await,
+        SessionsCommand::Kill(a) => kill::run(&db, &a, orphan_after(&args.db.config)).await,
         SessionsCommand::Show(a) => show::run(&db, &a.id).await,
         SessionsCommand::Replay(a) => replay::run(&db, &a).await,
         SessionsCommand::Export(a) => asciicast::run(&db, &a).await,

@@ -10,7 +10,7 @@ use crate::recording::{LockRow, SessionFilter, now};
 
 /// Runs `users …`.
 pub async fn run(args: UsersArgs) -> Result<(), SessionsError> {
-    let db = Db::open(args.database.as_deref(), &args.config).await?;
+    let db = Db::open(args.db.database.as_deref(), &args.db.config).await?;
     match args.command {
         UsersCommand::Lock { name, reason } => {
             let reason = reason.trim().to_owned();
