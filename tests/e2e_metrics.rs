@@ -16,6 +16,11 @@ use prometheus_parse::{Scrape, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A GET over a fresh connection: (status, body).
+/// The metrics are the process's: under `cargo test` (one process for the
+/// whole binary, tests on threads) one test's refusals would show in
+/// another's deltas, so the tests here take turns.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let request = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
@@ -112,6 +117,7 @@ async fn forward_http(fx: &Fixture) {
 
 #[tokio::test]
 async fn metrics_count_a_script_of_sessions() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let fx = Fixture::start_with(false, None, ADMIN).await;
     let admin = fx.gw.admin_addr.expect("the admin listener runs");
 
@@ -263,6 +269,7 @@ async fn metrics_count_a_script_of_sessions() {
 
 #[tokio::test]
 async fn readyz_fails_while_the_database_is_down_beyond_the_spool_budget() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let cluster = common::postgres::PgCluster::start().expect("postgres");
     let url = cluster.fresh_database().await;
     let extra = format!(
@@ -363,6 +370,7 @@ async fn readyz_fails_while_the_database_is_down_beyond_the_spool_budget() {
 
 #[tokio::test]
 async fn preauth_connections_and_refusals_are_counted() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let fx = Fixture::start_opts(Options {
         extra: ADMIN.to_owned(),
         server: "max_startups_per_source = 2".to_owned(),
