@@ -260,7 +260,9 @@ pub async fn open(config: ChannelConfig) -> Result<(DataChannel, Events), DataCh
         closing: None,
         backlog: VecDeque::new(),
     };
-    tokio::spawn(task.run());
+    // In the caller's span: its lines ("resuming", …) carry the caller's
+    // context (the gateway's session ids).
+    tokio::spawn(tracing::Instrument::in_current_span(task.run()));
     Ok((handle, Events { rx: ev_rx }))
 }
 
