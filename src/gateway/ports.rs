@@ -185,6 +185,10 @@ impl Gateway {
         // largest step for its whole life, and this one lives as long as
         // the forward, idle or not (thousands at once). Boxed, the pipe's
         // state is what an idle forward holds.
+        // Registered under its own id while it opens (a new port session's
+        // recorded id is this request's), so that a kill or a drain that
+        // comes meanwhile is not missed.
+        let opening = self.live().register(req.id, &req.user.name);
         let (shared, target, stream) = match Box::pin(self.connect(ports, req)).await {
             Ok(c) => c,
             Err(e) => {
@@ -203,6 +207,10 @@ impl Gateway {
         // Registered while it pipes: a kill, a user lock or the end of a
         // shutdown's drain stops every connection riding on the session.
         let mut live = self.live().register(shared.session_id, &req.user.name);
+        if let Some(cause) = opening.cause() {
+            self.live().stop(shared.session_id, cause);
+        }
+        drop(opening);
         let (up, down, ended) = pipe_port(client, stream, async {
             let cause = live.stopped().await;
             shared.stopped(cause);
