@@ -340,11 +340,7 @@ fn advertised(config: &Config, addr: SocketAddr) -> String {
     if let Some(a) = &config.cluster.advertise {
         return a.clone();
     }
-    let host = rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned();
-    format!("{host}:{}", addr.port())
+    format!("{}:{}", crate::ops::host_name(), addr.port())
 }
 
 /// Records each policy reload (or rejected reload) in the audit trail.

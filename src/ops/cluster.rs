@@ -256,7 +256,7 @@ impl Cluster {
             .replicas()
             .await?
             .into_iter()
-            .filter(|r| r.id != me_id(self) && silent_since(r) < at - close_after)
+            .filter(|r| r.id != self.id() && silent_since(r) < at - close_after)
             .filter(|r| !self.swept().contains(&r.id))
             .map(|r| (r.id, r))
             .collect();
@@ -287,7 +287,7 @@ impl Cluster {
                 r.id,
                 r.address,
                 silent_since(r).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                me_id(self)
+                self.id()
             );
             // One replica claims each orphan: the kill request's id is the
             // session's, so only the first insert succeeds.
@@ -296,7 +296,7 @@ impl Cluster {
                 session_id: s.id,
                 replica_id: Some(r.id),
                 requested_at: at,
-                requested_by: format!("replica {}", me_id(self)),
+                requested_by: format!("replica {}", self.id()),
                 reason: cause.clone(),
                 done_at: Some(at),
                 outcome: Some("orphan_closed".into()),
@@ -325,10 +325,6 @@ impl Cluster {
             tracing::warn!(error = %e, "cluster: cannot record this replica's stop");
         }
     }
-}
-
-fn me_id(c: &Cluster) -> Uuid {
-    c.id()
 }
 
 /// Since when a replica has been silent: its clean stop, or its last

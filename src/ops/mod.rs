@@ -4,6 +4,15 @@
 //! cluster of replicas sharing one database (heartbeats, kill requests,
 //! user locks, orphaned sessions).
 
+/// This machine's host name (shown for a replica, and in who ran an
+/// administrative command).
+pub fn host_name() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
 pub mod admin;
 pub mod cluster;
 pub mod live;

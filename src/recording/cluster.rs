@@ -64,7 +64,7 @@ pub struct LockRow {
     pub reason: String,
 }
 
-/// A time as these tables store it.
+/// A time as the text-time tables store it (these and `reason_grants`).
 pub(crate) fn time_text(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }

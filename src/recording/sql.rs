@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 use uuid::Uuid;
 
-use super::cluster::{ClusterSql, KillRow, LockRow, ReplicaRow};
+use super::cluster::{ClusterSql, KillRow, LockRow, ReplicaRow, time_text};
 use super::dialect::{Dialect, Statements};
 use super::records::{AuditEvent, EventChunk, GrantRow, SessionFilter, SessionRecord};
 use super::rows::{AuditRow, ChunkRow, EndRow, SessionRow, same_start};
@@ -534,8 +534,8 @@ where
         .bind(g.reason.clone())
         .bind(g.target_pattern.clone())
         .bind(g.source_ip.to_string())
-        .bind(grant_time(g.created_at))
-        .bind(grant_time(g.expires_at))
+        .bind(time_text(g.created_at))
+        .bind(time_text(g.expires_at))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -552,7 +552,7 @@ where
                  AND revoked_at IS NULL ORDER BY created_at DESC, id",
         )
         .bind(user.to_owned())
-        .bind(grant_time(now))
+        .bind(time_text(now))
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter().map(grant_row).collect()
@@ -562,7 +562,7 @@ where
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM reason_grants WHERE expires_at > $1 AND revoked_at IS NULL",
         )
-        .bind(grant_time(now))
+        .bind(time_text(now))
         .fetch_one(&self.pool)
         .await?;
         to_u64("live grant count", n)
@@ -580,18 +580,13 @@ where
         )
         .bind(user.to_owned())
         .bind(id.map(|i| i.to_string()))
-        .bind(grant_time(now))
+        .bind(time_text(now))
         .fetch_all(&self.pool)
         .await?;
         ids.iter()
             .map(|i| Uuid::parse_str(i).map_err(|e| StoreError::corrupt("reason_grants", e)))
             .collect()
     }
-}
-
-/// A grant time as stored.
-fn grant_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// A `reason_grants` row as selected: id, user_name, reason,

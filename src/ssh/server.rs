@@ -61,16 +61,6 @@ impl SshServer {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` resolves, then disconnects every client.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let stop = async {
-            shutdown.await;
-            let _ = tx.send(());
-        };
-        tokio::join!(stop, self.run_until(rx, std::future::ready(())));
-    }
-
     /// Accepts connections until `stop_accepting` resolves (and closes the
     /// listening socket then), serves those it has until `disconnect`
     /// resolves, then disconnects every client — the two steps of a

@@ -17,6 +17,7 @@ use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+pub use crate::common::gateway::show;
 use crate::common::gateway::{Fixture, Options};
 use crate::common::postgres::PgCluster;
 
@@ -445,16 +446,6 @@ impl Held {
         tokio::time::sleep(Duration::from_millis(100)).await;
         status
     }
-}
-
-/// An output's status, stdout and stderr, for assertion messages.
-pub fn show(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// A free port on 127.0.0.1 (bound and released).
